@@ -1,0 +1,41 @@
+//! ringpoll's actors and the pure logic they wrap.
+//!
+//! # Layout
+//! - [`model`]: domain data (node names, targets, outcomes, results).
+//! - [`restart`]: restart budgets and backoff (pure).
+//! - [`probe`]: probe schedule and health (pure), ICMP and TCP checks, the probe actor.
+//! - [`sink`]: bounded result buffer (pure), JSON-lines writer, the result sink actor.
+//! - [`ring`]: ownership of targets and the ring owner actor.
+//! - [`membership`]: the membership view and actor.
+//! - [`supervisor`]: the root and probe supervisors.
+//! - [`fault`]: test-only fault injection.
+//!
+//! # Supervision tree
+//! ```text
+//! RootSupervisor                 restarts children one for one within a budget; gives up → exit 1
+//! ├── ResultSink                 bounded buffer → JSON lines, flushed ≥ 1/s and at shutdown
+//! ├── ProbeSupervisor            per-target restart budget, quarantine, never escalates
+//! │   └── ProbeActor × owned     one probe in flight, next one scheduled at its slot
+//! ├── RingOwner                  membership view → owned targets (+ epoch)
+//! └── Membership                 the cluster view (a single node for now)
+//! ```
+//! Started top to bottom (consumers before producers), stopped bottom to top.
+//!
+//! # Guarantees
+//! - At most one probe in flight per target; the next starts at the target's next slot.
+//! - A down target is a result, never an actor failure.
+//! - A probe actor that fails is restarted with backoff, then quarantined; it never takes the
+//!   node down.
+//! - Results accepted by the sink are written unless the buffer overflows (drops are counted and
+//!   logged) or the writer still fails at shutdown (reported).
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod fault;
+pub mod membership;
+pub mod model;
+pub mod probe;
+pub mod restart;
+pub mod ring;
+pub mod sink;
+pub mod supervisor;

@@ -1,0 +1,251 @@
+//! The probe actor: one per owned target, a thin shell around [`ProbeSchedule`],
+//! [`HealthTracker`] and the [`ProbeEngine`](super::ProbeEngine).
+//!
+//! - At most one probe in flight: `Tick` starts one in a spawned task (so a slow target never
+//!   blocks the mailbox), `Finished` records it and schedules the next `Tick` for the next slot.
+//! - The task takes a permit of the node-wide `max_in_flight` semaphore before its timeout
+//!   starts; a probe that could not start before its next slot counts a round overrun.
+//! - A stale `Finished` (an older sequence) is ignored; stopping the actor aborts the task.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::RactorMessage;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::health::{HealthTracker, TargetState};
+use super::schedule::{target_hash, ProbeSchedule};
+use super::{resolve, ProbeContext, RESOLVE_TTL};
+use crate::model::{DownReason, Host, ProbeOutcome, ProbeResult, TargetSpec};
+use crate::sink::SinkMsg;
+
+/// The probe actor (stateless behaviour; state in [`ProbeState`]).
+#[derive(Debug)]
+pub struct ProbeActor;
+
+/// What a probe actor is started with.
+#[derive(Debug)]
+pub struct ProbeArgs {
+    /// The target it probes.
+    pub target: Arc<TargetSpec>,
+    /// What all probes share.
+    pub ctx: Arc<ProbeContext>,
+}
+
+/// Messages of the probe actor (local only: per-host actors are never remotable).
+#[derive(Debug, RactorMessage)]
+pub enum ProbeMsg {
+    /// The target's slot has come: start a probe unless one is in flight.
+    Tick,
+    /// The probe with sequence `seq` finished.
+    Finished(Box<Finished>),
+}
+
+/// The report of one finished probe task.
+#[derive(Debug)]
+pub struct Finished {
+    /// Which probe (stale ones are ignored).
+    pub seq: u64,
+    /// What it found.
+    pub outcome: ProbeOutcome,
+    /// The address a host name resolved to, to be cached.
+    pub resolved: Option<IpAddr>,
+    /// When it finished.
+    pub at: SystemTime,
+}
+
+/// A probe actor's state.
+#[derive(Debug)]
+pub struct ProbeState {
+    target: Arc<TargetSpec>,
+    ctx: Arc<ProbeContext>,
+    schedule: ProbeSchedule,
+    /// The slot of the current (or next) probe.
+    due: Instant,
+    seq: u64,
+    seq_base: u16,
+    in_flight: Option<AbortHandle>,
+    resolved: Option<(IpAddr, Instant)>,
+    health: HealthTracker,
+}
+
+impl Actor for ProbeActor {
+    type Msg = ProbeMsg;
+    type State = ProbeState;
+    type Arguments = ProbeArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ProbeMsg>,
+        ProbeArgs { target, ctx }: ProbeArgs,
+    ) -> Result<ProbeState, ActorProcessingErr> {
+        let key = target.key();
+        let schedule = ProbeSchedule::new(&key, target.interval);
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let delay = schedule.until_first(since_epoch);
+        myself.send_after(delay, || ProbeMsg::Tick);
+        Ok(ProbeState {
+            schedule,
+            due: Instant::now() + delay,
+            seq: 0,
+            seq_base: target_hash(&key) as u16,
+            in_flight: None,
+            resolved: None,
+            health: HealthTracker::default(),
+            target,
+            ctx,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ProbeMsg>,
+        msg: ProbeMsg,
+        state: &mut ProbeState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ProbeMsg::Tick => state.start_probe(myself),
+            ProbeMsg::Finished(done) => state.finish_probe(myself, *done),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<ProbeMsg>,
+        state: &mut ProbeState,
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some(task) = state.in_flight.take() {
+            task.abort();
+        }
+        Ok(())
+    }
+}
+
+impl ProbeState {
+    fn start_probe(&mut self, myself: ActorRef<ProbeMsg>) {
+        if self.ctx.faults.should_panic(&self.target.id) {
+            panic!("injected test fault: probe of {} panics", self.target.id);
+        }
+        if self.in_flight.is_some() {
+            // Cannot happen with ticks scheduled after completion; counted, never queued.
+            self.ctx.overruns.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let icmp_seq = self.seq_base.wrapping_add(seq as u16);
+        let cached = self
+            .resolved
+            .filter(|(_, at)| at.elapsed() < RESOLVE_TTL)
+            .map(|(ip, _)| ip);
+        let target = self.target.clone();
+        let ctx = self.ctx.clone();
+        let task = tokio::spawn(async move {
+            // The semaphore is never closed, so acquiring only waits.
+            let _permit = ctx.permits.clone().acquire_owned().await;
+            let (outcome, resolved) = run_once(&ctx, &target, cached, icmp_seq).await;
+            let done = Finished {
+                seq,
+                outcome,
+                resolved,
+                at: SystemTime::now(),
+            };
+            // The actor may be gone (target reassigned, node stopping): nothing to report then.
+            let _ = myself.cast(ProbeMsg::Finished(Box::new(done)));
+        });
+        self.in_flight = Some(task.abort_handle());
+    }
+
+    fn finish_probe(&mut self, myself: ActorRef<ProbeMsg>, done: Finished) {
+        if done.seq != self.seq || self.in_flight.is_none() {
+            tracing::debug!(host = %self.target.id, seq = done.seq, "stale probe result ignored");
+            return;
+        }
+        self.in_flight = None;
+        let now = Instant::now();
+        if let Some(ip) = done.resolved {
+            self.resolved = Some((ip, now));
+        }
+        self.log_transition(&done.outcome);
+        let result = ProbeResult {
+            ts: done.at,
+            node: self.ctx.node.clone(),
+            target: self.target.clone(),
+            epoch: self.ctx.epoch.load(Ordering::Relaxed),
+            outcome: done.outcome,
+        };
+        self.ctx.refs.sink.cast(SinkMsg::Record(result));
+
+        let (next, skipped) = self.schedule.next_after(self.due.into_std(), now.into_std());
+        if skipped > 0 {
+            self.ctx.overruns.fetch_add(skipped, Ordering::Relaxed);
+        }
+        let next = Instant::from_std(next);
+        self.due = next;
+        myself.send_after(next.saturating_duration_since(now), || ProbeMsg::Tick);
+    }
+
+    fn log_transition(&mut self, outcome: &ProbeOutcome) {
+        let Some(t) = self.health.record(outcome.is_up()) else {
+            return;
+        };
+        let host = &*self.target.id;
+        let probe = self.target.probe.as_str();
+        match (t.from, outcome) {
+            (None, ProbeOutcome::Up { .. }) => {
+                tracing::info!(host, probe, state = "up", "target up (first result)")
+            }
+            (None, ProbeOutcome::Down { reason }) => {
+                tracing::info!(host, probe, state = "down", %reason, "target down (first result)")
+            }
+            (Some(from), ProbeOutcome::Up { .. }) => {
+                tracing::info!(host, probe, from = from.as_str(), state = "up", "target up")
+            }
+            (Some(from), ProbeOutcome::Down { reason }) => {
+                tracing::info!(host, probe, from = from.as_str(), state = "down", %reason, "target down")
+            }
+        }
+    }
+
+    /// The target's last observed state.
+    pub fn state(&self) -> Option<TargetState> {
+        self.health.state()
+    }
+}
+
+/// One probe: resolve (unless cached), then check, all within the target's timeout.
+async fn run_once(
+    ctx: &ProbeContext,
+    target: &TargetSpec,
+    cached: Option<IpAddr>,
+    icmp_seq: u16,
+) -> (ProbeOutcome, Option<IpAddr>) {
+    let attempt = async {
+        let (addr, fresh) = match (cached, &target.host) {
+            (Some(ip), _) => (ip, None),
+            (None, Host::Ip(ip)) => (*ip, None),
+            (None, host @ Host::Name(_)) => match resolve(host).await {
+                Ok(ip) => (ip, Some(ip)),
+                Err(reason) => return (ProbeOutcome::Down { reason }, None),
+            },
+        };
+        (ctx.engine.check(target, addr, icmp_seq).await, fresh)
+    };
+    // The checks bound themselves by the timeout; this also bounds name resolution. A little
+    // slack lets a check report its own, more precise, outcome first.
+    let limit = target.timeout + Duration::from_millis(50);
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(done) => done,
+        Err(_) => (
+            ProbeOutcome::Down {
+                reason: DownReason::Timeout,
+            },
+            None,
+        ),
+    }
+}

@@ -1,0 +1,141 @@
+//! ICMP echo through surge-ping: one shared socket per address family for the whole node.
+//!
+//! - Socket type: a raw socket when the process may open one (root or `CAP_NET_RAW`), else a
+//!   datagram ("ping") socket when `net.ipv4.ping_group_range` allows it. Neither: the node
+//!   refuses to start and says what to do.
+//! - Matching: surge-ping matches replies on (address, identifier, sequence). The identifier is
+//!   this process's (pid-derived, so two ringpoll processes on one host do not take each other's
+//!   replies on raw sockets); each target keeps its own sequence counter, so requests to
+//!   different targets, or successive requests to one, never collide.
+//! - Receive buffer: raised to 8 MiB (`SO_RCVBUFFORCE` when permitted), because a raw socket on
+//!   loopback also receives a copy of every request it sends, and a small buffer drops replies,
+//!   which would look like timeouts. The node-wide `max_in_flight` cap bounds what is in flight.
+
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
+
+use crate::model::{DownReason, ProbeOutcome};
+use crate::probe::ProbeSetupError;
+
+const RECV_BUFFER: usize = 8 << 20;
+const PAYLOAD: [u8; 16] = *b"ringpoll-echo-16";
+
+/// The node's ICMP sockets.
+#[derive(Clone)]
+pub struct IcmpEngine {
+    v4: Client,
+    v6: Option<Client>,
+    ident: PingIdentifier,
+    raw: bool,
+}
+
+impl std::fmt::Debug for IcmpEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IcmpEngine")
+            .field("raw", &self.raw)
+            .field("v6", &self.v6.is_some())
+            .finish()
+    }
+}
+
+impl IcmpEngine {
+    /// Opens the sockets. Must run inside a Tokio runtime (the receive loops are tasks).
+    /// IPv6 is optional: without it, IPv6 targets report `unreachable`.
+    pub fn open() -> Result<Self, ProbeSetupError> {
+        let v4 = open_client(ICMP::V4).map_err(|source| ProbeSetupError::IcmpSocket {
+            source,
+        })?;
+        let raw = v4.get_socket().get_type() == socket2::Type::RAW;
+        let v6 = match open_client(ICMP::V6) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                tracing::info!(error = %err, "no ICMPv6 socket; IPv6 ICMP targets will be reported unreachable");
+                None
+            }
+        };
+        let ident = PingIdentifier((std::process::id() & 0xffff) as u16);
+        tracing::info!(socket = if raw { "raw" } else { "datagram" }, "ICMP sockets open");
+        Ok(IcmpEngine { v4, v6, ident, raw })
+    }
+
+    /// True when the sockets are raw (false: datagram ping sockets).
+    pub fn is_raw(&self) -> bool {
+        self.raw
+    }
+
+    /// Sends one echo request to `addr` and waits up to `timeout` for the reply.
+    pub async fn ping(&self, addr: IpAddr, seq: u16, timeout: Duration) -> ProbeOutcome {
+        let client = match (addr, &self.v6) {
+            (IpAddr::V4(_), _) => &self.v4,
+            (IpAddr::V6(_), Some(v6)) => v6,
+            (IpAddr::V6(_), None) => {
+                return ProbeOutcome::Down {
+                    reason: DownReason::Unreachable,
+                }
+            }
+        };
+        let mut pinger = client.pinger(addr, self.ident).await;
+        pinger.timeout(timeout);
+        match pinger.ping(PingSequence(seq), &PAYLOAD).await {
+            Ok((_packet, rtt)) => ProbeOutcome::Up { rtt },
+            Err(err) => ProbeOutcome::Down {
+                reason: reason_of(err),
+            },
+        }
+    }
+}
+
+fn reason_of(err: SurgeError) -> DownReason {
+    match err {
+        SurgeError::Timeout { .. } => DownReason::Timeout,
+        SurgeError::IOError(e) => DownReason::from_io(&e),
+        other => DownReason::Io(other.to_string()),
+    }
+}
+
+fn open_client(kind: ICMP) -> std::io::Result<Client> {
+    let config = Config::builder()
+        .kind(kind)
+        .sock_type_hint(socket2::Type::RAW)
+        .build();
+    let client = Client::new(&config).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            std::io::Error::new(
+                e.kind(),
+                "permission denied opening an ICMP socket: run ringpoll as root, grant it \
+                 CAP_NET_RAW (setcap cap_net_raw+ep /path/to/ringpoll), or allow datagram ICMP \
+                 sockets for its group (sysctl -w net.ipv4.ping_group_range=\"0 2147483647\")",
+            )
+        } else {
+            e
+        }
+    })?;
+    raise_recv_buffer(client.get_socket().get_native_sock());
+    Ok(client)
+}
+
+/// Best effort: `SO_RCVBUFFORCE` (needs CAP_NET_ADMIN), else `SO_RCVBUF` (capped by
+/// `net.core.rmem_max`).
+fn raise_recv_buffer(fd: RawFd) {
+    let size = RECV_BUFFER as libc::c_int;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: `fd` is the open socket owned by the surge-ping client, alive for this call;
+        // the option value is a c_int of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+    tracing::warn!("could not raise the ICMP receive buffer; replies may be dropped under load");
+}

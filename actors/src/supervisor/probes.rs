@@ -1,0 +1,317 @@
+//! The probe supervisor: one probe actor per owned target, keyed by target.
+//!
+//! - `Assign` carries the full owned set; the supervisor starts what is new and stops what is
+//!   no longer owned (reason `reassigned`), so a repeated or replayed assignment is harmless.
+//! - A failed probe actor is restarted after a backoff while its target's budget allows;
+//!   then the target is quarantined (logged once) and retried after the quarantine period.
+//!   One target's crash loop never escalates: the node and its other targets carry on.
+//! - Every few seconds it checks the node-wide overrun counter and logs when the node starts,
+//!   or stops, missing probe slots.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor_cluster::RactorMessage;
+
+use crate::model::{TargetKey, TargetSpec};
+use crate::probe::actor::{ProbeActor, ProbeArgs};
+use crate::probe::ProbeContext;
+use crate::restart::{RestartBudget, RestartPolicy};
+use crate::ring::RingOwnerMsg;
+
+/// How often the overrun counter is checked.
+const ROUND_CHECK: Duration = Duration::from_secs(5);
+
+/// The probe supervisor.
+#[derive(Debug)]
+pub struct ProbeSupervisor;
+
+/// Messages of the probe supervisor.
+#[derive(Debug, RactorMessage)]
+pub enum ProbeSupMsg {
+    /// The full set of targets this node owns under `epoch`.
+    Assign {
+        /// Ownership epoch.
+        epoch: u64,
+        /// Every owned target.
+        targets: Arc<[Arc<TargetSpec>]>,
+    },
+    /// Restart the probe actor of `key` (its backoff has passed) if still `generation`.
+    Respawn {
+        /// The target.
+        key: TargetKey,
+        /// The generation that failed.
+        generation: u64,
+    },
+    /// End the quarantine of `key` and try its probe actor again.
+    Release {
+        /// The target.
+        key: TargetKey,
+    },
+    /// Check the overrun counter.
+    RoundCheck,
+    /// Stop every probe actor and reply with how many were running (shutdown).
+    StopAll(RpcReplyPort<usize>),
+    /// Report counts.
+    Status(RpcReplyPort<ProbeSupStatus>),
+}
+
+/// Counts reported by [`ProbeSupMsg::Status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeSupStatus {
+    /// Ownership epoch.
+    pub epoch: u64,
+    /// Targets owned.
+    pub owned: usize,
+    /// Probe actors running.
+    pub running: usize,
+    /// Targets quarantined.
+    pub quarantined: usize,
+    /// Probe actor restarts since start.
+    pub restarts: u64,
+}
+
+#[derive(Debug)]
+struct Child {
+    target: Arc<TargetSpec>,
+    actor: Option<ActorCell>,
+    budget: RestartBudget,
+    generation: u64,
+    quarantined: bool,
+}
+
+/// The probe supervisor's state.
+#[derive(Debug)]
+pub struct ProbeSupState {
+    ctx: Arc<ProbeContext>,
+    policy: RestartPolicy,
+    children: HashMap<TargetKey, Child>,
+    by_id: HashMap<ActorId, TargetKey>,
+    epoch: u64,
+    restarts: u64,
+    overrun_seen: u64,
+    overrunning: bool,
+    stopping: bool,
+}
+
+impl Actor for ProbeSupervisor {
+    type Msg = ProbeSupMsg;
+    type State = ProbeSupState;
+    type Arguments = (Arc<ProbeContext>, RestartPolicy);
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ProbeSupMsg>,
+        (ctx, policy): Self::Arguments,
+    ) -> Result<ProbeSupState, ActorProcessingErr> {
+        myself.send_interval(ROUND_CHECK, || ProbeSupMsg::RoundCheck);
+        let overrun_seen = ctx.overruns.load(Ordering::Relaxed);
+        Ok(ProbeSupState {
+            ctx,
+            policy,
+            children: HashMap::new(),
+            by_id: HashMap::new(),
+            epoch: 0,
+            restarts: 0,
+            overrun_seen,
+            overrunning: false,
+            stopping: false,
+        })
+    }
+
+    async fn post_start(
+        &self,
+        _myself: ActorRef<ProbeSupMsg>,
+        state: &mut ProbeSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        // After a restart the ring owner is already running: ask for the current assignment.
+        state.ctx.refs.ring.cast(RingOwnerMsg::Resend);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ProbeSupMsg>,
+        msg: ProbeSupMsg,
+        state: &mut ProbeSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ProbeSupMsg::Assign { epoch, targets } => state.assign(&myself, epoch, &targets).await,
+            ProbeSupMsg::Respawn { key, generation } => {
+                let due = state
+                    .children
+                    .get(&key)
+                    .is_some_and(|c| c.generation == generation && c.actor.is_none() && !c.quarantined);
+                if due && !state.stopping {
+                    state.spawn(&myself, &key).await;
+                    tracing::info!(host = %key.id, probe = %key.probe, "probe actor restarted");
+                }
+            }
+            ProbeSupMsg::Release { key } => {
+                if let Some(c) = state.children.get_mut(&key).filter(|c| c.quarantined) {
+                    c.quarantined = false;
+                    c.budget = state.policy.budget();
+                    tracing::info!(host = %key.id, probe = %key.probe, "quarantine over; starting the probe actor again");
+                    if !state.stopping {
+                        state.spawn(&myself, &key).await;
+                    }
+                }
+            }
+            ProbeSupMsg::RoundCheck => state.round_check(),
+            ProbeSupMsg::StopAll(reply) => {
+                state.stopping = true;
+                let running = state.by_id.len();
+                state.by_id.clear();
+                myself
+                    .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(3).into()))
+                    .await;
+                tracing::info!(stopped = running, "probe actors stopped");
+                let _ = reply.send(running);
+            }
+            ProbeSupMsg::Status(reply) => {
+                let _ = reply.send(ProbeSupStatus {
+                    epoch: state.epoch,
+                    owned: state.children.len(),
+                    running: state.by_id.len(),
+                    quarantined: state.children.values().filter(|c| c.quarantined).count(),
+                    restarts: state.restarts,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<ProbeSupMsg>,
+        evt: SupervisionEvent,
+        state: &mut ProbeSupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                state.child_down(&myself, cell.get_id(), &err.to_string());
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                // Children we stopped were already forgotten; one that ended by itself is a fault.
+                if state.by_id.contains_key(&cell.get_id()) {
+                    let why = format!("terminated unexpectedly ({})", reason.as_deref().unwrap_or("no reason"));
+                    state.child_down(&myself, cell.get_id(), &why);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl ProbeSupState {
+    async fn assign(&mut self, myself: &ActorRef<ProbeSupMsg>, epoch: u64, targets: &[Arc<TargetSpec>]) {
+        if self.stopping {
+            return;
+        }
+        self.epoch = epoch;
+        self.ctx.epoch.store(epoch, Ordering::Relaxed);
+        let wanted: HashSet<TargetKey> = targets.iter().map(|t| t.key()).collect();
+        let gone: Vec<TargetKey> = self.children.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        for key in &gone {
+            if let Some(child) = self.children.remove(key) {
+                if let Some(actor) = child.actor {
+                    self.by_id.remove(&actor.get_id());
+                    actor.stop(Some("reassigned".into()));
+                }
+            }
+        }
+        let mut started = 0usize;
+        for target in targets {
+            let key = target.key();
+            if self.children.contains_key(&key) {
+                continue;
+            }
+            self.children.insert(
+                key.clone(),
+                Child {
+                    target: target.clone(),
+                    actor: None,
+                    budget: self.policy.budget(),
+                    generation: 0,
+                    quarantined: false,
+                },
+            );
+            self.spawn(myself, &key).await;
+            started += 1;
+        }
+        tracing::info!(epoch, owned = self.children.len(), started, stopped = gone.len(), "targets owned");
+    }
+
+    async fn spawn(&mut self, myself: &ActorRef<ProbeSupMsg>, key: &TargetKey) {
+        let Some(child) = self.children.get_mut(key) else { return };
+        child.generation += 1;
+        let args = ProbeArgs {
+            target: child.target.clone(),
+            ctx: self.ctx.clone(),
+        };
+        match Actor::spawn_linked(None, ProbeActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.by_id.insert(actor.get_id(), key.clone());
+                child.actor = Some(actor.get_cell());
+                tracing::debug!(host = %key.id, probe = %key.probe, "probe actor started");
+            }
+            Err(err) => {
+                // Spawning only fails if the runtime is going away; treat as a failed child.
+                tracing::error!(host = %key.id, error = %err, "probe actor could not start");
+                child.actor = None;
+            }
+        }
+    }
+
+    fn child_down(&mut self, myself: &ActorRef<ProbeSupMsg>, id: ActorId, reason: &str) {
+        let Some(key) = self.by_id.remove(&id) else {
+            tracing::debug!(actor = %id, "event from an unknown or stopped child ignored");
+            return;
+        };
+        let Some(child) = self.children.get_mut(&key) else { return };
+        child.actor = None;
+        if self.stopping {
+            return;
+        }
+        match child.budget.allow(Instant::now()) {
+            Some(attempt) => {
+                self.restarts += 1;
+                let delay = self.policy.backoff().delay(attempt);
+                tracing::warn!(host = %key.id, probe = %key.probe, attempt, delay_ms = delay.as_millis() as u64, reason, "probe actor failed; restarting");
+                let generation = child.generation;
+                myself.send_after(delay, move || ProbeSupMsg::Respawn { key, generation });
+            }
+            None => {
+                child.quarantined = true;
+                let quarantine = self.policy.quarantine;
+                tracing::error!(
+                    host = %key.id, probe = %key.probe, reason,
+                    restarts = self.policy.max_restarts, within_s = self.policy.within.as_secs_f64(),
+                    quarantine_s = quarantine.as_secs_f64(),
+                    "probe actor keeps failing; target quarantined"
+                );
+                myself.send_after(quarantine, move || ProbeSupMsg::Release { key });
+            }
+        }
+    }
+
+    fn round_check(&mut self) {
+        let now = self.ctx.overruns.load(Ordering::Relaxed);
+        let missed = now.saturating_sub(self.overrun_seen);
+        self.overrun_seen = now;
+        if missed > 0 && !self.overrunning {
+            self.overrunning = true;
+            tracing::warn!(
+                missed, window_s = ROUND_CHECK.as_secs(),
+                "round overrun: probes are missing their slots; raise probe.max_in_flight, lengthen the interval, or add nodes"
+            );
+        } else if missed == 0 && self.overrunning {
+            self.overrunning = false;
+            tracing::info!("rounds on time again");
+        }
+    }
+}

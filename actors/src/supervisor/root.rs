@@ -1,0 +1,309 @@
+//! The root supervisor: the node's infrastructure children, started in dependency order and
+//! restarted one for one within a budget.
+//!
+//! ```text
+//! RootSupervisor
+//! ├── ResultSink          (1st: consumers before producers)
+//! ├── ProbeSupervisor     (2nd) ── ProbeActor × owned targets
+//! ├── RingOwner           (3rd)
+//! └── Membership          (4th)
+//! ```
+//!
+//! A failed child is restarted after a backoff while its budget (`[supervision]`) allows; when
+//! the budget is spent the root gives up, stops, and the process exits non-zero so a service
+//! manager can restart it. Shutdown runs in reverse: membership, ring owner, probe actors, then
+//! the sink is drained.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor_cluster::RactorMessage;
+use tokio::sync::oneshot;
+
+use super::probes::{ProbeSupMsg, ProbeSupervisor};
+use super::TreeRefs;
+use crate::membership::{Membership, MembershipArgs};
+use crate::model::{NodeName, TargetSpec};
+use crate::probe::ProbeContext;
+use crate::restart::{RestartBudget, RestartPolicy};
+use crate::ring::{RingOwner, RingOwnerArgs};
+use crate::sink::{JsonLinesWriter, ResultSink, SinkArgs, SinkMsg, SinkSettings};
+
+/// The infrastructure children, in start order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// ResultSink.
+    Sink,
+    /// ProbeSupervisor.
+    Probes,
+    /// RingOwner.
+    Ring,
+    /// Membership.
+    Membership,
+}
+
+impl Role {
+    const START_ORDER: [Role; 4] = [Role::Sink, Role::Probes, Role::Ring, Role::Membership];
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::Sink => "result_sink",
+            Role::Probes => "probe_supervisor",
+            Role::Ring => "ring_owner",
+            Role::Membership => "membership",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The root supervisor.
+#[derive(Debug)]
+pub struct RootSupervisor;
+
+/// What the root starts with.
+#[derive(Debug)]
+pub struct RootArgs {
+    /// This node.
+    pub node: NodeName,
+    /// Every configured target.
+    pub targets: Arc<[Arc<TargetSpec>]>,
+    /// Shared by all probes (holds the [`TreeRefs`] too).
+    pub ctx: Arc<ProbeContext>,
+    /// The result sink's settings.
+    pub sink: SinkSettings,
+    /// Restart policy for all children.
+    pub policy: RestartPolicy,
+    /// Told why, if the root gives up.
+    pub on_give_up: Option<oneshot::Sender<String>>,
+}
+
+/// Messages of the root.
+#[derive(Debug, RactorMessage)]
+pub enum RootMsg {
+    /// The backoff of a failed child has passed: start it again.
+    Restart(Role),
+    /// Stop everything in reverse order, drain the sink, and reply.
+    Shutdown(RpcReplyPort<ShutdownReport>),
+}
+
+/// What a shutdown achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShutdownReport {
+    /// Probe actors that were running.
+    pub probes_stopped: usize,
+    /// Results written since the sink (last) started.
+    pub results_written: u64,
+    /// Results dropped since the sink (last) started.
+    pub results_dropped: u64,
+}
+
+/// The root's state.
+#[derive(Debug)]
+pub struct RootState {
+    args: RootArgs,
+    children: HashMap<ActorId, Role>,
+    budgets: HashMap<Role, RestartBudget>,
+    shutting_down: bool,
+}
+
+impl RootState {
+    fn refs(&self) -> &TreeRefs {
+        &self.args.ctx.refs
+    }
+
+    async fn start(&mut self, myself: &ActorRef<RootMsg>, role: Role) -> Result<(), ActorProcessingErr> {
+        let sup = myself.get_cell();
+        let a = &self.args;
+        let cell: ActorCell = match role {
+            Role::Sink => {
+                let args = SinkArgs {
+                    writer: Box::new(JsonLinesWriter::open(&a.sink.path)?),
+                    buffer: a.sink.buffer,
+                    flush_interval: a.sink.flush_interval,
+                };
+                let (r, _) = Actor::spawn_linked(None, ResultSink, args, sup).await?;
+                a.ctx.refs.sink.set(Some(r.clone()));
+                r.get_cell()
+            }
+            Role::Probes => {
+                let (r, _) = Actor::spawn_linked(None, ProbeSupervisor, (a.ctx.clone(), a.policy), sup).await?;
+                a.ctx.refs.probes.set(Some(r.clone()));
+                r.get_cell()
+            }
+            Role::Ring => {
+                let args = RingOwnerArgs {
+                    me: a.node.clone(),
+                    targets: a.targets.clone(),
+                    refs: a.ctx.refs.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, RingOwner, args, sup).await?;
+                a.ctx.refs.ring.set(Some(r.clone()));
+                r.get_cell()
+            }
+            Role::Membership => {
+                let args = MembershipArgs {
+                    me: a.node.clone(),
+                    refs: a.ctx.refs.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, Membership, args, sup).await?;
+                a.ctx.refs.membership.set(Some(r.clone()));
+                r.get_cell()
+            }
+        };
+        self.children.insert(cell.get_id(), role);
+        tracing::info!(child = %role, "child started");
+        Ok(())
+    }
+
+    fn clear_slot(&self, role: Role) {
+        let refs = self.refs();
+        match role {
+            Role::Sink => refs.sink.set(None),
+            Role::Probes => refs.probes.set(None),
+            Role::Ring => refs.ring.set(None),
+            Role::Membership => refs.membership.set(None),
+        }
+    }
+
+    fn child_down(&mut self, myself: &ActorRef<RootMsg>, id: ActorId, reason: &str) {
+        let Some(role) = self.children.remove(&id) else {
+            tracing::debug!(actor = %id, "event from an unknown child ignored");
+            return;
+        };
+        self.clear_slot(role);
+        if self.shutting_down {
+            return;
+        }
+        let policy = self.args.policy;
+        let budget = self.budgets.entry(role).or_insert_with(|| policy.budget());
+        match budget.allow(Instant::now()) {
+            Some(attempt) => {
+                let delay = policy.backoff().delay(attempt);
+                tracing::error!(child = %role, attempt, delay_ms = delay.as_millis() as u64, reason, "child failed; restarting");
+                myself.send_after(delay, move || RootMsg::Restart(role));
+            }
+            None => {
+                let why = format!(
+                    "{role} failed {} times within {:?} (last: {reason}); restart budget spent",
+                    policy.max_restarts + 1,
+                    policy.within
+                );
+                tracing::error!(child = %role, reason, "restart budget spent; stopping the node");
+                if let Some(tx) = self.args.on_give_up.take() {
+                    let _ = tx.send(why.clone());
+                }
+                myself.stop(Some(why));
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) -> ShutdownReport {
+        self.shutting_down = true;
+        const STEP: Duration = Duration::from_secs(3);
+        let mut report = ShutdownReport::default();
+        let refs = self.args.ctx.refs.clone();
+        if let Some(m) = refs.membership.get() {
+            m.stop_and_wait(Some("shutdown".into()), Some(STEP.into())).await.ok();
+        }
+        if let Some(r) = refs.ring.get() {
+            r.stop_and_wait(Some("shutdown".into()), Some(STEP.into())).await.ok();
+        }
+        if let Some(p) = refs.probes.get() {
+            match ractor::call_t!(p, ProbeSupMsg::StopAll, STEP.as_millis() as u64) {
+                Ok(n) => report.probes_stopped = n,
+                Err(err) => tracing::warn!(error = %err, "probe supervisor did not stop in time"),
+            }
+            p.stop_and_wait(Some("shutdown".into()), Some(STEP.into())).await.ok();
+        }
+        if let Some(s) = refs.sink.get() {
+            match ractor::call_t!(s, SinkMsg::Drain, STEP.as_millis() as u64) {
+                Ok(d) => {
+                    report.results_written = d.written;
+                    report.results_dropped = d.dropped;
+                }
+                Err(err) => tracing::error!(error = %err, "result sink did not drain in time"),
+            }
+            s.stop_and_wait(Some("shutdown".into()), Some(STEP.into())).await.ok();
+        }
+        report
+    }
+}
+
+impl Actor for RootSupervisor {
+    type Msg = RootMsg;
+    type State = RootState;
+    type Arguments = RootArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RootMsg>,
+        args: RootArgs,
+    ) -> Result<RootState, ActorProcessingErr> {
+        let mut state = RootState {
+            args,
+            children: HashMap::new(),
+            budgets: HashMap::new(),
+            shutting_down: false,
+        };
+        for role in Role::START_ORDER {
+            state.start(&myself, role).await?;
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RootMsg>,
+        msg: RootMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RootMsg::Restart(role) => {
+                if state.shutting_down {
+                    return Ok(());
+                }
+                if let Err(err) = state.start(&myself, role).await {
+                    // Counted against the same budget as a failure of the running child.
+                    let why = format!("restart failed: {err}");
+                    let id = ActorId::Local(u64::MAX);
+                    state.children.insert(id, role);
+                    state.child_down(&myself, id, &why);
+                } else {
+                    tracing::info!(child = %role, "child restarted");
+                }
+            }
+            RootMsg::Shutdown(reply) => {
+                let report = state.shutdown().await;
+                let _ = reply.send(report);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RootMsg>,
+        evt: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                state.child_down(&myself, cell.get_id(), &err.to_string());
+            }
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let why = format!("terminated ({})", reason.as_deref().unwrap_or("no reason"));
+                state.child_down(&myself, cell.get_id(), &why);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

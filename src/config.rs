@@ -1,0 +1,265 @@
+//! `config.toml`: raw serde structures mirroring the file, and `validate` turning them into
+//! [`Settings`] that cannot hold an invalid value.
+//!
+//! Every error names where it is (`PATH:LINE:COL`), what is wrong and what is expected; nothing
+//! starts half-configured. Durations are strings such as `"30s"` or `"500ms"` (humantime).
+//! Unknown keys are rejected.
+
+mod raw;
+mod targets;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringpoll_actors::model::{Host, NodeName, ProbeKind, TargetSpec};
+use ringpoll_actors::restart::RestartPolicy;
+use ringpoll_actors::sink::SinkSettings;
+
+pub use raw::RawConfig;
+
+/// Default `[probe] interval`.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+/// Default `[probe] timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default `[probe] max_in_flight`.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+/// Default `[probe] max_targets`.
+pub const DEFAULT_MAX_TARGETS: usize = 262_144;
+/// Default `[results] path` (and `--results`).
+pub const DEFAULT_RESULTS: &str = "ringpoll-results.jsonl";
+/// Default `[results] buffer`.
+pub const DEFAULT_BUFFER: usize = 100_000;
+/// Default `[results] flush_interval`.
+pub const DEFAULT_FLUSH: Duration = Duration::from_secs(1);
+/// Default `[http] listen` (takes effect with the HTTP endpoint).
+pub const DEFAULT_HTTP: &str = "127.0.0.1:9464";
+
+/// A configuration error, located in a file or on the command line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Something in a file, at a line and column.
+    #[error("{}:{line}:{col}: {msg}", path.display())]
+    At {
+        /// The file (config or hosts file).
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What is wrong and what is expected.
+        msg: String,
+    },
+    /// A command-line flag.
+    #[error("{flag}: {msg}")]
+    Flag {
+        /// The flag, e.g. `--listen`.
+        flag: &'static str,
+        /// What is wrong and what is expected.
+        msg: String,
+    },
+    /// A file that cannot be read.
+    #[error("{}: {msg}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        msg: String,
+    },
+}
+
+/// Turns byte offsets of one file into `PATH:LINE:COL` errors.
+#[derive(Debug, Clone, Copy)]
+pub struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl<'a> Locator<'a> {
+    /// A locator for `text`, read from `path`.
+    pub fn new(path: &'a Path, text: &'a str) -> Self {
+        Locator { path, text }
+    }
+
+    /// An error at byte `offset`.
+    pub fn at(&self, offset: usize, msg: impl Into<String>) -> ConfigError {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigError::At {
+            path: self.path.to_path_buf(),
+            line,
+            col,
+            msg: msg.into(),
+        }
+    }
+}
+
+/// What the command line can override.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--name`.
+    pub name: Option<String>,
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--seed` (replaces the file's seeds when given).
+    pub seeds: Vec<String>,
+    /// `--http`.
+    pub http: Option<String>,
+    /// `--results`.
+    pub results: Option<PathBuf>,
+}
+
+/// A summary of one `[[targets]]` group, for `check-config`.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    /// Where its targets come from: `hosts`, `cidr …` or `file …`.
+    pub source: String,
+    /// Probe kind.
+    pub probe: ProbeKind,
+    /// Targets in the group.
+    pub count: usize,
+    /// Effective interval.
+    pub interval: Duration,
+    /// Effective timeout.
+    pub timeout: Duration,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This node's name.
+    pub node: NodeName,
+    /// Cluster listen address (`HOST:PORT`).
+    pub listen: Option<String>,
+    /// Seed addresses (`HOST:PORT`).
+    pub seeds: Vec<String>,
+    /// HTTP endpoint address, `None` when `off`.
+    pub http: Option<String>,
+    /// Default interval.
+    pub interval: Duration,
+    /// Default timeout.
+    pub timeout: Duration,
+    /// Node-wide cap on probes in flight.
+    pub max_in_flight: usize,
+    /// Cap on configured targets.
+    pub max_targets: usize,
+    /// The result sink.
+    pub results: SinkSettings,
+    /// Restart policy.
+    pub supervision: RestartPolicy,
+    /// Every target, in config order.
+    pub targets: Vec<Arc<TargetSpec>>,
+    /// One summary per `[[targets]]` group.
+    pub groups: Vec<GroupSummary>,
+}
+
+/// Reads, parses and validates `path` with `overrides` applied.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        msg: format!("cannot read the config file: {e}"),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(path, &text, base, overrides)
+}
+
+/// Parses and validates config `text` (read from `path`; relative paths in it are relative to
+/// `base`).
+pub fn parse(path: &Path, text: &str, base: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
+    let loc = Locator::new(path, text);
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        loc.at(offset, e.message().trim_end().to_string())
+    })?;
+    raw.validate(&loc, base, overrides)
+}
+
+/// Checks `HOST:PORT` (IPv6 in brackets); returns it unchanged.
+pub fn check_host_port(s: &str, allow_port_zero: bool) -> Result<String, String> {
+    let expected = "expected HOST:PORT, e.g. \"127.0.0.1:4701\" or \"[::1]:4701\"";
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} has no port; {expected}"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{s:?} has an invalid port; {expected}"))?;
+    if port == 0 && !allow_port_zero {
+        return Err(format!("{s:?}: port 0 is not allowed here; {expected}"));
+    }
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.contains(':') && Host::parse(host).is_ok()
+    };
+    if !host_ok {
+        return Err(format!("{s:?} has an invalid host; {expected}"));
+    }
+    Ok(s.to_string())
+}
+
+impl fmt::Display for Settings {
+    /// The one-screen summary printed by `check-config`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = |d: Duration| humantime::format_duration(d).to_string();
+        let count = |k: ProbeKind| self.targets.iter().filter(|t| t.probe == k).count();
+        writeln!(f, "node           {}", self.node)?;
+        writeln!(
+            f,
+            "cluster        listen {}, {} seed(s)",
+            self.listen.as_deref().unwrap_or("(none)"),
+            self.seeds.len()
+        )?;
+        writeln!(f, "http           {}", self.http.as_deref().unwrap_or("off"))?;
+        writeln!(
+            f,
+            "targets        {} (icmp {}, tcp {}) in {} group(s), max {}",
+            self.targets.len(),
+            count(ProbeKind::Icmp),
+            count(ProbeKind::Tcp),
+            self.groups.len(),
+            self.max_targets
+        )?;
+        writeln!(
+            f,
+            "probe          interval {}, timeout {}, max_in_flight {}",
+            d(self.interval),
+            d(self.timeout),
+            self.max_in_flight
+        )?;
+        writeln!(
+            f,
+            "results        {} (buffer {}, flush every {})",
+            self.results.path.display(),
+            self.results.buffer,
+            d(self.results.flush_interval)
+        )?;
+        writeln!(
+            f,
+            "supervision    {} restarts within {}, backoff {}..{}, quarantine {}",
+            self.supervision.max_restarts,
+            d(self.supervision.within),
+            d(self.supervision.backoff_min),
+            d(self.supervision.backoff_max),
+            d(self.supervision.quarantine)
+        )?;
+        for (i, g) in self.groups.iter().enumerate() {
+            writeln!(
+                f,
+                "  [[targets]] #{:<3} {:<5} {:>7} target(s)  interval {:<6} timeout {:<6} {}",
+                i + 1,
+                g.probe.as_str(),
+                g.count,
+                d(g.interval),
+                d(g.timeout),
+                g.source
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

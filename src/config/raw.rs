@@ -1,0 +1,342 @@
+//! The file as serde sees it: every key optional where it has a default, spans kept for errors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use ringpoll_actors::model::{NodeName, ProbeKind};
+use ringpoll_actors::restart::RestartPolicy;
+use ringpoll_actors::sink::SinkSettings;
+
+use super::targets::Expander;
+use super::*;
+
+/// A duration written as a string such as `"30s"`, `"500ms"` or `"2m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        humantime_serde::deserialize(d).map(Dur).map_err(|e: D::Error| {
+            serde::de::Error::custom(format!(
+                "{e}; expected a duration string such as \"30s\", \"500ms\" or \"2m\""
+            ))
+        })
+    }
+}
+
+/// How a group is probed, as written.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawProbeKind {
+    /// `probe = "icmp"`.
+    Icmp,
+    /// `probe = "tcp"`.
+    Tcp,
+}
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    node: RawNode,
+    #[serde(default)]
+    cluster: RawCluster,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    probe: RawProbe,
+    #[serde(default)]
+    results: RawResults,
+    #[serde(default)]
+    supervision: RawSupervision,
+    #[serde(default)]
+    targets: Vec<Spanned<RawGroup>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    listen: Option<Spanned<String>>,
+    #[serde(default)]
+    seeds: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
+    interval: Option<Spanned<Dur>>,
+    timeout: Option<Spanned<Dur>>,
+    max_in_flight: Option<Spanned<usize>>,
+    max_targets: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResults {
+    path: Option<Spanned<String>>,
+    buffer: Option<Spanned<usize>>,
+    flush_interval: Option<Spanned<Dur>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSupervision {
+    max_restarts: Option<u32>,
+    within: Option<Spanned<Dur>>,
+    backoff_min: Option<Spanned<Dur>>,
+    backoff_max: Option<Spanned<Dur>>,
+    quarantine: Option<Spanned<Dur>>,
+}
+
+/// One `[[targets]]` group.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub(super) hosts: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) cidr: Option<Spanned<String>>,
+    pub(super) file: Option<Spanned<String>>,
+    pub(super) probe: Spanned<RawProbeKind>,
+    pub(super) port: Option<Spanned<u16>>,
+    pub(super) interval: Option<Spanned<Dur>>,
+    pub(super) timeout: Option<Spanned<Dur>>,
+    #[serde(default)]
+    pub(super) labels: Option<Spanned<BTreeMap<String, String>>>,
+}
+
+/// The value of an optional spanned key, or a default.
+fn or<T: Clone>(v: &Option<Spanned<T>>, default: T) -> T {
+    v.as_ref().map_or(default, |s| s.get_ref().clone())
+}
+
+/// The start of a spanned key's value, or of the file.
+fn pos<T>(v: &Option<Spanned<T>>) -> usize {
+    v.as_ref().map_or(0, |s| s.span().start)
+}
+
+impl RawConfig {
+    /// Validates the file with command-line overrides applied.
+    pub fn validate(self, loc: &Locator<'_>, base: &Path, ov: &Overrides) -> Result<Settings, ConfigError> {
+        // [node]
+        let node = match (&ov.name, &self.node.name) {
+            (Some(n), _) => NodeName::new(n).map_err(|msg| ConfigError::Flag { flag: "--name", msg })?,
+            (None, Some(n)) => NodeName::new(n.get_ref()).map_err(|m| loc.at(n.span().start, format!("node.name: {m}")))?,
+            (None, None) => {
+                return Err(loc.at(0, "node.name is missing: set `[node] name = \"n1\"` or pass --name"))
+            }
+        };
+
+        // [cluster]
+        let listen = match (&ov.listen, &self.cluster.listen) {
+            (Some(l), _) => Some(check_host_port(l, true).map_err(|msg| ConfigError::Flag { flag: "--listen", msg })?),
+            (None, Some(l)) => Some(check_host_port(l.get_ref(), true).map_err(|m| loc.at(l.span().start, format!("cluster.listen: {m}")))?),
+            (None, None) => None,
+        };
+        let seeds = if ov.seeds.is_empty() {
+            self.cluster
+                .seeds
+                .iter()
+                .map(|s| check_host_port(s.get_ref(), false).map_err(|m| loc.at(s.span().start, format!("cluster.seeds: {m}"))))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            ov.seeds
+                .iter()
+                .map(|s| check_host_port(s, false).map_err(|msg| ConfigError::Flag { flag: "--seed", msg }))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+
+        // [http]
+        let http_of = |s: &str| -> Result<Option<String>, String> {
+            if s == "off" {
+                Ok(None)
+            } else {
+                check_host_port(s, true).map(Some).map_err(|m| format!("{m}, or \"off\""))
+            }
+        };
+        let http = match (&ov.http, &self.http.listen) {
+            (Some(h), _) => http_of(h).map_err(|msg| ConfigError::Flag { flag: "--http", msg })?,
+            (None, Some(h)) => http_of(h.get_ref()).map_err(|m| loc.at(h.span().start, format!("http.listen: {m}")))?,
+            (None, None) => Some(DEFAULT_HTTP.to_string()),
+        };
+
+        // [probe]
+        let p = &self.probe;
+        let interval = or(&p.interval, Dur(DEFAULT_INTERVAL)).0;
+        let timeout = or(&p.timeout, Dur(DEFAULT_TIMEOUT)).0;
+        check_interval_timeout(loc, interval, timeout, pos(&p.interval), pos(&p.timeout), "probe.")?;
+        let max_in_flight = or(&p.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+        if max_in_flight == 0 {
+            return Err(loc.at(pos(&p.max_in_flight), "probe.max_in_flight must be at least 1"));
+        }
+        let max_targets = or(&p.max_targets, DEFAULT_MAX_TARGETS);
+        if max_targets == 0 {
+            return Err(loc.at(pos(&p.max_targets), "probe.max_targets must be at least 1"));
+        }
+
+        // [results]
+        let r = &self.results;
+        let path = match (&ov.results, &r.path) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) if p.get_ref().is_empty() => {
+                return Err(loc.at(p.span().start, "results.path is empty; expected a file path"))
+            }
+            (None, Some(p)) => base.join(p.get_ref()),
+            (None, None) => PathBuf::from(DEFAULT_RESULTS),
+        };
+        let buffer = or(&r.buffer, DEFAULT_BUFFER);
+        if buffer == 0 {
+            return Err(loc.at(pos(&r.buffer), "results.buffer must be at least 1"));
+        }
+        let flush_interval = or(&r.flush_interval, Dur(DEFAULT_FLUSH)).0;
+        if flush_interval.is_zero() {
+            return Err(loc.at(pos(&r.flush_interval), "results.flush_interval must be more than 0"));
+        }
+
+        // [supervision]
+        let s = &self.supervision;
+        let d = RestartPolicy::default();
+        let supervision = RestartPolicy {
+            max_restarts: s.max_restarts.unwrap_or(d.max_restarts),
+            within: or(&s.within, Dur(d.within)).0,
+            backoff_min: or(&s.backoff_min, Dur(d.backoff_min)).0,
+            backoff_max: or(&s.backoff_max, Dur(d.backoff_max)).0,
+            quarantine: or(&s.quarantine, Dur(d.quarantine)).0,
+        };
+        for (key, v, at) in [
+            ("within", supervision.within, pos(&s.within)),
+            ("backoff_min", supervision.backoff_min, pos(&s.backoff_min)),
+            ("quarantine", supervision.quarantine, pos(&s.quarantine)),
+        ] {
+            if v.is_zero() {
+                return Err(loc.at(at, format!("supervision.{key} must be more than 0")));
+            }
+        }
+        if supervision.backoff_max < supervision.backoff_min {
+            return Err(loc.at(
+                pos(&s.backoff_max),
+                "supervision.backoff_max must be at least supervision.backoff_min",
+            ));
+        }
+
+        // [[targets]]
+        let mut expander = Expander::new(loc, base, max_targets);
+        let mut groups = Vec::with_capacity(self.targets.len());
+        for (i, g) in self.targets.iter().enumerate() {
+            let group = g.get_ref();
+            let key = |k: &str| format!("targets[{i}].{k}");
+            let g_interval = or(&group.interval, Dur(interval)).0;
+            let g_timeout = or(&group.timeout, Dur(timeout)).0;
+            check_interval_timeout(loc, g_interval, g_timeout, group.interval.as_ref().map_or(g.span().start, |s| s.span().start), group.timeout.as_ref().map_or(g.span().start, |s| s.span().start), &key(""))?;
+            let probe = match group.probe.get_ref() {
+                RawProbeKind::Icmp => ProbeKind::Icmp,
+                RawProbeKind::Tcp => ProbeKind::Tcp,
+            };
+            let port = match (probe, &group.port) {
+                (ProbeKind::Tcp, None) => {
+                    return Err(loc.at(group.probe.span().start, format!("{}: probe = \"tcp\" needs a port, e.g. port = 22", key("port"))))
+                }
+                (ProbeKind::Tcp, Some(p)) if *p.get_ref() == 0 => {
+                    return Err(loc.at(p.span().start, format!("{}: expected a port from 1 to 65535", key("port"))))
+                }
+                (ProbeKind::Icmp, Some(p)) => {
+                    return Err(loc.at(p.span().start, format!("{}: only tcp targets take a port; remove it for probe = \"icmp\"", key("port"))))
+                }
+                (_, p) => p.as_ref().map(|p| *p.get_ref()),
+            };
+            let labels = match &group.labels {
+                None => Default::default(),
+                Some(l) => {
+                    for name in l.get_ref().keys() {
+                        check_label(name).map_err(|m| loc.at(l.span().start, format!("{}: {m}", key("labels"))))?;
+                    }
+                    std::sync::Arc::new(l.get_ref().clone())
+                }
+            };
+            let before = expander.len();
+            let source = expander.group(i, g, probe, port, g_interval, g_timeout, labels)?;
+            groups.push(GroupSummary {
+                source,
+                probe,
+                count: expander.len() - before,
+                interval: g_interval,
+                timeout: g_timeout,
+            });
+        }
+
+        Ok(Settings {
+            node,
+            listen,
+            seeds,
+            http,
+            interval,
+            timeout,
+            max_in_flight,
+            max_targets,
+            results: SinkSettings {
+                path,
+                buffer,
+                flush_interval,
+            },
+            supervision,
+            targets: expander.finish(),
+            groups,
+        })
+    }
+}
+
+fn check_interval_timeout(
+    loc: &Locator<'_>,
+    interval: Duration,
+    timeout: Duration,
+    interval_at: usize,
+    timeout_at: usize,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    if interval.is_zero() {
+        return Err(loc.at(interval_at, format!("{prefix}interval must be more than 0")));
+    }
+    if timeout.is_zero() {
+        return Err(loc.at(timeout_at, format!("{prefix}timeout must be more than 0")));
+    }
+    if timeout >= interval {
+        return Err(loc.at(
+            timeout_at,
+            format!(
+                "{prefix}timeout ({}) must be less than the interval ({})",
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Label names follow Prometheus: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`, and not
+/// one of the names results already use.
+fn check_label(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with("__") {
+        return Err(format!("label name {name:?} is invalid; expected [a-zA-Z_][a-zA-Z0-9_]* not starting with __"));
+    }
+    if matches!(name, "target" | "probe" | "node" | "instance" | "job") {
+        return Err(format!("label name {name:?} is reserved; choose another"));
+    }
+    Ok(())
+}

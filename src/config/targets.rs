@@ -1,0 +1,227 @@
+//! Expanding `[[targets]]` groups into targets: host lists, CIDR blocks and host files, with
+//! duplicates across all groups rejected and the `max_targets` cap enforced before anything big
+//! is allocated.
+//!
+//! A CIDR block yields every address in it, the network and broadcast addresses included
+//! (`127.0.0.0/24` is 256 targets); list hosts, or use narrower blocks, to leave some out.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::{IpNet, Ipv4AddrRange, Ipv6AddrRange};
+use toml::Spanned;
+
+use ringpoll_actors::model::{Host, Labels, ProbeKind, TargetKey, TargetSpec};
+
+use super::raw::RawGroup;
+use super::{ConfigError, Locator};
+
+/// Collects the targets of all groups.
+pub(super) struct Expander<'a> {
+    loc: &'a Locator<'a>,
+    base: &'a Path,
+    max: usize,
+    seen: HashMap<TargetKey, String>,
+    out: Vec<Arc<TargetSpec>>,
+}
+
+/// The settings shared by a group's targets.
+struct GroupTemplate {
+    probe: ProbeKind,
+    port: Option<u16>,
+    interval: Duration,
+    timeout: Duration,
+    labels: Labels,
+}
+
+impl<'a> Expander<'a> {
+    pub(super) fn new(loc: &'a Locator<'a>, base: &'a Path, max: usize) -> Self {
+        Expander {
+            loc,
+            base,
+            max,
+            seen: HashMap::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.out.len()
+    }
+
+    pub(super) fn finish(self) -> Vec<Arc<TargetSpec>> {
+        self.out
+    }
+
+    /// Adds the targets of group `i`; returns a short description of where they came from.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn group(
+        &mut self,
+        i: usize,
+        g: &Spanned<RawGroup>,
+        probe: ProbeKind,
+        port: Option<u16>,
+        interval: Duration,
+        timeout: Duration,
+        labels: Labels,
+    ) -> Result<String, ConfigError> {
+        let raw = g.get_ref();
+        let t = GroupTemplate {
+            probe,
+            port,
+            interval,
+            timeout,
+            labels,
+        };
+        let sources = [
+            raw.hosts.as_ref().map(|h| h.span().start),
+            raw.cidr.as_ref().map(|c| c.span().start),
+            raw.file.as_ref().map(|f| f.span().start),
+        ];
+        let set: Vec<usize> = sources.iter().flatten().copied().collect();
+        match set.len() {
+            0 => {
+                return Err(self.loc.at(
+                    g.span().start,
+                    format!("targets[{i}]: set exactly one of hosts = [..], cidr = \"..\" or file = \"..\""),
+                ))
+            }
+            1 => {}
+            _ => {
+                return Err(self.loc.at(
+                    set[1],
+                    format!("targets[{i}]: hosts, cidr and file are exclusive; set exactly one per [[targets]] group"),
+                ))
+            }
+        }
+        if let Some(hosts) = &raw.hosts {
+            if hosts.get_ref().is_empty() {
+                return Err(self.loc.at(hosts.span().start, format!("targets[{i}].hosts is empty; list at least one host")));
+            }
+            for h in hosts.get_ref() {
+                let at = h.span().start;
+                let host = Host::parse(h.get_ref()).map_err(|m| self.loc.at(at, format!("targets[{i}].hosts: {m}")))?;
+                let loc = self.loc;
+                let origin = || where_in(loc, at, &format!("targets[{i}].hosts"));
+                self.add(host, &t, origin, |msg| loc.at(at, msg))?;
+            }
+            return Ok(format!("hosts ({})", hosts.get_ref().len()));
+        }
+        if let Some(cidr) = &raw.cidr {
+            let at = cidr.span().start;
+            self.cidr(i, cidr.get_ref(), at, &t)?;
+            return Ok(format!("cidr {}", cidr.get_ref()));
+        }
+        let file = raw.file.as_ref().expect("exactly one source is set");
+        self.file(i, file, &t)?;
+        Ok(format!("file {}", file.get_ref()))
+    }
+
+    fn where_in_config(&self, at: usize, key: &str) -> String {
+        where_in(self.loc, at, key)
+    }
+}
+
+/// "`key` at PATH:LINE:COL", for duplicate-target messages.
+fn where_in(loc: &Locator<'_>, at: usize, key: &str) -> String {
+    match loc.at(at, "") {
+        ConfigError::At { path, line, col, .. } => format!("{key} at {}:{line}:{col}", path.display()),
+        other => other.to_string(),
+    }
+}
+
+impl<'a> Expander<'a> {
+    fn cidr(&mut self, i: usize, text: &str, at: usize, t: &GroupTemplate) -> Result<(), ConfigError> {
+        let key = format!("targets[{i}].cidr");
+        let net: IpNet = text.trim().parse().map_err(|_| {
+            self.loc.at(at, format!("{key}: {text:?} is not a CIDR block; expected e.g. \"127.0.0.0/24\""))
+        })?;
+        if net.trunc() != net {
+            return Err(self.loc.at(
+                at,
+                format!("{key}: {net} has host bits set; did you mean {}?", net.trunc()),
+            ));
+        }
+        let bits = u32::from(net.max_prefix_len() - net.prefix_len());
+        let size: u128 = 1u128.checked_shl(bits).unwrap_or(u128::MAX);
+        let room = (self.max - self.out.len()) as u128;
+        if size > room {
+            return Err(self.loc.at(
+                at,
+                format!(
+                    "{key}: {net} has {size} addresses, more than the {room} left under probe.max_targets = {}; \
+                     use a smaller block or raise probe.max_targets",
+                    self.max
+                ),
+            ));
+        }
+        let origin_text = self.where_in_config(at, &key);
+        let addrs: Box<dyn Iterator<Item = IpAddr>> = match net {
+            IpNet::V4(n) => Box::new(Ipv4AddrRange::new(n.network(), n.broadcast()).map(IpAddr::V4)),
+            IpNet::V6(n) => Box::new(Ipv6AddrRange::new(n.network(), n.broadcast()).map(IpAddr::V6)),
+        };
+        for ip in addrs {
+            let loc = self.loc;
+            self.add(Host::Ip(ip), t, || origin_text.clone(), |msg| loc.at(at, msg))?;
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, i: usize, file: &Spanned<String>, t: &GroupTemplate) -> Result<(), ConfigError> {
+        let key = format!("targets[{i}].file");
+        let path = self.base.join(file.get_ref());
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.loc.at(file.span().start, format!("{key}: cannot read {}: {e}", path.display()))
+        })?;
+        let floc = Locator::new(&path, &text);
+        let mut offset = 0usize;
+        let mut count = 0usize;
+        for line in text.split_inclusive('\n') {
+            let start = offset;
+            offset += line.len();
+            let content = line.split('#').next().unwrap_or("");
+            let entry = content.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let at = start + (content.len() - content.trim_start().len());
+            let host = Host::parse(entry).map_err(|m| floc.at(at, format!("{m}; expected one host per line (# starts a comment)")))?;
+            let origin = || match floc.at(at, "") {
+                ConfigError::At { path, line, .. } => format!("{}:{line}", path.display()),
+                other => other.to_string(),
+            };
+            self.add(host, t, origin, |msg| floc.at(at, msg))?;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(self.loc.at(file.span().start, format!("{key}: {} lists no hosts", path.display())));
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        host: Host,
+        t: &GroupTemplate,
+        origin: impl FnOnce() -> String,
+        err: impl Fn(String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        if self.out.len() >= self.max {
+            return Err(err(format!(
+                "more than probe.max_targets = {} targets; raise probe.max_targets or probe fewer targets",
+                self.max
+            )));
+        }
+        let spec = TargetSpec::new(host, t.probe, t.port, t.interval, t.timeout, t.labels.clone());
+        let key = spec.key();
+        if let Some(first) = self.seen.get(&key) {
+            return Err(err(format!("duplicate target {key}: already listed by {first}; list each target once")));
+        }
+        self.seen.insert(key, origin());
+        self.out.push(Arc::new(spec));
+        Ok(())
+    }
+}

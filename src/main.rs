@@ -1,0 +1,66 @@
+//! The `ringpoll` binary: command line, config, logging, and the node's lifetime.
+//!
+//! Exit codes: 0 on a clean stop (or a valid config for `check-config`), 1 when the node fails
+//! (cannot start, or its supervision tree gives up), 2 for an invalid config or command line.
+
+mod cli;
+mod config;
+mod telemetry;
+mod wiring;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use config::Overrides;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig(args) => match config::load(&args.config, &Overrides::default()) {
+            Ok(settings) => {
+                println!("{}: OK", args.config.display());
+                print!("{settings}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("{err}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Node(args) => {
+            telemetry::init();
+            let overrides = Overrides {
+                name: args.name,
+                listen: args.listen,
+                seeds: args.seeds,
+                http: args.http,
+                results: args.results,
+            };
+            let settings = match config::load(&args.config, &overrides) {
+                Ok(s) => s,
+                Err(err) => {
+                    eprintln!("{err}");
+                    return ExitCode::from(2);
+                }
+            };
+            match run(settings) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    tracing::error!("{err:#}");
+                    eprintln!("ringpoll: {err:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run(settings: config::Settings) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ringpoll")
+        .build()?;
+    runtime.block_on(wiring::run_node(settings))
+}

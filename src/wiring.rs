@@ -1,0 +1,106 @@
+//! Settings → actors: open the probes and the results file, start the root supervisor, wait for
+//! SIGINT/SIGTERM (or for the tree to give up), then shut down in order with a deadline.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use ractor::Actor;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{oneshot, Semaphore};
+
+use ringpoll_actors::fault::FaultInjection;
+use ringpoll_actors::probe::{ProbeContext, ProbeEngine};
+use ringpoll_actors::sink::JsonLinesWriter;
+use ringpoll_actors::supervisor::{RootArgs, RootMsg, RootSupervisor, TreeRefs};
+
+use crate::config::Settings;
+
+/// The whole shutdown must finish within this.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs a node until a signal (Ok) or until the supervision tree gives up (Err).
+pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
+    let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.probe).collect();
+    let engine = ProbeEngine::open(kinds.iter().copied()).context("starting the probes")?;
+    // Fail before starting anything if the results file cannot be written.
+    drop(JsonLinesWriter::open(&settings.results.path)?);
+
+    if settings.listen.is_some() || !settings.seeds.is_empty() {
+        tracing::warn!(
+            listen = settings.listen.as_deref().unwrap_or(""),
+            seeds = settings.seeds.len(),
+            "cluster settings are validated but clustering is not available in this version; running as a single node"
+        );
+    }
+
+    let refs = Arc::new(TreeRefs::default());
+    let ctx = Arc::new(ProbeContext {
+        node: settings.node.clone(),
+        engine,
+        permits: Arc::new(Semaphore::new(settings.max_in_flight)),
+        refs,
+        epoch: AtomicU64::new(0),
+        overruns: AtomicU64::new(0),
+        faults: FaultInjection::from_env(),
+    });
+    let (give_up_tx, give_up_rx) = oneshot::channel();
+    tracing::info!(
+        node = %settings.node,
+        targets = settings.targets.len(),
+        results = %settings.results.path.display(),
+        "starting node"
+    );
+    let args = RootArgs {
+        node: settings.node.clone(),
+        targets: settings.targets.clone().into(),
+        ctx,
+        sink: settings.results.clone(),
+        policy: settings.supervision,
+        on_give_up: Some(give_up_tx),
+    };
+    let (root, root_done) = Actor::spawn(None, RootSupervisor, args)
+        .await
+        .map_err(|e| anyhow!("the supervision tree did not start: {e}"))?;
+
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let signal_name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+        reason = give_up_rx => {
+            let reason = reason.unwrap_or_else(|_| "the root supervisor stopped".into());
+            let _ = root_done.await;
+            return Err(anyhow!("supervision tree gave up: {reason}"));
+        }
+    };
+    tracing::info!(signal = signal_name, "shutting down");
+    // A second signal ends the process at once.
+    tokio::spawn(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        tracing::warn!("second signal: exiting without finishing the shutdown");
+        std::process::exit(130);
+    });
+
+    let shutdown = async {
+        let report = ractor::call_t!(root, RootMsg::Shutdown, SHUTDOWN_DEADLINE.as_millis() as u64);
+        root.stop(Some("shutdown".into()));
+        let _ = root_done.await;
+        report
+    };
+    match tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(1), shutdown).await {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                probes_stopped = report.probes_stopped,
+                results_written = report.results_written,
+                results_dropped = report.results_dropped,
+                "node stopped"
+            );
+            Ok(())
+        }
+        Ok(Err(err)) => Err(anyhow!("shutdown did not complete: {err}")),
+        Err(_) => Err(anyhow!("shutdown did not complete within {SHUTDOWN_DEADLINE:?}")),
+    }
+}
