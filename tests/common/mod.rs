@@ -1,0 +1,146 @@
+//! Test harness: runs the real `ringpoll` binary as a separate process in a temp dir.
+//!
+//! Every wait is a condition polled against a deadline; every process is killed on drop, and
+//! its log is printed when a test fails.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ringpoll")
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Polls `cond` every 50 ms until it returns `Some`, or panics with `what` at the deadline.
+pub fn wait_until<T>(what: &str, within: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One running node.
+pub struct Node {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub results: PathBuf,
+    pub log: PathBuf,
+    pub started: Instant,
+}
+
+impl Node {
+    /// Writes `config` to `config.toml` in a fresh temp dir and starts a node on it.
+    pub fn start(config: &str, env: &[(&str, &str)]) -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).expect("write config");
+        Self::start_with(dir, &path, env)
+    }
+
+    /// Starts a node on an existing config file, with results and log in `dir`.
+    pub fn start_with(dir: tempfile::TempDir, config: &Path, env: &[(&str, &str)]) -> Node {
+        let results = dir.path().join("results.jsonl");
+        let log = dir.path().join("node.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(bin());
+        cmd.arg("node")
+            .arg("--config")
+            .arg(config)
+            .arg("--results")
+            .arg(&results)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().unwrap())
+            .stderr(log_file)
+            .env("RUST_LOG", "info,ractor=warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn ringpoll");
+        Node {
+            child: Some(child),
+            dir,
+            results,
+            log,
+            started: Instant::now(),
+        }
+    }
+
+    /// Every complete line of the results file, parsed (panics on a line that does not parse).
+    pub fn results(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.results).unwrap_or_default();
+        let complete = match text.rfind('\n') {
+            Some(i) => &text[..=i],
+            None => "",
+        };
+        complete
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad result line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle` `n` times.
+    pub fn wait_log(&self, needle: &str, n: usize, within: Duration) {
+        wait_until(&format!("{n}× {needle:?} in the log"), within, || {
+            (self.log().matches(needle).count() >= n).then_some(())
+        })
+    }
+
+    /// Sends `sig` to the node.
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("running").id() as i32;
+        // SAFETY: plain kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+    }
+
+    /// Waits for the node to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        wait_until("the node to exit", within, || child.try_wait().expect("try_wait"))
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- node log ({}) ----\n{}", self.log.display(), self.log());
+        }
+    }
+}
+
+/// Results grouped by target: target id → timestamps (ms since epoch) and ok flags, in order.
+pub fn by_target(results: &[Value]) -> std::collections::BTreeMap<String, Vec<(i64, bool)>> {
+    let mut map: std::collections::BTreeMap<String, Vec<(i64, bool)>> = Default::default();
+    for r in results {
+        let ts = r["ts"].as_str().expect("ts");
+        let t = humantime::parse_rfc3339(ts).expect("RFC 3339 ts");
+        let ms = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        map.entry(r["target"].as_str().unwrap().to_string())
+            .or_default()
+            .push((ms, r["ok"].as_bool().unwrap()));
+    }
+    map
+}

@@ -1,0 +1,214 @@
+//! End-to-end tests of `ringpoll node`: the real binary, real ICMP sockets, real TCP listeners.
+//! ICMP needs root or CAP_NET_RAW (the test command runs as root).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::{by_target, repo, wait_until, Node};
+
+#[test]
+fn the_shipped_config_gives_256_ok_results_within_one_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start_with(dir, &repo().join("config.toml"), &[]);
+    // One interval (10 s) plus start-up.
+    let ok = wait_until("an ok ICMP result for each of 127.0.0.0/24", Duration::from_secs(13), || {
+        let ok: BTreeSet<String> = node
+            .results()
+            .iter()
+            .filter(|r| r["ok"] == true && r["probe"] == "icmp")
+            .map(|r| r["target"].as_str().unwrap().to_string())
+            .collect();
+        (ok.len() == 256).then_some(ok)
+    });
+    assert!(ok.contains("127.0.0.0") && ok.contains("127.0.0.255"));
+    let results = node.results();
+    let first = &results[0];
+    assert_eq!(first["node"], "n1");
+    assert_eq!(first["labels"]["site"], "loopback");
+    assert!(first["rtt_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(first["error"], serde_json::Value::Null);
+    // The supervisor logs say what started, in order, and how many targets are owned.
+    let log = node.log();
+    let order: Vec<usize> = ["child=result_sink", "child=probe_supervisor", "child=ring_owner", "child=membership"]
+        .iter()
+        .map(|c| log.find(&format!("child started {c}")).unwrap_or_else(|| panic!("{c} not started")))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "start order {order:?}");
+    assert!(log.contains("targets owned epoch=1 owned=256"), "{log}");
+}
+
+#[test]
+fn tcp_targets_are_up_when_listening_and_refused_when_closed() {
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    let closed_port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = format!(
+        r#"
+[node]
+name = "tcp-test"
+[probe]
+interval = "1s"
+timeout = "500ms"
+[[targets]]
+hosts = ["127.0.0.1", "localhost"]
+probe = "tcp"
+port = {open_port}
+[[targets]]
+hosts = ["127.0.0.1"]
+probe = "tcp"
+port = {closed_port}
+"#
+    );
+    let node = Node::start(&config, &[]);
+    let up = format!("127.0.0.1:{open_port}");
+    let by_name = format!("localhost:{open_port}");
+    let refused = format!("127.0.0.1:{closed_port}");
+    let results = wait_until("a result for every TCP target", Duration::from_secs(5), || {
+        let r = node.results();
+        let seen: BTreeSet<String> = r.iter().map(|r| r["target"].as_str().unwrap().to_string()).collect();
+        [&up, &by_name, &refused].iter().all(|t| seen.contains(*t)).then_some(r)
+    });
+    for r in &results {
+        let t = r["target"].as_str().unwrap();
+        if t == refused {
+            assert_eq!(r["ok"], false, "{r}");
+            assert_eq!(r["error"], "refused", "{r}");
+            assert_eq!(r["rtt_ms"], serde_json::Value::Null);
+        } else {
+            assert_eq!(r["ok"], true, "{r}");
+            assert_eq!(r["probe"], "tcp");
+        }
+    }
+    // A state change is logged once: the refused target's first result, not every probe.
+    node.wait_log("target down (first result)", 1, Duration::from_secs(2));
+    wait_until("three rounds", Duration::from_secs(5), || {
+        (by_target(&node.results()).get(&refused).map_or(0, |v| v.len()) >= 3).then_some(())
+    });
+    assert_eq!(node.log().matches("target down").count(), 1, "{}", node.log());
+    drop(open);
+}
+
+/// 16 loopback targets probed every second; the probe actor of 127.0.0.7 panics twice.
+fn panicking_config() -> &'static str {
+    r#"
+[node]
+name = "crashy"
+[probe]
+interval = "1s"
+timeout = "500ms"
+[supervision]
+max_restarts = 3
+within = "30s"
+backoff_min = "100ms"
+backoff_max = "200ms"
+quarantine = "1h"
+[[targets]]
+cidr = "127.0.0.0/28"
+probe = "icmp"
+"#
+}
+
+#[test]
+fn a_panicking_probe_actor_is_restarted_and_the_others_never_miss_a_round() {
+    let node = Node::start(panicking_config(), &[("RINGPOLL_TEST_PANIC_PROBE", "127.0.0.7*2")]);
+    node.wait_log("probe actor restarted", 2, Duration::from_secs(10));
+    let log = node.log();
+    assert!(log.contains("probe actor failed; restarting") && log.contains("injected test fault"), "{log}");
+    // The restarted actor polls its target again.
+    wait_until("ok results for 127.0.0.7 after the restarts", Duration::from_secs(5), || {
+        let r = by_target(&node.results());
+        (r.get("127.0.0.7").map_or(0, |v| v.iter().filter(|x| x.1).count()) >= 2).then_some(())
+    });
+    // The other targets never missed a round: consecutive results at most ~1 interval apart.
+    let r = wait_until("6 rounds of every other target", Duration::from_secs(10), || {
+        let r = by_target(&node.results());
+        (r.len() == 16 && r.iter().filter(|(t, _)| *t != "127.0.0.7").all(|(_, v)| v.len() >= 6)).then_some(r)
+    });
+    for (target, results) in r.iter().filter(|(t, _)| *t != "127.0.0.7") {
+        assert!(results.iter().all(|x| x.1), "{target} not always up: {results:?}");
+        let max_gap = results.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
+        assert!(max_gap <= 1_500, "{target}: a gap of {max_gap} ms between results");
+    }
+    assert!(!node.log().contains("quarantined"));
+}
+
+#[test]
+fn a_crash_looping_target_is_quarantined_and_the_node_carries_on() {
+    let node = Node::start(panicking_config(), &[("RINGPOLL_TEST_PANIC_PROBE", "127.0.0.7*1000")]);
+    node.wait_log("target quarantined", 1, Duration::from_secs(15));
+    assert_eq!(node.log().matches("probe actor restarted").count(), 3, "{}", node.log());
+    let seen = node.results().len();
+    wait_until("more results after the quarantine", Duration::from_secs(5), || {
+        (node.results().len() >= seen + 15 * 2).then_some(())
+    });
+    let r = by_target(&node.results());
+    assert!(!r.contains_key("127.0.0.7"), "the crashing target never produced a result");
+    assert_eq!(r.len(), 15);
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_leaves_only_complete_lines() {
+    let config = r#"
+[node]
+name = "term"
+[probe]
+interval = "1s"
+timeout = "500ms"
+[results]
+flush_interval = "5s"
+[[targets]]
+cidr = "127.0.0.0/24"
+probe = "icmp"
+"#;
+    let mut node = Node::start(config, &[]);
+    node.wait_log("targets owned", 1, Duration::from_secs(5));
+    // With a 5 s flush interval, results are still buffered when the signal comes.
+    node.wait_log("target up (first result)", 256, Duration::from_secs(5));
+    node.signal(libc::SIGTERM);
+    let status = node.wait_exit(Duration::from_secs(8));
+    assert_eq!(status.code(), Some(0), "{}", node.log());
+    let text = std::fs::read_to_string(&node.results).unwrap();
+    assert!(text.ends_with('\n'));
+    let lines = node.results();
+    let targets: BTreeSet<&str> = lines.iter().map(|r| r["target"].as_str().unwrap()).collect();
+    assert_eq!(targets.len(), 256, "every buffered result was written at shutdown");
+    let log = node.log();
+    let written: usize = log
+        .split("results_written=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("node stopped line");
+    assert_eq!(written, lines.len(), "the file holds exactly what the sink reported written");
+}
+
+#[test]
+fn sigint_stops_cleanly_too() {
+    let mut node = Node::start("[node]\nname = \"int\"\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n", &[]);
+    node.wait_log("targets owned", 1, Duration::from_secs(5));
+    node.signal(libc::SIGINT);
+    assert_eq!(node.wait_exit(Duration::from_secs(8)).code(), Some(0), "{}", node.log());
+    assert!(node.log().contains("signal=\"SIGINT\""));
+}
+
+#[test]
+fn an_unwritable_results_file_fails_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[node]\nname = \"x\"\n").unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["node", "--config"])
+        .arg(&config)
+        .args(["--results", "/nonexistent-dir/results.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open results file /nonexistent-dir/results.jsonl"), "{err}");
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# ringpoll's one test command: installs what the tests need, then runs every test.
+#
+#   tests/run.sh            (as root: the ICMP tests open raw sockets)
+#
+# CI runs exactly this (see .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: not root; ICMP tests need raw sockets (root or CAP_NET_RAW) or" >&2
+    echo "  net.ipv4.ping_group_range covering your group; they will fail otherwise." >&2
+fi
+
+# Debian packages the tests use. Nothing beyond the Rust toolchain is needed yet; the list
+# grows with the SSH (openssh-server) and fault-injection (iproute2, nftables) tests.
+need=()
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    missing=()
+    for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
+fi
+
+cargo test --workspace --locked
