@@ -39,3 +39,5 @@ pub mod restart;
 pub mod ring;
 pub mod sink;
 pub mod supervisor;
+#[cfg(test)]
+mod testkit;

@@ -249,3 +249,84 @@ async fn run_once(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::FaultInjection;
+    use crate::probe::fake::FakeProbe;
+    use crate::testkit::{context, target, written};
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_once_per_interval_at_a_fixed_phase() {
+        let fake = FakeProbe::always_up(Duration::from_millis(5));
+        let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
+        let t = target("127.0.0.1", 10 * S, S);
+        let (probe, _) = Actor::spawn(None, ProbeActor, ProbeArgs { target: t, ctx: ctx.clone() }).await.unwrap();
+        tokio::time::sleep(60 * S).await;
+        let calls = ctx.engine.fake.as_ref().unwrap().calls();
+        // The first slot is within the first interval, then exactly one probe per interval.
+        assert!(calls.len() == 6 || calls.len() == 7, "{} calls", calls.len());
+        for pair in calls.windows(2) {
+            assert_eq!(pair[1].1 - pair[0].1, 10 * S);
+        }
+        let results = written(&sink, &w).await;
+        assert_eq!(results.len(), calls.len());
+        assert!(results.iter().all(|r| r.outcome.is_up() && r.epoch == 7));
+        probe.stop(None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_hangs_is_a_timeout_and_does_not_shift_the_schedule() {
+        let fake = FakeProbe::always_up(Duration::from_millis(5));
+        fake.script("127.0.0.2", vec![(3600 * S, ProbeOutcome::Up { rtt: S })]);
+        let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
+        let t = target("127.0.0.2", 10 * S, 2 * S);
+        let (_probe, _) = Actor::spawn(None, ProbeActor, ProbeArgs { target: t, ctx: ctx.clone() }).await.unwrap();
+        tokio::time::sleep(25 * S).await;
+        let results = written(&sink, &w).await;
+        assert!(results.len() >= 2, "{results:?}");
+        assert_eq!(results[0].outcome, ProbeOutcome::Down { reason: DownReason::Timeout });
+        assert!(results[1].outcome.is_up());
+        let calls = ctx.engine.fake.as_ref().unwrap().calls();
+        assert_eq!(calls[1].1 - calls[0].1, 10 * S, "the next probe keeps its slot");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn names_that_do_not_resolve_are_results_not_failures() {
+        let fake = FakeProbe::always_up(Duration::from_millis(5));
+        let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
+        let t = target("nowhere.invalid", 10 * S, S);
+        let (probe, _) = Actor::spawn(None, ProbeActor, ProbeArgs { target: t, ctx }).await.unwrap();
+        tokio::time::sleep(25 * S).await;
+        let results = written(&sink, &w).await;
+        assert!(results.len() >= 2);
+        for r in &results {
+            match &r.outcome {
+                ProbeOutcome::Down { reason: DownReason::Unresolved(d) } => assert!(d.contains("nowhere.invalid")),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(probe.get_status(), ractor::ActorStatus::Running);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_cannot_keep_up_counts_overruns() {
+        // One probe at a time, three targets that each take 900 ms, every second.
+        let fake = FakeProbe::always_up(Duration::from_millis(900));
+        let (ctx, _w, _sink) = context(fake, 1, FaultInjection::none()).await;
+        for id in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
+            let args = ProbeArgs { target: target(id, S, Duration::from_millis(950)), ctx: ctx.clone() };
+            Actor::spawn(None, ProbeActor, args).await.unwrap();
+        }
+        tokio::time::sleep(20 * S).await;
+        assert!(ctx.overruns.load(Ordering::Relaxed) > 5);
+        // And never more than one probe ran at a time.
+        let calls = ctx.engine.fake.as_ref().unwrap().calls();
+        for pair in calls.windows(2) {
+            assert!(pair[1].1 - pair[0].1 >= Duration::from_millis(900));
+        }
+    }
+}

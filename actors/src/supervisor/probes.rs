@@ -166,7 +166,7 @@ impl Actor for ProbeSupervisor {
                 let running = state.by_id.len();
                 state.by_id.clear();
                 myself
-                    .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(3).into()))
+                    .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(3)))
                     .await;
                 tracing::info!(stopped = running, "probe actors stopped");
                 let _ = reply.send(running);
@@ -194,13 +194,12 @@ impl Actor for ProbeSupervisor {
             SupervisionEvent::ActorFailed(cell, err) => {
                 state.child_down(&myself, cell.get_id(), &err.to_string());
             }
-            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+            SupervisionEvent::ActorTerminated(cell, _, reason)
                 // Children we stopped were already forgotten; one that ended by itself is a fault.
-                if state.by_id.contains_key(&cell.get_id()) {
+                if state.by_id.contains_key(&cell.get_id()) => {
                     let why = format!("terminated unexpectedly ({})", reason.as_deref().unwrap_or("no reason"));
                     state.child_down(&myself, cell.get_id(), &why);
                 }
-            }
             _ => {}
         }
         Ok(())
@@ -313,5 +312,97 @@ impl ProbeSupState {
             self.overrunning = false;
             tracing::info!("rounds on time again");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::FaultInjection;
+    use crate::probe::fake::FakeProbe;
+    use crate::testkit::{context, target, written};
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn policy() -> RestartPolicy {
+        RestartPolicy {
+            max_restarts: 2,
+            within: 60 * S,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: S,
+            quarantine: 30 * S,
+        }
+    }
+
+    async fn status(sup: &ActorRef<ProbeSupMsg>) -> ProbeSupStatus {
+        ractor::call_t!(sup, ProbeSupMsg::Status, 5_000).unwrap()
+    }
+
+    fn targets(ids: &[&str]) -> Arc<[Arc<TargetSpec>]> {
+        ids.iter().map(|id| target(id, 5 * S, S)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn assignments_start_and_stop_probe_actors() {
+        let (ctx, w, sink) = context(FakeProbe::always_up(Duration::from_millis(1)), 100, FaultInjection::none()).await;
+        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx.clone(), policy())).await.unwrap();
+        let all = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"];
+        sup.cast(ProbeSupMsg::Assign { epoch: 1, targets: targets(&all) }).unwrap();
+        let st = status(&sup).await;
+        assert_eq!((st.epoch, st.owned, st.running), (1, 4, 4));
+        assert_eq!(sup.get_children().len(), 4);
+
+        // A replayed assignment changes nothing; a smaller one stops the rest.
+        sup.cast(ProbeSupMsg::Assign { epoch: 1, targets: targets(&all) }).unwrap();
+        assert_eq!(status(&sup).await.running, 4);
+        sup.cast(ProbeSupMsg::Assign { epoch: 2, targets: targets(&all[..1]) }).unwrap();
+        let st = status(&sup).await;
+        assert_eq!((st.epoch, st.owned, st.running, st.restarts), (2, 1, 1, 0));
+        tokio::time::sleep(20 * S).await;
+        assert_eq!(sup.get_children().len(), 1, "stopped actors are gone, not restarted");
+        let results = written(&sink, &w).await;
+        assert!(results.iter().rev().take(3).all(|r| &*r.target.id == "127.0.0.1" && r.epoch == 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crashing_target_is_restarted_then_quarantined_then_retried() {
+        // 127.0.0.9 panics on its first three probes: two restarts, then quarantine.
+        let faults = FaultInjection::panic_on("127.0.0.9*3");
+        let (ctx, w, sink) = context(FakeProbe::always_up(Duration::from_millis(1)), 100, faults).await;
+        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx.clone(), policy())).await.unwrap();
+        sup.cast(ProbeSupMsg::Assign { epoch: 1, targets: targets(&["127.0.0.8", "127.0.0.9"]) }).unwrap();
+
+        tokio::time::sleep(20 * S).await;
+        let st = status(&sup).await;
+        assert_eq!((st.restarts, st.quarantined, st.running), (2, 1, 1));
+
+        // Meanwhile the healthy target never missed a slot.
+        let results = written(&sink, &w).await;
+        let healthy: Vec<_> = results.iter().filter(|r| &*r.target.id == "127.0.0.8").map(|r| r.ts).collect();
+        assert!(healthy.len() >= 3);
+        assert!(results.iter().all(|r| &*r.target.id != "127.0.0.9"));
+
+        // After the quarantine the target is tried again; its faults are spent, so it probes.
+        tokio::time::sleep(40 * S).await;
+        let st = status(&sup).await;
+        assert_eq!((st.quarantined, st.running), (0, 2));
+        let results = written(&sink, &w).await;
+        assert!(results.iter().any(|r| &*r.target.id == "127.0.0.9" && r.outcome.is_up()));
+        assert_eq!(sup.get_status(), ractor::ActorStatus::Running, "never escalated");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_all_stops_every_probe_and_ignores_their_exits() {
+        let (ctx, _w, _sink) = context(FakeProbe::always_up(Duration::from_millis(1)), 100, FaultInjection::none()).await;
+        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx, policy())).await.unwrap();
+        let ids: Vec<String> = (1..=50).map(|i| format!("127.0.1.{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        sup.cast(ProbeSupMsg::Assign { epoch: 1, targets: targets(&ids) }).unwrap();
+        let n = ractor::call_t!(sup, ProbeSupMsg::StopAll, 5_000).unwrap();
+        assert_eq!(n, 50);
+        tokio::time::sleep(10 * S).await;
+        let st = status(&sup).await;
+        assert_eq!((st.running, st.restarts), (0, 0));
+        assert!(sup.get_children().is_empty());
     }
 }

@@ -112,6 +112,8 @@ pub struct RootState {
     children: HashMap<ActorId, Role>,
     budgets: HashMap<Role, RestartBudget>,
     shutting_down: bool,
+    /// Set when a budget is spent: why the root gives up.
+    gave_up: Option<String>,
 }
 
 impl RootState {
@@ -197,12 +199,19 @@ impl RootState {
                     policy.within
                 );
                 tracing::error!(child = %role, reason, "restart budget spent; stopping the node");
-                if let Some(tx) = self.args.on_give_up.take() {
-                    let _ = tx.send(why.clone());
-                }
-                myself.stop(Some(why));
+                self.gave_up = Some(why);
             }
         }
+    }
+
+    /// After a budget is spent: stop the rest in order (draining the sink), tell the binary, stop.
+    async fn give_up(&mut self, myself: &ActorRef<RootMsg>) {
+        let Some(why) = self.gave_up.take() else { return };
+        self.shutdown().await;
+        if let Some(tx) = self.args.on_give_up.take() {
+            let _ = tx.send(why.clone());
+        }
+        myself.stop(Some(why));
     }
 
     async fn shutdown(&mut self) -> ShutdownReport {
@@ -211,17 +220,17 @@ impl RootState {
         let mut report = ShutdownReport::default();
         let refs = self.args.ctx.refs.clone();
         if let Some(m) = refs.membership.get() {
-            m.stop_and_wait(Some("shutdown".into()), Some(STEP.into())).await.ok();
+            m.stop_and_wait(Some("shutdown".into()), Some(STEP)).await.ok();
         }
         if let Some(r) = refs.ring.get() {
-            r.stop_and_wait(Some("shutdown".into()), Some(STEP.into())).await.ok();
+            r.stop_and_wait(Some("shutdown".into()), Some(STEP)).await.ok();
         }
         if let Some(p) = refs.probes.get() {
             match ractor::call_t!(p, ProbeSupMsg::StopAll, STEP.as_millis() as u64) {
                 Ok(n) => report.probes_stopped = n,
                 Err(err) => tracing::warn!(error = %err, "probe supervisor did not stop in time"),
             }
-            p.stop_and_wait(Some("shutdown".into()), Some(STEP.into())).await.ok();
+            p.stop_and_wait(Some("shutdown".into()), Some(STEP)).await.ok();
         }
         if let Some(s) = refs.sink.get() {
             match ractor::call_t!(s, SinkMsg::Drain, STEP.as_millis() as u64) {
@@ -231,7 +240,7 @@ impl RootState {
                 }
                 Err(err) => tracing::error!(error = %err, "result sink did not drain in time"),
             }
-            s.stop_and_wait(Some("shutdown".into()), Some(STEP.into())).await.ok();
+            s.stop_and_wait(Some("shutdown".into()), Some(STEP)).await.ok();
         }
         report
     }
@@ -252,6 +261,7 @@ impl Actor for RootSupervisor {
             children: HashMap::new(),
             budgets: HashMap::new(),
             shutting_down: false,
+            gave_up: None,
         };
         for role in Role::START_ORDER {
             state.start(&myself, role).await?;
@@ -276,6 +286,7 @@ impl Actor for RootSupervisor {
                     let id = ActorId::Local(u64::MAX);
                     state.children.insert(id, role);
                     state.child_down(&myself, id, &why);
+                    state.give_up(&myself).await;
                 } else {
                     tracing::info!(child = %role, "child restarted");
                 }
@@ -304,6 +315,93 @@ impl Actor for RootSupervisor {
             }
             _ => {}
         }
+        state.give_up(&myself).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::FaultInjection;
+    use crate::probe::fake::FakeProbe;
+    use crate::testkit::{context, target};
+
+    const S: Duration = Duration::from_secs(1);
+
+    async fn start_root(dir: &std::path::Path) -> (ActorRef<RootMsg>, Arc<ProbeContext>, oneshot::Receiver<String>, tokio::task::JoinHandle<()>) {
+        let (ctx, _w, test_sink) = context(FakeProbe::always_up(Duration::from_millis(1)), 100, FaultInjection::none()).await;
+        // The root starts its own sink; the test one is not needed.
+        test_sink.stop(None);
+        let (tx, rx) = oneshot::channel();
+        let args = RootArgs {
+            node: NodeName::new("n1").unwrap(),
+            targets: (1..=3).map(|i| target(&format!("127.0.0.{i}"), 2 * S, S)).collect(),
+            ctx: ctx.clone(),
+            sink: SinkSettings {
+                path: dir.join("r.jsonl"),
+                buffer: 1000,
+                flush_interval: Duration::from_millis(200),
+            },
+            policy: RestartPolicy {
+                max_restarts: 2,
+                within: 60 * S,
+                backoff_min: Duration::from_millis(100),
+                backoff_max: S,
+                quarantine: 60 * S,
+            },
+            on_give_up: Some(tx),
+        };
+        let (root, handle) = Actor::spawn(None, RootSupervisor, args).await.unwrap();
+        (root, ctx, rx, handle)
+    }
+
+    async fn running_probes(ctx: &ProbeContext) -> usize {
+        let probes = ctx.refs.probes.get().expect("probe supervisor running");
+        ractor::call_t!(probes, ProbeSupMsg::Status, 5_000).unwrap().running
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_killed_child_is_restarted_and_rewired() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, ctx, _rx, _h) = start_root(dir.path()).await;
+        tokio::time::sleep(S).await;
+        assert_eq!(running_probes(&ctx).await, 3);
+
+        // Kill the probe supervisor: its probe actors die with it; the restarted one asks the
+        // ring owner for the assignment again and starts them anew.
+        let old = ctx.refs.probes.get().unwrap();
+        old.kill();
+        tokio::time::sleep(S).await;
+        let new = ctx.refs.probes.get().expect("restarted");
+        assert_ne!(old.get_id(), new.get_id());
+        assert_eq!(running_probes(&ctx).await, 3);
+
+        // Kill the ring owner: the restarted one gets the view from membership.
+        ctx.refs.ring.get().unwrap().kill();
+        tokio::time::sleep(S).await;
+        assert!(ctx.refs.ring.get().is_some());
+        assert_eq!(running_probes(&ctx).await, 3);
+
+        let report = ractor::call_t!(root, RootMsg::Shutdown, 10_000).unwrap();
+        assert_eq!(report.probes_stopped, 3);
+        let lines = std::fs::read_to_string(dir.path().join("r.jsonl")).unwrap();
+        assert_eq!(lines.lines().count() as u64, report.results_written);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_budget_stops_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_root, ctx, rx, handle) = start_root(dir.path()).await;
+        for _ in 0..3 {
+            tokio::time::sleep(S).await;
+            ctx.refs.membership.get().expect("membership running").kill();
+        }
+        let reason = tokio::time::timeout(10 * S, rx).await.unwrap().unwrap();
+        assert!(reason.contains("membership failed 3 times"), "{reason}");
+        tokio::time::timeout(10 * S, handle).await.unwrap().unwrap();
+        // Giving up still drains the sink: results accepted before are in the file.
+        let lines = std::fs::read_to_string(dir.path().join("r.jsonl")).unwrap();
+        assert!(lines.lines().count() >= 3, "{lines}");
     }
 }
