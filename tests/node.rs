@@ -212,3 +212,28 @@ fn an_unwritable_results_file_fails_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot open results file /nonexistent-dir/results.jsonl"), "{err}");
 }
+
+#[test]
+fn without_icmp_permission_the_node_says_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    // Run as `nobody` (no CAP_NET_RAW; the test machines' ping_group_range admits no group).
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root to drop privileges");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[node]\nname = \"x\"\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n").unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .arg(common::bin())
+        .args(["node", "--config"])
+        .arg(&config)
+        .arg("--results")
+        .arg(dir.path().join("r.jsonl"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot open an ICMP socket: permission denied"), "{err}");
+    assert!(err.contains("CAP_NET_RAW") && err.contains("ping_group_range"), "{err}");
+}
