@@ -8,6 +8,8 @@
 //! Until the consistent-hash ring lands with clustering, a member owns every target (the
 //! safe direction: duplicate probes, never a gap); a node that is not in its own view owns none.
 
+pub mod placement;
+
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};

@@ -1,0 +1,249 @@
+//! The placement function: which members own each target. Pure and deterministic.
+//!
+//! # Specification (version 1)
+//! Inputs: the alive members with their integer weights (1..=1000), the replica count `R`, and
+//! the targets. Every node that has the same inputs computes the same owners, whatever the order
+//! it learnt them in, on any machine and in any release that keeps `PLACEMENT_VERSION`.
+//!
+//! 1. Hashes. `h_t = XXH3_64(probe "/" id)` for a target (see [`target_hash`]);
+//!    `h_n = XXH3_64(name)` for a member; the score of a pair is
+//!    `s(t, n) = XXH3_64_withSeed(le_bytes(h_t), seed = h_n)` (all XXH3-64, seed 0 unless said).
+//! 2. Preference (weighted rendezvous hashing). With `u = (s + 1) / 2^64`, member `n` prefers
+//!    `t` by the key `k = -log2(u) / w_n`: the smaller, the better (ties: the larger `s`, then the
+//!    smaller name). `-log2(u)` is computed in fixed point (Q32.32, integer arithmetic only, see
+//!    [`neg_log2_q32`]), so no floating point enters the result. With equal weights this is
+//!    plain rendezvous hashing: the largest score wins.
+//! 3. Bounded loads. Let `R' = min(R, members)`, `S = targets × R'`, `W = Σ w`. Each member may
+//!    hold at most `cap_n = min(targets, max(ceil(S w_n / W), floor(1.10 S w_n / W)))` replicas.
+//!    Targets are placed one at a time in ascending `(h_t, key)` order; each takes its `R'` most
+//!    preferred members that still have room (if none has room — only possible with extreme
+//!    weights — the most preferred members regardless of room).
+//!
+//! So: each target has `R'` distinct owners (totality); the largest load is at most 1.10 × its
+//! weighted share (rounded); a join or leave moves about the ideal fraction of targets, because
+//! preferences of the other members do not change and the caps move only slightly.
+//!
+//! # Measured (10,000 targets, equal weights; the tests pin these bounds)
+//! - Largest load ≤ 1.10 × mean for 3 to 100 members (plain rendezvous hashing: up to ~1.3×).
+//! - Targets moved by a join or a leave ≤ 1.2 × the ideal (`targets / members`) up to 64
+//!   members; at 100 members (100 targets each) up to 1.25×: the load bound binds on ~15 % of
+//!   members there, and moving its caps moves a few overflowed targets. Tighter bounds cost more
+//!   movement (1.05 × mean → 1.45× ideal), so 1.10 is the chosen trade-off.
+//! - Weighted shares within 5 % of `w / W` when a share is at least ~1,000 targets; smaller
+//!   shares carry the hashing noise of about `1/sqrt(share)`.
+//! - Why not Maglev-style tables or plain rings: perfect balance, but 2.6× the ideal movement at
+//!   100 members; vnode rings keep the per-target hashing noise.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use crate::model::{NodeName, TargetKey};
+use crate::probe::schedule::target_hash;
+
+/// Changes whenever the function's results would change for the same inputs.
+pub const PLACEMENT_VERSION: u32 = 1;
+
+/// Load factor of the bounded loads, in percent of the weighted share.
+const LOAD_FACTOR_PERCENT: u128 = 110;
+
+/// Largest allowed weight.
+pub const MAX_WEIGHT: u32 = 1000;
+
+/// The placement inputs that describe the cluster: members, weights and replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ring {
+    /// Sorted by name.
+    members: Vec<(NodeName, u32)>,
+    name_hashes: Vec<u64>,
+    replicas: u32,
+    digest: u64,
+}
+
+/// The owners of every target, as indexes into [`Ring::members`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// `owners[i]` are the owners of the i-th target given to [`Ring::place`], best first.
+    pub owners: Vec<Vec<u16>>,
+}
+
+impl Ring {
+    /// A ring over `members` (name, weight); weights are clamped to 1..=MAX_WEIGHT; duplicate
+    /// names keep the last weight. `replicas` is clamped to at least 1.
+    pub fn new(members: impl IntoIterator<Item = (NodeName, u32)>, replicas: u32) -> Self {
+        let map: BTreeMap<NodeName, u32> = members
+            .into_iter()
+            .map(|(n, w)| (n, w.clamp(1, MAX_WEIGHT)))
+            .collect();
+        let members: Vec<(NodeName, u32)> = map.into_iter().collect();
+        assert!(members.len() <= usize::from(u16::MAX), "too many members");
+        let name_hashes = members.iter().map(|(n, _)| xxh3_64(n.as_str().as_bytes())).collect();
+        let replicas = replicas.max(1);
+        let mut canon = Vec::new();
+        canon.extend_from_slice(&PLACEMENT_VERSION.to_le_bytes());
+        canon.extend_from_slice(&replicas.to_le_bytes());
+        for (n, w) in &members {
+            canon.extend_from_slice(&(n.as_str().len() as u32).to_le_bytes());
+            canon.extend_from_slice(n.as_str().as_bytes());
+            canon.extend_from_slice(&w.to_le_bytes());
+        }
+        Ring {
+            digest: xxh3_64(&canon),
+            members,
+            name_hashes,
+            replicas,
+        }
+    }
+
+    /// The members, sorted by name, with their weights.
+    pub fn members(&self) -> &[(NodeName, u32)] {
+        &self.members
+    }
+
+    /// Configured replicas.
+    pub fn replicas(&self) -> u32 {
+        self.replicas
+    }
+
+    /// A digest of members, weights, replicas and the placement version: two nodes with the
+    /// same digest compute the same placement for the same targets.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Index of `name` among the members.
+    pub fn index_of(&self, name: &NodeName) -> Option<u16> {
+        self.members
+            .binary_search_by(|(n, _)| n.cmp(name))
+            .ok()
+            .map(|i| i as u16)
+    }
+
+    /// Places `targets`.
+    pub fn place(&self, targets: &[TargetKey]) -> Placement {
+        let n = self.members.len();
+        let mut owners = vec![Vec::new(); targets.len()];
+        if n == 0 {
+            return Placement { owners };
+        }
+        let r = (self.replicas as usize).min(n);
+        let caps = self.caps(targets.len(), r);
+        let mut load = vec![0u64; n];
+        let equal_weights = self.members.iter().all(|(_, w)| *w == self.members[0].1);
+
+        let mut order: Vec<(u64, usize)> = targets.iter().enumerate().map(|(i, t)| (target_hash(t), i)).collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| targets[a.1].cmp(&targets[b.1])));
+
+        let weights: Vec<u128> = self.members.iter().map(|(_, w)| u128::from(*w)).collect();
+        let mut prefs: Vec<(u128, u64, u16)> = Vec::with_capacity(n);
+        for (h_t, ti) in order {
+            prefs.clear();
+            let bytes = h_t.to_le_bytes();
+            for (mi, h_n) in self.name_hashes.iter().enumerate() {
+                let s = xxh3_64_with_seed(&bytes, *h_n);
+                // Sort key, smallest first: (-log2(u) / w) compared as a cross product, then the
+                // larger score, then the smaller name (index).
+                let k = if equal_weights { 0 } else { u128::from(neg_log2_q32(s)) };
+                prefs.push((k, s, mi as u16));
+            }
+            prefs.sort_unstable_by(|a, b| {
+                (a.0 * weights[b.2 as usize])
+                    .cmp(&(b.0 * weights[a.2 as usize]))
+                    .then(b.1.cmp(&a.1))
+                    .then(a.2.cmp(&b.2))
+            });
+            let chosen = &mut owners[ti];
+            for &(_, _, mi) in &prefs {
+                if chosen.len() == r {
+                    break;
+                }
+                if load[mi as usize] < caps[mi as usize] {
+                    load[mi as usize] += 1;
+                    chosen.push(mi);
+                }
+            }
+            for &(_, _, mi) in &prefs {
+                if chosen.len() == r {
+                    break;
+                }
+                if !chosen.contains(&mi) {
+                    load[mi as usize] += 1;
+                    chosen.push(mi);
+                }
+            }
+        }
+        Placement { owners }
+    }
+
+    fn caps(&self, targets: usize, r: usize) -> Vec<u64> {
+        let total = targets as u128 * r as u128;
+        let w_sum: u128 = self.members.iter().map(|(_, w)| u128::from(*w)).sum();
+        self.members
+            .iter()
+            .map(|(_, w)| {
+                let share_num = total * u128::from(*w);
+                let ceil_share = share_num.div_ceil(w_sum);
+                let bounded = share_num * LOAD_FACTOR_PERCENT / (100 * w_sum);
+                ceil_share.max(bounded).min(targets as u128) as u64
+            })
+            .collect()
+    }
+}
+
+impl Placement {
+    /// The indexes of the targets member `me` owns.
+    pub fn owned_by(&self, me: u16) -> impl Iterator<Item = usize> + '_ {
+        self.owners
+            .iter()
+            .enumerate()
+            .filter(move |(_, o)| o.contains(&me))
+            .map(|(i, _)| i)
+    }
+
+    /// Replicas held per member index.
+    pub fn loads(&self, members: usize) -> Vec<usize> {
+        let mut loads = vec![0; members];
+        for o in &self.owners {
+            for &m in o {
+                loads[m as usize] += 1;
+            }
+        }
+        loads
+    }
+}
+
+/// `-log2((x + 1) / 2^64)` in Q32.32 fixed point, by integer arithmetic only (the bit-by-bit
+/// squaring method, 32 fractional bits, truncated). Monotone non-increasing in `x`.
+pub fn neg_log2_q32(x: u64) -> u64 {
+    let y = u128::from(x) + 1; // 1 ..= 2^64
+    let k = 127 - y.leading_zeros(); // floor(log2 y), 0..=64
+    // Mantissa in [1, 2) as Q1.63.
+    let mut m: u128 = if k <= 63 { y << (63 - k) } else { y >> (k - 63) };
+    let mut frac: u64 = 0;
+    for _ in 0..32 {
+        m = (m * m) >> 63;
+        frac <<= 1;
+        if m >= 1u128 << 64 {
+            m >>= 1;
+            frac |= 1;
+        }
+    }
+    let log2_y_q32 = (u64::from(k) << 32) | frac;
+    (64u64 << 32) - log2_y_q32
+}
+
+/// Convenience: the owners' names of every target, for tests and tools.
+pub fn owners_by_name(ring: &Ring, targets: &[TargetKey]) -> Vec<Vec<NodeName>> {
+    let p = ring.place(targets);
+    p.owners
+        .iter()
+        .map(|o| o.iter().map(|&i| ring.members()[i as usize].0.clone()).collect())
+        .collect()
+}
+
+/// Shared handle on a ring.
+pub type RingRef = Arc<Ring>;
+
+#[cfg(test)]
+mod tests;
