@@ -65,8 +65,17 @@ mod tests {
 
     #[test]
     fn seeds_repeat() {
-        let cli = Cli::parse_from(["ringpoll", "node", "--seed", "127.0.0.1:1", "--seed", "127.0.0.1:2"]);
-        let Command::Node(n) = cli.command else { panic!() };
+        let cli = Cli::parse_from([
+            "ringpoll",
+            "node",
+            "--seed",
+            "127.0.0.1:1",
+            "--seed",
+            "127.0.0.1:2",
+        ]);
+        let Command::Node(n) = cli.command else {
+            panic!()
+        };
         assert_eq!(n.seeds.len(), 2);
         assert_eq!(n.config, PathBuf::from("config.toml"));
     }

@@ -35,6 +35,69 @@ pub const DEFAULT_BUFFER: usize = 100_000;
 pub const DEFAULT_FLUSH: Duration = Duration::from_secs(1);
 /// Default `[http] listen` (takes effect with the HTTP endpoint).
 pub const DEFAULT_HTTP: &str = "127.0.0.1:9464";
+/// Default `[cluster] heartbeat_interval`.
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_millis(250);
+/// Default `[cluster] suspect_after`.
+pub const DEFAULT_SUSPECT: Duration = Duration::from_secs(1);
+/// Default `[cluster] dead_after`.
+pub const DEFAULT_DEAD: Duration = Duration::from_secs(2);
+/// Default `[cluster] rebalance_delay`.
+pub const DEFAULT_REBALANCE: Duration = Duration::from_millis(100);
+/// Default `[cluster] redial_max`.
+pub const DEFAULT_REDIAL_MAX: Duration = Duration::from_secs(1);
+/// Largest `[cluster] replicas`.
+pub const MAX_REPLICAS: u32 = 16;
+/// The environment variable the cluster cookie is read from.
+pub const COOKIE_ENV: &str = "RINGPOLL_COOKIE";
+/// The cookie of loopback-only clusters with no cookie configured (logged as insecure).
+pub const INSECURE_LOOPBACK_COOKIE: &str = "ringpoll-insecure-loopback-cookie";
+
+/// Where the cluster cookie came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieSource {
+    /// `RINGPOLL_COOKIE`.
+    Env,
+    /// `[cluster] cookie_file`.
+    File(PathBuf),
+    /// Nothing set; loopback only.
+    LoopbackDefault,
+}
+
+/// `[cluster]`, validated.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Network settings; `None` without `listen` (a single node).
+    pub net: Option<ClusterNet>,
+    /// Seeds, `HOST:PORT`.
+    pub seeds: Vec<String>,
+    /// This node's ring weight.
+    pub weight: u32,
+    /// Owners per target.
+    pub replicas: u32,
+    /// Debounce of ring rebuilds.
+    pub rebalance_delay: Duration,
+}
+
+/// The networked part of `[cluster]`.
+#[derive(Debug, Clone)]
+pub struct ClusterNet {
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// Address other nodes dial.
+    pub advertise: std::net::SocketAddr,
+    /// Shared secret.
+    pub cookie: String,
+    /// Where the secret came from.
+    pub cookie_source: CookieSource,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// Silence before suspicion.
+    pub suspect_after: Duration,
+    /// Silence before death.
+    pub dead_after: Duration,
+    /// Longest redial backoff.
+    pub redial_max: Duration,
+}
 
 /// A configuration error, located in a file or on the command line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +173,8 @@ pub struct Overrides {
     pub http: Option<String>,
     /// `--results`.
     pub results: Option<PathBuf>,
+    /// The value of `RINGPOLL_COOKIE`, if set.
+    pub cookie_env: Option<String>,
 }
 
 /// A summary of one `[[targets]]` group, for `check-config`.
@@ -132,10 +197,8 @@ pub struct GroupSummary {
 pub struct Settings {
     /// This node's name.
     pub node: NodeName,
-    /// Cluster listen address (`HOST:PORT`).
-    pub listen: Option<String>,
-    /// Seed addresses (`HOST:PORT`).
-    pub seeds: Vec<String>,
+    /// `[cluster]`.
+    pub cluster: ClusterConfig,
     /// HTTP endpoint address, `None` when `off`.
     pub http: Option<String>,
     /// Default interval.
@@ -168,7 +231,12 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Settings, ConfigError>
 
 /// Parses and validates config `text` (read from `path`; relative paths in it are relative to
 /// `base`).
-pub fn parse(path: &Path, text: &str, base: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
+pub fn parse(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    overrides: &Overrides,
+) -> Result<Settings, ConfigError> {
     let loc = Locator::new(path, text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
@@ -206,13 +274,28 @@ impl fmt::Display for Settings {
         let d = |d: Duration| humantime::format_duration(d).to_string();
         let count = |k: ProbeKind| self.targets.iter().filter(|t| t.probe == k).count();
         writeln!(f, "node           {}", self.node)?;
+        match &self.cluster.net {
+            None => writeln!(f, "cluster        none (single node; set cluster.listen to cluster)")?,
+            Some(n) => writeln!(
+                f,
+                "cluster        listen {}, advertise {}, {} seed(s), weight {}, replicas {}, cookie from {}",
+                n.listen,
+                n.advertise,
+                self.cluster.seeds.len(),
+                self.cluster.weight,
+                self.cluster.replicas,
+                match &n.cookie_source {
+                    CookieSource::Env => "RINGPOLL_COOKIE".to_string(),
+                    CookieSource::File(p) => p.display().to_string(),
+                    CookieSource::LoopbackDefault => "the insecure loopback default".to_string(),
+                }
+            )?,
+        }
         writeln!(
             f,
-            "cluster        listen {}, {} seed(s)",
-            self.listen.as_deref().unwrap_or("(none)"),
-            self.seeds.len()
+            "http           {}",
+            self.http.as_deref().unwrap_or("off")
         )?;
-        writeln!(f, "http           {}", self.http.as_deref().unwrap_or("off"))?;
         writeln!(
             f,
             "targets        {} (icmp {}, tcp {}) in {} group(s), max {}",

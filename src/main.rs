@@ -18,17 +18,23 @@ use config::Overrides;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig(args) => match config::load(&args.config, &Overrides::default()) {
-            Ok(settings) => {
-                println!("{}: OK", args.config.display());
-                print!("{settings}");
-                ExitCode::SUCCESS
+        Command::CheckConfig(args) => {
+            let overrides = Overrides {
+                cookie_env: std::env::var(config::COOKIE_ENV).ok(),
+                ..Overrides::default()
+            };
+            match config::load(&args.config, &overrides) {
+                Ok(settings) => {
+                    println!("{}: OK", args.config.display());
+                    print!("{settings}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("{err}");
+                    ExitCode::from(2)
+                }
             }
-            Err(err) => {
-                eprintln!("{err}");
-                ExitCode::from(2)
-            }
-        },
+        }
         Command::Node(args) => {
             telemetry::init();
             let overrides = Overrides {
@@ -37,6 +43,7 @@ fn main() -> ExitCode {
                 seeds: args.seeds,
                 http: args.http,
                 results: args.results,
+                cookie_env: std::env::var(config::COOKIE_ENV).ok(),
             };
             let settings = match config::load(&args.config, &overrides) {
                 Ok(s) => s,

@@ -1,5 +1,6 @@
 //! Logging: structured `tracing` events to stderr, INFO by default (ractor's own per-actor
-//! spans at WARN, so lines stay short), `RUST_LOG` to change.
+//! spans at WARN so lines stay short; ractor_cluster's own session logs at ERROR, since
+//! membership logs every change that matters), `RUST_LOG` to change.
 
 use std::io::IsTerminal;
 
@@ -7,7 +8,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,ractor=warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,ractor=warn,ractor_cluster=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -12,14 +12,19 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{oneshot, Semaphore};
 
 use ringpoll_actors::fault::FaultInjection;
+use ringpoll_actors::membership::ClusterSettings;
+use ringpoll_actors::model::targets_digest;
 use ringpoll_actors::probe::{ProbeContext, ProbeEngine};
+use ringpoll_actors::ring::RingSettings;
 use ringpoll_actors::sink::JsonLinesWriter;
 use ringpoll_actors::supervisor::{RootArgs, RootMsg, RootSupervisor, TreeRefs};
 
-use crate::config::Settings;
+use crate::config::{CookieSource, Settings, COOKIE_ENV};
 
 /// The whole shutdown must finish within this.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a node with seeds waits for the cluster before computing its first ring.
+const JOIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs a node until a signal (Ok) or until the supervision tree gives up (Err).
 pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
@@ -28,13 +33,37 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
     // Fail before starting anything if the results file cannot be written.
     drop(JsonLinesWriter::open(&settings.results.path)?);
 
-    if settings.listen.is_some() || !settings.seeds.is_empty() {
-        tracing::warn!(
-            listen = settings.listen.as_deref().unwrap_or(""),
-            seeds = settings.seeds.len(),
-            "cluster settings are validated but clustering is not available in this version; running as a single node"
-        );
-    }
+    let cluster = settings.cluster.net.as_ref().map(|n| {
+        if n.cookie_source == CookieSource::LoopbackDefault {
+            tracing::warn!(
+                "no cluster cookie set ({COOKIE_ENV} or cluster.cookie_file): using the insecure loopback default; any local process can join"
+            );
+        }
+        ClusterSettings {
+            listen: n.listen,
+            advertise: n.advertise,
+            seeds: settings.cluster.seeds.clone(),
+            cookie: n.cookie.clone(),
+            heartbeat: n.heartbeat,
+            suspect_after: n.suspect_after,
+            dead_after: n.dead_after,
+            redial_max: n.redial_max,
+            targets_digest: targets_digest(&settings.targets),
+        }
+    });
+    // A node with seeds to join waits briefly for the cluster before its first ring, rather
+    // than claiming every target for itself and handing most of them over a moment later.
+    let joining = cluster.as_ref().is_some_and(|c| {
+        c.seeds
+            .iter()
+            .any(|s| s.parse::<std::net::SocketAddr>().ok() != Some(c.advertise))
+    });
+    let ring = RingSettings {
+        weight: settings.cluster.weight,
+        replicas: settings.cluster.replicas,
+        rebalance_delay: settings.cluster.rebalance_delay,
+        initial_delay: if joining { JOIN_WAIT } else { Duration::ZERO },
+    };
 
     let refs = Arc::new(TreeRefs::default());
     let ctx = Arc::new(ProbeContext {
@@ -60,6 +89,8 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
         sink: settings.results.clone(),
         policy: settings.supervision,
         on_give_up: Some(give_up_tx),
+        ring,
+        cluster,
     };
     let (root, root_done) = Actor::spawn(None, RootSupervisor, args)
         .await
@@ -85,7 +116,11 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
     });
 
     let shutdown = async {
-        let report = ractor::call_t!(root, RootMsg::Shutdown, SHUTDOWN_DEADLINE.as_millis() as u64);
+        let report = ractor::call_t!(
+            root,
+            RootMsg::Shutdown,
+            SHUTDOWN_DEADLINE.as_millis() as u64
+        );
         root.stop(Some("shutdown".into()));
         let _ = root_done.await;
         report
@@ -101,6 +136,8 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Ok(Err(err)) => Err(anyhow!("shutdown did not complete: {err}")),
-        Err(_) => Err(anyhow!("shutdown did not complete within {SHUTDOWN_DEADLINE:?}")),
+        Err(_) => Err(anyhow!(
+            "shutdown did not complete within {SHUTDOWN_DEADLINE:?}"
+        )),
     }
 }

@@ -25,13 +25,24 @@ fn check_config_summarises_a_valid_file() {
 fn check_config_reports_path_line_col_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[node]\nname = \"n1\"\n[probe]\ninterval = \"1s\"\ntimeout = \"2s\"\n").unwrap();
-    let out = Command::new(bin()).args(["check-config", "--config"]).arg(&path).output().unwrap();
+    std::fs::write(
+        &path,
+        "[node]\nname = \"n1\"\n[probe]\ninterval = \"1s\"\ntimeout = \"2s\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
         err.trim(),
-        format!("{}:5:11: probe.timeout (2s) must be less than the interval (1s)", path.display())
+        format!(
+            "{}:5:11: probe.timeout (2s) must be less than the interval (1s)",
+            path.display()
+        )
     );
 }
 
@@ -39,7 +50,11 @@ fn check_config_reports_path_line_col_and_exits_2() {
 fn node_refuses_a_bad_config_without_starting() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[node]\nname = \"n1\"\n[[targets]]\ncidr = \"127.0.0.0/8\"\nprobe = \"icmp\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "[node]\nname = \"n1\"\n[[targets]]\ncidr = \"127.0.0.0/8\"\nprobe = \"icmp\"\n",
+    )
+    .unwrap();
     let out = Command::new(bin())
         .args(["node", "--config"])
         .arg(&path)
@@ -49,16 +64,25 @@ fn node_refuses_a_bad_config_without_starting() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains(":4:8: targets[0].cidr: 127.0.0.0/8 has 16777216 addresses"), "{err}");
+    assert!(
+        err.contains(":4:8: targets[0].cidr: 127.0.0.0/8 has 16777216 addresses"),
+        "{err}"
+    );
     assert!(!dir.path().join("r.jsonl").exists(), "nothing started");
 }
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let out = Command::new(bin()).args(["check-config", "--config", "/nonexistent/ringpoll.toml"]).output().unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "--config", "/nonexistent/ringpoll.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.starts_with("/nonexistent/ringpoll.toml: cannot read the config file"), "{err}");
+    assert!(
+        err.starts_with("/nonexistent/ringpoll.toml: cannot read the config file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -71,13 +95,20 @@ fn bad_flags_are_refused_with_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen: "));
-    let out = Command::new(bin()).args(["node", "--bogus"]).output().unwrap();
+    let out = Command::new(bin())
+        .args(["node", "--bogus"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn every_subcommand_has_help() {
-    for sub in [&["--help"][..], &["node", "--help"], &["check-config", "--help"]] {
+    for sub in [
+        &["--help"][..],
+        &["node", "--help"],
+        &["check-config", "--help"],
+    ] {
         let out = Command::new(bin()).args(sub).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{sub:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));

@@ -14,15 +14,19 @@ fn the_shipped_config_gives_256_ok_results_within_one_interval() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start_with(dir, &repo().join("config.toml"), &[]);
     // One interval (10 s) plus start-up.
-    let ok = wait_until("an ok ICMP result for each of 127.0.0.0/24", Duration::from_secs(13), || {
-        let ok: BTreeSet<String> = node
-            .results()
-            .iter()
-            .filter(|r| r["ok"] == true && r["probe"] == "icmp")
-            .map(|r| r["target"].as_str().unwrap().to_string())
-            .collect();
-        (ok.len() == 256).then_some(ok)
-    });
+    let ok = wait_until(
+        "an ok ICMP result for each of 127.0.0.0/24",
+        Duration::from_secs(13),
+        || {
+            let ok: BTreeSet<String> = node
+                .results()
+                .iter()
+                .filter(|r| r["ok"] == true && r["probe"] == "icmp")
+                .map(|r| r["target"].as_str().unwrap().to_string())
+                .collect();
+            (ok.len() == 256).then_some(ok)
+        },
+    );
     assert!(ok.contains("127.0.0.0") && ok.contains("127.0.0.255"));
     let results = node.results();
     let first = &results[0];
@@ -32,12 +36,27 @@ fn the_shipped_config_gives_256_ok_results_within_one_interval() {
     assert_eq!(first["error"], serde_json::Value::Null);
     // The supervisor logs say what started, in order, and how many targets are owned.
     let log = node.log();
-    let order: Vec<usize> = ["child=result_sink", "child=probe_supervisor", "child=ring_owner", "child=membership"]
-        .iter()
-        .map(|c| log.find(&format!("child started {c}")).unwrap_or_else(|| panic!("{c} not started")))
-        .collect();
-    assert!(order.windows(2).all(|w| w[0] < w[1]), "start order {order:?}");
-    assert!(log.contains("targets owned epoch=1 owned=256"), "{log}");
+    let order: Vec<usize> = [
+        "child=result_sink",
+        "child=probe_supervisor",
+        "child=ring_owner",
+        "child=membership",
+    ]
+    .iter()
+    .map(|c| {
+        log.find(&format!("child started {c}"))
+            .unwrap_or_else(|| panic!("{c} not started"))
+    })
+    .collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "start order {order:?}"
+    );
+    assert!(log.contains("targets owned: 256 (+0 kept"), "{log}");
+    assert!(
+        log.contains("ring rebuilt: 1 member(s), this node owns 256 of 256 targets"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -69,11 +88,21 @@ port = {closed_port}
     let up = format!("127.0.0.1:{open_port}");
     let by_name = format!("localhost:{open_port}");
     let refused = format!("127.0.0.1:{closed_port}");
-    let results = wait_until("a result for every TCP target", Duration::from_secs(5), || {
-        let r = node.results();
-        let seen: BTreeSet<String> = r.iter().map(|r| r["target"].as_str().unwrap().to_string()).collect();
-        [&up, &by_name, &refused].iter().all(|t| seen.contains(*t)).then_some(r)
-    });
+    let results = wait_until(
+        "a result for every TCP target",
+        Duration::from_secs(5),
+        || {
+            let r = node.results();
+            let seen: BTreeSet<String> = r
+                .iter()
+                .map(|r| r["target"].as_str().unwrap().to_string())
+                .collect();
+            [&up, &by_name, &refused]
+                .iter()
+                .all(|t| seen.contains(*t))
+                .then_some(r)
+        },
+    );
     for r in &results {
         let t = r["target"].as_str().unwrap();
         if t == refused {
@@ -88,9 +117,18 @@ port = {closed_port}
     // A state change is logged once: the refused target's first result, not every probe.
     node.wait_log("target down (first result)", 1, Duration::from_secs(2));
     wait_until("three rounds", Duration::from_secs(5), || {
-        (by_target(&node.results()).get(&refused).map_or(0, |v| v.len()) >= 3).then_some(())
+        (by_target(&node.results())
+            .get(&refused)
+            .map_or(0, |v| v.len())
+            >= 3)
+            .then_some(())
     });
-    assert_eq!(node.log().matches("target down").count(), 1, "{}", node.log());
+    assert_eq!(
+        node.log().matches("target down").count(),
+        1,
+        "{}",
+        node.log()
+    );
     drop(open);
 }
 
@@ -116,39 +154,79 @@ probe = "icmp"
 
 #[test]
 fn a_panicking_probe_actor_is_restarted_and_the_others_never_miss_a_round() {
-    let node = Node::start(panicking_config(), &[("RINGPOLL_TEST_PANIC_PROBE", "127.0.0.7*2")]);
+    let node = Node::start(
+        panicking_config(),
+        &[("RINGPOLL_TEST_PANIC_PROBE", "127.0.0.7*2")],
+    );
     node.wait_log("probe actor restarted", 2, Duration::from_secs(10));
     let log = node.log();
-    assert!(log.contains("probe actor failed; restarting") && log.contains("injected test fault"), "{log}");
+    assert!(
+        log.contains("probe actor failed; restarting") && log.contains("injected test fault"),
+        "{log}"
+    );
     // The restarted actor polls its target again.
-    wait_until("ok results for 127.0.0.7 after the restarts", Duration::from_secs(5), || {
-        let r = by_target(&node.results());
-        (r.get("127.0.0.7").map_or(0, |v| v.iter().filter(|x| x.1).count()) >= 2).then_some(())
-    });
+    wait_until(
+        "ok results for 127.0.0.7 after the restarts",
+        Duration::from_secs(5),
+        || {
+            let r = by_target(&node.results());
+            (r.get("127.0.0.7")
+                .map_or(0, |v| v.iter().filter(|x| x.1).count())
+                >= 2)
+                .then_some(())
+        },
+    );
     // The other targets never missed a round: consecutive results at most ~1 interval apart.
-    let r = wait_until("6 rounds of every other target", Duration::from_secs(10), || {
-        let r = by_target(&node.results());
-        (r.len() == 16 && r.iter().filter(|(t, _)| *t != "127.0.0.7").all(|(_, v)| v.len() >= 6)).then_some(r)
-    });
+    let r = wait_until(
+        "6 rounds of every other target",
+        Duration::from_secs(10),
+        || {
+            let r = by_target(&node.results());
+            (r.len() == 16
+                && r.iter()
+                    .filter(|(t, _)| *t != "127.0.0.7")
+                    .all(|(_, v)| v.len() >= 6))
+            .then_some(r)
+        },
+    );
     for (target, results) in r.iter().filter(|(t, _)| *t != "127.0.0.7") {
-        assert!(results.iter().all(|x| x.1), "{target} not always up: {results:?}");
+        assert!(
+            results.iter().all(|x| x.1),
+            "{target} not always up: {results:?}"
+        );
         let max_gap = results.windows(2).map(|w| w[1].0 - w[0].0).max().unwrap();
-        assert!(max_gap <= 1_500, "{target}: a gap of {max_gap} ms between results");
+        assert!(
+            max_gap <= 1_500,
+            "{target}: a gap of {max_gap} ms between results"
+        );
     }
     assert!(!node.log().contains("quarantined"));
 }
 
 #[test]
 fn a_crash_looping_target_is_quarantined_and_the_node_carries_on() {
-    let node = Node::start(panicking_config(), &[("RINGPOLL_TEST_PANIC_PROBE", "127.0.0.7*1000")]);
+    let node = Node::start(
+        panicking_config(),
+        &[("RINGPOLL_TEST_PANIC_PROBE", "127.0.0.7*1000")],
+    );
     node.wait_log("target quarantined", 1, Duration::from_secs(15));
-    assert_eq!(node.log().matches("probe actor restarted").count(), 3, "{}", node.log());
+    assert_eq!(
+        node.log().matches("probe actor restarted").count(),
+        3,
+        "{}",
+        node.log()
+    );
     let seen = node.results().len();
-    wait_until("more results after the quarantine", Duration::from_secs(5), || {
-        (node.results().len() >= seen + 15 * 2).then_some(())
-    });
+    wait_until(
+        "more results after the quarantine",
+        Duration::from_secs(5),
+        || (node.results().len() >= seen + 15 * 2).then_some(()),
+    );
     let r = by_target(&node.results());
-    assert!(!r.contains_key("127.0.0.7"), "the crashing target never produced a result");
+    assert!(
+        !r.contains_key("127.0.0.7"),
+        "the crashing target never produced a result"
+    );
     assert_eq!(r.len(), 15);
 }
 
@@ -176,8 +254,15 @@ probe = "icmp"
     let text = std::fs::read_to_string(&node.results).unwrap();
     assert!(text.ends_with('\n'));
     let lines = node.results();
-    let targets: BTreeSet<&str> = lines.iter().map(|r| r["target"].as_str().unwrap()).collect();
-    assert_eq!(targets.len(), 256, "every buffered result was written at shutdown");
+    let targets: BTreeSet<&str> = lines
+        .iter()
+        .map(|r| r["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets.len(),
+        256,
+        "every buffered result was written at shutdown"
+    );
     let log = node.log();
     let written: usize = log
         .split("results_written=")
@@ -185,15 +270,27 @@ probe = "icmp"
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .expect("node stopped line");
-    assert_eq!(written, lines.len(), "the file holds exactly what the sink reported written");
+    assert_eq!(
+        written,
+        lines.len(),
+        "the file holds exactly what the sink reported written"
+    );
 }
 
 #[test]
 fn sigint_stops_cleanly_too() {
-    let mut node = Node::start("[node]\nname = \"int\"\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n", &[]);
+    let mut node = Node::start(
+        "[node]\nname = \"int\"\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n",
+        &[],
+    );
     node.wait_log("targets owned", 1, Duration::from_secs(5));
     node.signal(libc::SIGINT);
-    assert_eq!(node.wait_exit(Duration::from_secs(8)).code(), Some(0), "{}", node.log());
+    assert_eq!(
+        node.wait_exit(Duration::from_secs(8)).code(),
+        Some(0),
+        "{}",
+        node.log()
+    );
     assert!(node.log().contains("signal=\"SIGINT\""));
 }
 
@@ -210,21 +307,38 @@ fn an_unwritable_results_file_fails_at_start() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot open results file /nonexistent-dir/results.jsonl"), "{err}");
+    assert!(
+        err.contains("cannot open results file /nonexistent-dir/results.jsonl"),
+        "{err}"
+    );
 }
 
 #[test]
 fn without_icmp_permission_the_node_says_what_to_do() {
     use std::os::unix::fs::PermissionsExt;
     // Run as `nobody` (no CAP_NET_RAW; the test machines' ping_group_range admits no group).
-    assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root to drop privileges");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root to drop privileges"
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(&config, "[node]\nname = \"x\"\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n").unwrap();
+    std::fs::write(
+        &config,
+        "[node]\nname = \"x\"\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
         .arg(common::bin())
         .args(["node", "--config"])
         .arg(&config)
@@ -234,6 +348,12 @@ fn without_icmp_permission_the_node_says_what_to_do() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("cannot open an ICMP socket: permission denied"), "{err}");
-    assert!(err.contains("CAP_NET_RAW") && err.contains("ping_group_range"), "{err}");
+    assert!(
+        err.contains("cannot open an ICMP socket: permission denied"),
+        "{err}"
+    );
+    assert!(
+        err.contains("CAP_NET_RAW") && err.contains("ping_group_range"),
+        "{err}"
+    );
 }

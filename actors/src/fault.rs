@@ -36,7 +36,12 @@ impl FaultInjection {
             Some((t, n)) => (t, n.parse().unwrap_or(1)),
             None => (spec, 1),
         };
-        tracing::warn!(env = PANIC_PROBE_ENV, target, count, "test fault injection is on");
+        tracing::warn!(
+            env = PANIC_PROBE_ENV,
+            target,
+            count,
+            "test fault injection is on"
+        );
         FaultInjection {
             panic_target: Some((target.to_string(), AtomicU32::new(count))),
         }

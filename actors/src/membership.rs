@@ -1,110 +1,70 @@
-//! Membership: which nodes are in the cluster.
+//! Membership: which nodes are in the cluster, and keeping the cluster connected.
 //!
-//! For now a node is a cluster of one: the view holds only this node. The actor already has
-//! its place in the tree, so the ring owner learns the view from it, and clustering (seeds,
-//! heartbeats, failure detection over ractor_cluster) fills it in without changing the others.
+//! - [`table`]: members, their state (alive, suspect, dead, left) and the failure detector (pure).
+//! - [`dialer`]: which addresses to dial and when: seeds and known members, capped exponential
+//!   backoff with jitter, forever (pure).
+//! - [`wire`]: the messages membership actors exchange (JSON in one remotable message).
+//! - [`transport`]: listener, source-bound dialer, ractor_cluster event adapter, the port actor.
+//! - [`actor`]: the [`Membership`] actor that runs them.
+//!
+//! Without `[cluster] listen` a node is a cluster of one, and none of the network parts run.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+pub mod actor;
+pub mod dialer;
+pub mod table;
+pub mod transport;
+pub mod wire;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use ractor_cluster::RactorMessage;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use actor::{Membership, MembershipArgs, MembershipMsg};
 
 use crate::model::NodeName;
-use crate::ring::RingOwnerMsg;
-use crate::supervisor::TreeRefs;
 
-/// The cluster as this node sees it.
+/// The cluster as this node sees it: the members in the ring.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MembershipView {
     /// This node.
     pub me: NodeName,
-    /// Members that are alive, this node included; sorted, so every node iterates alike.
-    pub alive: BTreeSet<NodeName>,
-    /// Increases with every change of the view.
+    /// Members in the ring (alive or suspect), this node included, with their weights; sorted,
+    /// so every node iterates alike.
+    pub members: BTreeMap<NodeName, u32>,
+    /// Increases with every change of `members`.
     pub version: u64,
 }
 
 impl MembershipView {
     /// The view of a node that is alone.
-    pub fn single(me: NodeName) -> Self {
+    pub fn single(me: NodeName, weight: u32) -> Self {
         MembershipView {
-            alive: BTreeSet::from([me.clone()]),
+            members: BTreeMap::from([(me.clone(), weight)]),
             me,
             version: 1,
         }
     }
 }
 
-/// The membership actor.
-#[derive(Debug)]
-pub struct Membership;
-
-/// What membership starts with.
-#[derive(Debug)]
-pub struct MembershipArgs {
-    /// This node.
-    pub me: NodeName,
-    /// Where the ring owner is.
-    pub refs: Arc<TreeRefs>,
-}
-
-/// Messages of membership.
-#[derive(Debug, RactorMessage)]
-pub enum MembershipMsg {
-    /// Send the current view to the ring owner again (it restarted).
-    Publish,
-    /// Reply with the current view.
-    GetView(RpcReplyPort<MembershipView>),
-}
-
-/// Membership's state.
-#[derive(Debug)]
-pub struct MembershipState {
-    view: MembershipView,
-    refs: Arc<TreeRefs>,
-}
-
-impl Actor for Membership {
-    type Msg = MembershipMsg;
-    type State = MembershipState;
-    type Arguments = MembershipArgs;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<MembershipMsg>,
-        args: MembershipArgs,
-    ) -> Result<MembershipState, ActorProcessingErr> {
-        tracing::info!(node = %args.me, alive = 1, "membership: single node");
-        Ok(MembershipState {
-            view: MembershipView::single(args.me),
-            refs: args.refs,
-        })
-    }
-
-    async fn post_start(
-        &self,
-        _myself: ActorRef<MembershipMsg>,
-        state: &mut MembershipState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.refs.ring.cast(RingOwnerMsg::MembershipChanged(state.view.clone()));
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<MembershipMsg>,
-        msg: MembershipMsg,
-        state: &mut MembershipState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            MembershipMsg::Publish => {
-                state.refs.ring.cast(RingOwnerMsg::MembershipChanged(state.view.clone()));
-            }
-            MembershipMsg::GetView(reply) => {
-                let _ = reply.send(state.view.clone());
-            }
-        }
-        Ok(())
-    }
+/// Settings of a clustered node (`[cluster]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Address the cluster listener binds.
+    pub listen: SocketAddr,
+    /// Address other nodes dial (the listen address unless that is unspecified).
+    pub advertise: SocketAddr,
+    /// Seeds, `host:port`.
+    pub seeds: Vec<String>,
+    /// Shared secret of the cluster.
+    pub cookie: String,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// Silence before a member is suspect.
+    pub suspect_after: Duration,
+    /// Silence before a member is dead.
+    pub dead_after: Duration,
+    /// Longest wait between two dials of an unreachable address.
+    pub redial_max: Duration,
+    /// Digest of the configured targets (peers with another digest are warned about).
+    pub targets_digest: u64,
 }

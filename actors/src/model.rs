@@ -186,6 +186,24 @@ impl fmt::Display for TargetKey {
     }
 }
 
+/// A digest of a target list (keys, intervals and timeouts, in order-independent form): nodes
+/// compare it to notice that they were given different targets.
+pub fn targets_digest(targets: &[Arc<TargetSpec>]) -> u64 {
+    let mut lines: Vec<String> = targets
+        .iter()
+        .map(|t| {
+            format!(
+                "{}|{}|{}",
+                t.key(),
+                t.interval.as_nanos(),
+                t.timeout.as_nanos()
+            )
+        })
+        .collect();
+    lines.sort_unstable();
+    xxhash_rust::xxh3::xxh3_64(lines.join("\n").as_bytes())
+}
+
 /// Why a target counts as down. A down target is data, never an actor failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DownReason {
@@ -342,9 +360,18 @@ mod tests {
 
     #[test]
     fn hosts_parse_addresses_and_names() {
-        assert_eq!(Host::parse("127.0.0.1").unwrap(), Host::Ip("127.0.0.1".parse().unwrap()));
-        assert_eq!(Host::parse("::1").unwrap(), Host::Ip("::1".parse().unwrap()));
-        assert_eq!(Host::parse("LocalHost.").unwrap(), Host::Name("localhost".into()));
+        assert_eq!(
+            Host::parse("127.0.0.1").unwrap(),
+            Host::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            Host::parse("::1").unwrap(),
+            Host::Ip("::1".parse().unwrap())
+        );
+        assert_eq!(
+            Host::parse("LocalHost.").unwrap(),
+            Host::Name("localhost".into())
+        );
         assert!(Host::parse("bad host").is_err());
         assert!(Host::parse("-x.example").is_err());
         assert!(Host::parse("").is_err());
@@ -354,9 +381,23 @@ mod tests {
     fn target_ids_carry_the_port_for_tcp() {
         let l: Labels = Arc::default();
         let s = Duration::from_secs(1);
-        let t = TargetSpec::new(Host::parse("::1").unwrap(), ProbeKind::Tcp, Some(22), s * 2, s, l.clone());
+        let t = TargetSpec::new(
+            Host::parse("::1").unwrap(),
+            ProbeKind::Tcp,
+            Some(22),
+            s * 2,
+            s,
+            l.clone(),
+        );
         assert_eq!(&*t.id, "[::1]:22");
-        let t = TargetSpec::new(Host::parse("127.0.0.1").unwrap(), ProbeKind::Icmp, None, s * 2, s, l);
+        let t = TargetSpec::new(
+            Host::parse("127.0.0.1").unwrap(),
+            ProbeKind::Icmp,
+            None,
+            s * 2,
+            s,
+            l,
+        );
         assert_eq!(&*t.id, "127.0.0.1");
         assert_eq!(t.key().to_string(), "icmp/127.0.0.1");
     }
@@ -376,7 +417,9 @@ mod tests {
             node: NodeName::new("n1").unwrap(),
             target: t.clone(),
             epoch: 3,
-            outcome: ProbeOutcome::Up { rtt: Duration::from_micros(1234) },
+            outcome: ProbeOutcome::Up {
+                rtt: Duration::from_micros(1234),
+            },
         };
         let v: serde_json::Value = serde_json::to_value(r.line()).unwrap();
         assert_eq!(v["ts"], "2023-11-14T22:13:20.123Z");
@@ -386,7 +429,9 @@ mod tests {
         assert_eq!(v["labels"]["site"], "lo");
         assert_eq!(v["epoch"], 3);
         let down = ProbeResult {
-            outcome: ProbeOutcome::Down { reason: DownReason::Refused },
+            outcome: ProbeOutcome::Down {
+                reason: DownReason::Refused,
+            },
             ..r
         };
         let v: serde_json::Value = serde_json::to_value(down.line()).unwrap();

@@ -1,34 +1,56 @@
 //! The ring owner: decides which targets this node owns, from the membership view.
 //!
-//! - [`assignment_for`] is the pure decision: (view, targets, me) → owned targets.
-//! - [`RingOwner`] holds the view and the targets, recomputes on every membership change,
-//!   bumps the ownership epoch, and sends the full owned set to the probe supervisor in one
-//!   message.
+//! - [`placement`] is the pure, specified placement function (members, weights, replicas,
+//!   targets → owners).
+//! - [`RingOwner`] holds the view and the targets. Membership changes are debounced
+//!   (`rebalance_delay`), then the ring is rebuilt, the ownership epoch bumped, and the owned
+//!   set sent to the probe supervisor in one message.
 //!
-//! Until the consistent-hash ring lands with clustering, a member owns every target (the
-//! safe direction: duplicate probes, never a gap); a node that is not in its own view owns none.
+//! # Hand-off (make-before-break)
+//! Targets this node loses stay probed here ("kept") until every other member of the new ring
+//! has adopted it — each node announces, in its heartbeats, the digest of the ring its probes run
+//! for. A new owner's probe actor probes at the first slot after it starts, and the old owner
+//! probed every slot before that (each target has one phase cluster-wide), so no slot goes
+//! unprobed; the cost is at most a round or two probed twice. Kept probes retire by finishing the
+//! probe in flight. A node that leaves (SIGTERM) computes the ring without itself the same way,
+//! and stops once the others have taken over (or a deadline passes).
 
 pub mod placement;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
 use crate::membership::{MembershipMsg, MembershipView};
-use crate::model::{NodeName, TargetSpec};
+use crate::model::{NodeName, TargetKey, TargetSpec};
 use crate::supervisor::{ProbeSupMsg, TreeRefs};
+use placement::Ring;
 
-/// The targets `me` owns under `view`.
-pub fn assignment_for(
-    view: &MembershipView,
-    targets: &[Arc<TargetSpec>],
-    me: &NodeName,
-) -> Arc<[Arc<TargetSpec>]> {
-    if view.alive.contains(me) {
-        targets.into()
-    } else {
-        Arc::new([])
+/// Ring settings (`[cluster] weight`, `replicas`, `rebalance_delay`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingSettings {
+    /// This node's weight.
+    pub weight: u32,
+    /// Owners per target.
+    pub replicas: u32,
+    /// Quiet time after a membership change before the ring is rebuilt.
+    pub rebalance_delay: Duration,
+    /// Wait before the very first ring, so a node that is joining a cluster does not claim
+    /// every target for itself first.
+    pub initial_delay: Duration,
+}
+
+impl Default for RingSettings {
+    fn default() -> Self {
+        RingSettings {
+            weight: 1,
+            replicas: 1,
+            rebalance_delay: Duration::from_millis(100),
+            initial_delay: Duration::ZERO,
+        }
     }
 }
 
@@ -43,8 +65,25 @@ pub struct RingOwnerArgs {
     pub me: NodeName,
     /// Every configured target.
     pub targets: Arc<[Arc<TargetSpec>]>,
+    /// Ring settings.
+    pub settings: RingSettings,
     /// Where membership and the probe supervisor are.
     pub refs: Arc<TreeRefs>,
+}
+
+/// What the ring owner reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingStatus {
+    /// Ownership epoch.
+    pub epoch: u64,
+    /// Ring digest.
+    pub digest: u64,
+    /// Members in the ring.
+    pub members: Vec<NodeName>,
+    /// Targets owned.
+    pub owned: usize,
+    /// Targets kept during a hand-off.
+    pub kept: usize,
 }
 
 /// Messages of the ring owner.
@@ -52,8 +91,16 @@ pub struct RingOwnerArgs {
 pub enum RingOwnerMsg {
     /// Membership has a new view.
     MembershipChanged(MembershipView),
+    /// The debounce delay has passed: rebuild the ring from the latest view.
+    Rebuild,
+    /// The ring digest each other member has adopted.
+    PeerDigests(BTreeMap<NodeName, u64>),
     /// Send the current assignment again (the probe supervisor restarted).
     Resend,
+    /// This node leaves: hand every target over; reply once the others have taken over.
+    Leave(RpcReplyPort<()>),
+    /// Report the ring's state.
+    Status(RpcReplyPort<RingStatus>),
 }
 
 /// The ring owner's state.
@@ -61,21 +108,122 @@ pub enum RingOwnerMsg {
 pub struct RingOwnerState {
     me: NodeName,
     targets: Arc<[Arc<TargetSpec>]>,
+    keys: Vec<TargetKey>,
+    settings: RingSettings,
     refs: Arc<TreeRefs>,
     view: Option<MembershipView>,
+    rebuild_pending: bool,
+    started: bool,
+    ring: Option<Ring>,
     epoch: u64,
-    owned: Arc<[Arc<TargetSpec>]>,
+    owned: BTreeSet<usize>,
+    keep: BTreeSet<usize>,
+    peers: BTreeMap<NodeName, u64>,
+    left: bool,
+    leave_reply: Option<RpcReplyPort<()>>,
 }
 
 impl RingOwnerState {
-    fn send_assignment(&self) {
-        if self.view.is_none() {
-            return;
-        }
+    fn targets_of(&self, idx: &BTreeSet<usize>) -> Arc<[Arc<TargetSpec>]> {
+        idx.iter().map(|&i| self.targets[i].clone()).collect()
+    }
+
+    fn send_assignment(&self, handed_off: Vec<TargetKey>) {
+        let Some(ring) = &self.ring else { return };
         self.refs.probes.cast(ProbeSupMsg::Assign {
             epoch: self.epoch,
-            targets: self.owned.clone(),
+            digest: ring.digest(),
+            targets: self.targets_of(&self.owned),
+            keep: self.targets_of(&self.keep),
+            handed_off,
         });
+    }
+
+    fn schedule_rebuild(&mut self, myself: &ActorRef<RingOwnerMsg>) {
+        if self.rebuild_pending {
+            return;
+        }
+        self.rebuild_pending = true;
+        let delay = if self.started {
+            self.settings.rebalance_delay
+        } else {
+            self.settings.initial_delay
+        };
+        myself.send_after(delay, || RingOwnerMsg::Rebuild);
+    }
+
+    fn rebuild(&mut self) {
+        self.rebuild_pending = false;
+        self.started = true;
+        let Some(view) = &self.view else { return };
+        let mut members = view.members.clone();
+        if self.left {
+            members.remove(&self.me);
+        }
+        let ring = Ring::new(members, self.settings.replicas);
+        let new_owned: BTreeSet<usize> = match ring.index_of(&self.me) {
+            Some(me) => ring.place(&self.keys).owned_by(me).collect(),
+            None => BTreeSet::new(),
+        };
+        let lost: BTreeSet<usize> = self.owned.difference(&new_owned).copied().collect();
+        let gained = new_owned.difference(&self.owned).count();
+        let others = ring.members().iter().filter(|(n, _)| *n != self.me).count();
+        self.keep = if others == 0 {
+            BTreeSet::new()
+        } else {
+            self.keep
+                .union(&lost)
+                .filter(|i| !new_owned.contains(i))
+                .copied()
+                .collect()
+        };
+        self.epoch += 1;
+        self.owned = new_owned;
+        tracing::info!(
+            epoch = self.epoch,
+            digest = format_args!("{:016x}", ring.digest()),
+            members = ring.members().len(),
+            targets = self.targets.len(),
+            owned = self.owned.len(),
+            gained,
+            lost = lost.len(),
+            "ring rebuilt: {} member(s), this node owns {} of {} targets (+{} -{})",
+            ring.members().len(),
+            self.owned.len(),
+            self.targets.len(),
+            gained,
+            lost.len()
+        );
+        self.ring = Some(ring);
+        let handed_off = lost.iter().map(|&i| self.keys[i].clone()).collect();
+        self.send_assignment(handed_off);
+        self.check_release();
+    }
+
+    /// Ends the hand-off once every other member runs the current ring.
+    fn check_release(&mut self) {
+        let Some(ring) = &self.ring else { return };
+        let digest = ring.digest();
+        let converged = ring
+            .members()
+            .iter()
+            .filter(|(n, _)| *n != self.me)
+            .all(|(n, _)| self.peers.get(n) == Some(&digest));
+        if !self.keep.is_empty() && converged {
+            tracing::info!(
+                epoch = self.epoch,
+                released = self.keep.len(),
+                "hand-off complete: {} target(s) now probed by their new owners",
+                self.keep.len()
+            );
+            self.keep.clear();
+            self.send_assignment(Vec::new());
+        }
+        if self.keep.is_empty() && self.left {
+            if let Some(reply) = self.leave_reply.take() {
+                let _ = reply.send(());
+            }
+        }
     }
 }
 
@@ -91,11 +239,20 @@ impl Actor for RingOwner {
     ) -> Result<RingOwnerState, ActorProcessingErr> {
         Ok(RingOwnerState {
             me: args.me,
+            keys: args.targets.iter().map(|t| t.key()).collect(),
             targets: args.targets,
+            settings: args.settings,
             refs: args.refs,
             view: None,
+            rebuild_pending: false,
+            started: false,
+            ring: None,
             epoch: 0,
-            owned: Arc::new([]),
+            owned: BTreeSet::new(),
+            keep: BTreeSet::new(),
+            peers: BTreeMap::new(),
+            left: false,
+            leave_reply: None,
         })
     }
 
@@ -111,28 +268,42 @@ impl Actor for RingOwner {
 
     async fn handle(
         &self,
-        _myself: ActorRef<RingOwnerMsg>,
+        myself: ActorRef<RingOwnerMsg>,
         msg: RingOwnerMsg,
         state: &mut RingOwnerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RingOwnerMsg::MembershipChanged(view) => {
-                if state.view.as_ref() == Some(&view) {
-                    return Ok(());
+                if state.view.as_ref().map(|v| &v.members) != Some(&view.members) || !state.started
+                {
+                    state.view = Some(view);
+                    state.schedule_rebuild(&myself);
                 }
-                state.epoch += 1;
-                state.owned = assignment_for(&view, &state.targets, &state.me);
-                tracing::info!(
-                    epoch = state.epoch,
-                    members = view.alive.len(),
-                    targets = state.targets.len(),
-                    owned = state.owned.len(),
-                    "ownership computed"
-                );
-                state.view = Some(view);
-                state.send_assignment();
             }
-            RingOwnerMsg::Resend => state.send_assignment(),
+            RingOwnerMsg::Rebuild => state.rebuild(),
+            RingOwnerMsg::PeerDigests(peers) => {
+                state.peers = peers;
+                state.check_release();
+            }
+            RingOwnerMsg::Resend => state.send_assignment(Vec::new()),
+            RingOwnerMsg::Leave(reply) => {
+                state.left = true;
+                state.leave_reply = Some(reply);
+                state.rebuild();
+            }
+            RingOwnerMsg::Status(reply) => {
+                let _ = reply.send(RingStatus {
+                    epoch: state.epoch,
+                    digest: state.ring.as_ref().map_or(0, |r| r.digest()),
+                    members: state
+                        .ring
+                        .as_ref()
+                        .map(|r| r.members().iter().map(|(n, _)| n.clone()).collect())
+                        .unwrap_or_default(),
+                    owned: state.owned.len(),
+                    kept: state.keep.len(),
+                });
+            }
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! The file as serde sees it: every key optional where it has a default, spans kept for errors.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use toml::Spanned;
 
 use ringpoll_actors::model::{NodeName, ProbeKind};
 use ringpoll_actors::restart::RestartPolicy;
+use ringpoll_actors::ring::placement::MAX_WEIGHT;
 use ringpoll_actors::sink::SinkSettings;
 
 use super::targets::Expander;
@@ -20,11 +22,13 @@ pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        humantime_serde::deserialize(d).map(Dur).map_err(|e: D::Error| {
-            serde::de::Error::custom(format!(
-                "{e}; expected a duration string such as \"30s\", \"500ms\" or \"2m\""
-            ))
-        })
+        humantime_serde::deserialize(d)
+            .map(Dur)
+            .map_err(|e: D::Error| {
+                serde::de::Error::custom(format!(
+                    "{e}; expected a duration string such as \"30s\", \"500ms\" or \"2m\""
+                ))
+            })
     }
 }
 
@@ -68,8 +72,17 @@ struct RawNode {
 #[serde(deny_unknown_fields)]
 struct RawCluster {
     listen: Option<Spanned<String>>,
+    advertise: Option<Spanned<String>>,
     #[serde(default)]
     seeds: Vec<Spanned<String>>,
+    weight: Option<Spanned<u32>>,
+    replicas: Option<Spanned<u32>>,
+    cookie_file: Option<Spanned<String>>,
+    heartbeat_interval: Option<Spanned<Dur>>,
+    suspect_after: Option<Spanned<Dur>>,
+    dead_after: Option<Spanned<Dur>>,
+    rebalance_delay: Option<Spanned<Dur>>,
+    redial_max: Option<Spanned<Dur>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -132,46 +145,48 @@ fn pos<T>(v: &Option<Spanned<T>>) -> usize {
 
 impl RawConfig {
     /// Validates the file with command-line overrides applied.
-    pub fn validate(self, loc: &Locator<'_>, base: &Path, ov: &Overrides) -> Result<Settings, ConfigError> {
+    pub fn validate(
+        self,
+        loc: &Locator<'_>,
+        base: &Path,
+        ov: &Overrides,
+    ) -> Result<Settings, ConfigError> {
         // [node]
         let node = match (&ov.name, &self.node.name) {
-            (Some(n), _) => NodeName::new(n).map_err(|msg| ConfigError::Flag { flag: "--name", msg })?,
-            (None, Some(n)) => NodeName::new(n.get_ref()).map_err(|m| loc.at(n.span().start, format!("node.name: {m}")))?,
+            (Some(n), _) => NodeName::new(n).map_err(|msg| ConfigError::Flag {
+                flag: "--name",
+                msg,
+            })?,
+            (None, Some(n)) => NodeName::new(n.get_ref())
+                .map_err(|m| loc.at(n.span().start, format!("node.name: {m}")))?,
             (None, None) => {
-                return Err(loc.at(0, "node.name is missing: set `[node] name = \"n1\"` or pass --name"))
+                return Err(loc.at(
+                    0,
+                    "node.name is missing: set `[node] name = \"n1\"` or pass --name",
+                ))
             }
         };
 
         // [cluster]
-        let listen = match (&ov.listen, &self.cluster.listen) {
-            (Some(l), _) => Some(check_host_port(l, true).map_err(|msg| ConfigError::Flag { flag: "--listen", msg })?),
-            (None, Some(l)) => Some(check_host_port(l.get_ref(), true).map_err(|m| loc.at(l.span().start, format!("cluster.listen: {m}")))?),
-            (None, None) => None,
-        };
-        let seeds = if ov.seeds.is_empty() {
-            self.cluster
-                .seeds
-                .iter()
-                .map(|s| check_host_port(s.get_ref(), false).map_err(|m| loc.at(s.span().start, format!("cluster.seeds: {m}"))))
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            ov.seeds
-                .iter()
-                .map(|s| check_host_port(s, false).map_err(|msg| ConfigError::Flag { flag: "--seed", msg }))
-                .collect::<Result<Vec<_>, _>>()?
-        };
+        let cluster = self.cluster.validate(loc, base, ov)?;
 
         // [http]
         let http_of = |s: &str| -> Result<Option<String>, String> {
             if s == "off" {
                 Ok(None)
             } else {
-                check_host_port(s, true).map(Some).map_err(|m| format!("{m}, or \"off\""))
+                check_host_port(s, true)
+                    .map(Some)
+                    .map_err(|m| format!("{m}, or \"off\""))
             }
         };
         let http = match (&ov.http, &self.http.listen) {
-            (Some(h), _) => http_of(h).map_err(|msg| ConfigError::Flag { flag: "--http", msg })?,
-            (None, Some(h)) => http_of(h.get_ref()).map_err(|m| loc.at(h.span().start, format!("http.listen: {m}")))?,
+            (Some(h), _) => http_of(h).map_err(|msg| ConfigError::Flag {
+                flag: "--http",
+                msg,
+            })?,
+            (None, Some(h)) => http_of(h.get_ref())
+                .map_err(|m| loc.at(h.span().start, format!("http.listen: {m}")))?,
             (None, None) => Some(DEFAULT_HTTP.to_string()),
         };
 
@@ -179,10 +194,20 @@ impl RawConfig {
         let p = &self.probe;
         let interval = or(&p.interval, Dur(DEFAULT_INTERVAL)).0;
         let timeout = or(&p.timeout, Dur(DEFAULT_TIMEOUT)).0;
-        check_interval_timeout(loc, interval, timeout, pos(&p.interval), pos(&p.timeout), "probe.")?;
+        check_interval_timeout(
+            loc,
+            interval,
+            timeout,
+            pos(&p.interval),
+            pos(&p.timeout),
+            "probe.",
+        )?;
         let max_in_flight = or(&p.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
         if max_in_flight == 0 {
-            return Err(loc.at(pos(&p.max_in_flight), "probe.max_in_flight must be at least 1"));
+            return Err(loc.at(
+                pos(&p.max_in_flight),
+                "probe.max_in_flight must be at least 1",
+            ));
         }
         let max_targets = or(&p.max_targets, DEFAULT_MAX_TARGETS);
         if max_targets == 0 {
@@ -194,7 +219,10 @@ impl RawConfig {
         let path = match (&ov.results, &r.path) {
             (Some(p), _) => p.clone(),
             (None, Some(p)) if p.get_ref().is_empty() => {
-                return Err(loc.at(p.span().start, "results.path is empty; expected a file path"))
+                return Err(loc.at(
+                    p.span().start,
+                    "results.path is empty; expected a file path",
+                ))
             }
             (None, Some(p)) => base.join(p.get_ref()),
             (None, None) => PathBuf::from(DEFAULT_RESULTS),
@@ -205,7 +233,10 @@ impl RawConfig {
         }
         let flush_interval = or(&r.flush_interval, Dur(DEFAULT_FLUSH)).0;
         if flush_interval.is_zero() {
-            return Err(loc.at(pos(&r.flush_interval), "results.flush_interval must be more than 0"));
+            return Err(loc.at(
+                pos(&r.flush_interval),
+                "results.flush_interval must be more than 0",
+            ));
         }
 
         // [supervision]
@@ -242,20 +273,48 @@ impl RawConfig {
             let key = |k: &str| format!("targets[{i}].{k}");
             let g_interval = or(&group.interval, Dur(interval)).0;
             let g_timeout = or(&group.timeout, Dur(timeout)).0;
-            check_interval_timeout(loc, g_interval, g_timeout, group.interval.as_ref().map_or(g.span().start, |s| s.span().start), group.timeout.as_ref().map_or(g.span().start, |s| s.span().start), &key(""))?;
+            check_interval_timeout(
+                loc,
+                g_interval,
+                g_timeout,
+                group
+                    .interval
+                    .as_ref()
+                    .map_or(g.span().start, |s| s.span().start),
+                group
+                    .timeout
+                    .as_ref()
+                    .map_or(g.span().start, |s| s.span().start),
+                &key(""),
+            )?;
             let probe = match group.probe.get_ref() {
                 RawProbeKind::Icmp => ProbeKind::Icmp,
                 RawProbeKind::Tcp => ProbeKind::Tcp,
             };
             let port = match (probe, &group.port) {
                 (ProbeKind::Tcp, None) => {
-                    return Err(loc.at(group.probe.span().start, format!("{}: probe = \"tcp\" needs a port, e.g. port = 22", key("port"))))
+                    return Err(loc.at(
+                        group.probe.span().start,
+                        format!(
+                            "{}: probe = \"tcp\" needs a port, e.g. port = 22",
+                            key("port")
+                        ),
+                    ))
                 }
                 (ProbeKind::Tcp, Some(p)) if *p.get_ref() == 0 => {
-                    return Err(loc.at(p.span().start, format!("{}: expected a port from 1 to 65535", key("port"))))
+                    return Err(loc.at(
+                        p.span().start,
+                        format!("{}: expected a port from 1 to 65535", key("port")),
+                    ))
                 }
                 (ProbeKind::Icmp, Some(p)) => {
-                    return Err(loc.at(p.span().start, format!("{}: only tcp targets take a port; remove it for probe = \"icmp\"", key("port"))))
+                    return Err(loc.at(
+                        p.span().start,
+                        format!(
+                            "{}: only tcp targets take a port; remove it for probe = \"icmp\"",
+                            key("port")
+                        ),
+                    ))
                 }
                 (_, p) => p.as_ref().map(|p| *p.get_ref()),
             };
@@ -263,7 +322,9 @@ impl RawConfig {
                 None => Default::default(),
                 Some(l) => {
                     for name in l.get_ref().keys() {
-                        check_label(name).map_err(|m| loc.at(l.span().start, format!("{}: {m}", key("labels"))))?;
+                        check_label(name).map_err(|m| {
+                            loc.at(l.span().start, format!("{}: {m}", key("labels")))
+                        })?;
                     }
                     std::sync::Arc::new(l.get_ref().clone())
                 }
@@ -281,8 +342,7 @@ impl RawConfig {
 
         Ok(Settings {
             node,
-            listen,
-            seeds,
+            cluster,
             http,
             interval,
             timeout,
@@ -331,12 +391,192 @@ fn check_interval_timeout(
 /// one of the names results already use.
 fn check_label(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with("__") {
-        return Err(format!("label name {name:?} is invalid; expected [a-zA-Z_][a-zA-Z0-9_]* not starting with __"));
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with("__")
+    {
+        return Err(format!(
+            "label name {name:?} is invalid; expected [a-zA-Z_][a-zA-Z0-9_]* not starting with __"
+        ));
     }
     if matches!(name, "target" | "probe" | "node" | "instance" | "job") {
         return Err(format!("label name {name:?} is reserved; choose another"));
     }
     Ok(())
+}
+
+impl RawCluster {
+    fn validate(
+        &self,
+        loc: &Locator<'_>,
+        base: &Path,
+        ov: &Overrides,
+    ) -> Result<ClusterConfig, ConfigError> {
+        let listen = match (&ov.listen, &self.listen) {
+            (Some(l), _) => Some(parse_listen(l).map_err(|msg| ConfigError::Flag {
+                flag: "--listen",
+                msg,
+            })?),
+            (None, Some(l)) => Some(
+                parse_listen(l.get_ref())
+                    .map_err(|m| loc.at(l.span().start, format!("cluster.listen: {m}")))?,
+            ),
+            (None, None) => None,
+        };
+        let seeds = if ov.seeds.is_empty() {
+            self.seeds
+                .iter()
+                .map(|s| {
+                    check_host_port(s.get_ref(), false)
+                        .map_err(|m| loc.at(s.span().start, format!("cluster.seeds: {m}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            ov.seeds
+                .iter()
+                .map(|s| {
+                    check_host_port(s, false).map_err(|msg| ConfigError::Flag {
+                        flag: "--seed",
+                        msg,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let weight = or(&self.weight, 1);
+        if !(1..=MAX_WEIGHT).contains(&weight) {
+            return Err(loc.at(
+                pos(&self.weight),
+                format!("cluster.weight must be from 1 to {MAX_WEIGHT}"),
+            ));
+        }
+        let replicas = or(&self.replicas, 1);
+        if !(1..=MAX_REPLICAS).contains(&replicas) {
+            return Err(loc.at(
+                pos(&self.replicas),
+                format!("cluster.replicas must be from 1 to {MAX_REPLICAS}"),
+            ));
+        }
+        let heartbeat = or(&self.heartbeat_interval, Dur(DEFAULT_HEARTBEAT)).0;
+        let suspect_after = or(&self.suspect_after, Dur(DEFAULT_SUSPECT)).0;
+        let dead_after = or(&self.dead_after, Dur(DEFAULT_DEAD)).0;
+        let rebalance_delay = or(&self.rebalance_delay, Dur(DEFAULT_REBALANCE)).0;
+        let redial_max = or(&self.redial_max, Dur(DEFAULT_REDIAL_MAX)).0;
+        if heartbeat.is_zero() {
+            return Err(loc.at(
+                pos(&self.heartbeat_interval),
+                "cluster.heartbeat_interval must be more than 0",
+            ));
+        }
+        if suspect_after <= heartbeat {
+            return Err(loc.at(
+                pos(&self.suspect_after),
+                "cluster.suspect_after must be longer than cluster.heartbeat_interval",
+            ));
+        }
+        if dead_after <= suspect_after {
+            return Err(loc.at(
+                pos(&self.dead_after),
+                "cluster.dead_after must be longer than cluster.suspect_after",
+            ));
+        }
+        if redial_max < Duration::from_millis(100) {
+            return Err(loc.at(
+                pos(&self.redial_max),
+                "cluster.redial_max must be at least 100ms",
+            ));
+        }
+        let Some(listen) = listen else {
+            if !seeds.is_empty() {
+                return Err(loc.at(
+                    self.seeds.first().map_or(0, |s| s.span().start),
+                    "cluster.seeds needs cluster.listen (or --listen): a node joins a cluster over its own listen address",
+                ));
+            }
+            return Ok(ClusterConfig {
+                net: None,
+                seeds,
+                weight,
+                replicas,
+                rebalance_delay,
+            });
+        };
+        let advertise = match &self.advertise {
+            Some(a) => a
+                .get_ref()
+                .parse::<SocketAddr>()
+                .ok()
+                .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+                .ok_or_else(|| loc.at(a.span().start, "cluster.advertise: expected the IP:PORT other nodes reach this node at"))?,
+            None if listen.ip().is_unspecified() => {
+                return Err(loc.at(
+                    pos(&self.listen),
+                    "cluster.listen is a wildcard address: set cluster.advertise to the IP:PORT other nodes reach this node at",
+                ))
+            }
+            None => listen,
+        };
+        let (cookie, cookie_source) = match (&ov.cookie_env, &self.cookie_file) {
+            (Some(c), _) if !c.trim().is_empty() => (c.trim().to_string(), CookieSource::Env),
+            (_, Some(f)) => {
+                let path = base.join(f.get_ref());
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    loc.at(
+                        f.span().start,
+                        format!("cluster.cookie_file: cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let cookie = text.lines().next().unwrap_or("").trim().to_string();
+                if cookie.is_empty() {
+                    return Err(loc.at(f.span().start, format!("cluster.cookie_file: {} is empty; put the cluster's shared secret on its first line", path.display())));
+                }
+                (cookie, CookieSource::File(path))
+            }
+            _ if listen.ip().is_loopback() => (
+                INSECURE_LOOPBACK_COOKIE.to_string(),
+                CookieSource::LoopbackDefault,
+            ),
+            _ => {
+                let err = format!(
+                    "cluster.listen {listen} is not a loopback address, and no cookie is set: set the environment variable {COOKIE_ENV} or cluster.cookie_file (the cookie is never taken from the command line or this file)"
+                );
+                return Err(match &self.listen {
+                    Some(l) if ov.listen.is_none() => loc.at(l.span().start, err),
+                    _ => ConfigError::Flag {
+                        flag: "--listen",
+                        msg: err,
+                    },
+                });
+            }
+        };
+        Ok(ClusterConfig {
+            net: Some(ClusterNet {
+                listen,
+                advertise,
+                cookie,
+                cookie_source,
+                heartbeat,
+                suspect_after,
+                dead_after,
+                redial_max,
+            }),
+            seeds,
+            weight,
+            replicas,
+            rebalance_delay,
+        })
+    }
+}
+
+/// `IP:PORT` with a fixed port.
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s.parse().map_err(|_| {
+        format!("{s:?}: expected IP:PORT, e.g. \"127.0.0.1:4701\" (an address, not a name)")
+    })?;
+    if addr.port() == 0 {
+        return Err(format!(
+            "{s:?}: the cluster port must be fixed (not 0), so seeds can name it"
+        ));
+    }
+    Ok(addr)
 }

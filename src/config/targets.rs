@@ -99,11 +99,15 @@ impl<'a> Expander<'a> {
         }
         if let Some(hosts) = &raw.hosts {
             if hosts.get_ref().is_empty() {
-                return Err(self.loc.at(hosts.span().start, format!("targets[{i}].hosts is empty; list at least one host")));
+                return Err(self.loc.at(
+                    hosts.span().start,
+                    format!("targets[{i}].hosts is empty; list at least one host"),
+                ));
             }
             for h in hosts.get_ref() {
                 let at = h.span().start;
-                let host = Host::parse(h.get_ref()).map_err(|m| self.loc.at(at, format!("targets[{i}].hosts: {m}")))?;
+                let host = Host::parse(h.get_ref())
+                    .map_err(|m| self.loc.at(at, format!("targets[{i}].hosts: {m}")))?;
                 let loc = self.loc;
                 let origin = || where_in(loc, at, &format!("targets[{i}].hosts"));
                 self.add(host, &t, origin, |msg| loc.at(at, msg))?;
@@ -128,21 +132,35 @@ impl<'a> Expander<'a> {
 /// "`key` at PATH:LINE:COL", for duplicate-target messages.
 fn where_in(loc: &Locator<'_>, at: usize, key: &str) -> String {
     match loc.at(at, "") {
-        ConfigError::At { path, line, col, .. } => format!("{key} at {}:{line}:{col}", path.display()),
+        ConfigError::At {
+            path, line, col, ..
+        } => format!("{key} at {}:{line}:{col}", path.display()),
         other => other.to_string(),
     }
 }
 
 impl<'a> Expander<'a> {
-    fn cidr(&mut self, i: usize, text: &str, at: usize, t: &GroupTemplate) -> Result<(), ConfigError> {
+    fn cidr(
+        &mut self,
+        i: usize,
+        text: &str,
+        at: usize,
+        t: &GroupTemplate,
+    ) -> Result<(), ConfigError> {
         let key = format!("targets[{i}].cidr");
         let net: IpNet = text.trim().parse().map_err(|_| {
-            self.loc.at(at, format!("{key}: {text:?} is not a CIDR block; expected e.g. \"127.0.0.0/24\""))
+            self.loc.at(
+                at,
+                format!("{key}: {text:?} is not a CIDR block; expected e.g. \"127.0.0.0/24\""),
+            )
         })?;
         if net.trunc() != net {
             return Err(self.loc.at(
                 at,
-                format!("{key}: {net} has host bits set; did you mean {}?", net.trunc()),
+                format!(
+                    "{key}: {net} has host bits set; did you mean {}?",
+                    net.trunc()
+                ),
             ));
         }
         let bits = u32::from(net.max_prefix_len() - net.prefix_len());
@@ -160,21 +178,38 @@ impl<'a> Expander<'a> {
         }
         let origin_text = self.where_in_config(at, &key);
         let addrs: Box<dyn Iterator<Item = IpAddr>> = match net {
-            IpNet::V4(n) => Box::new(Ipv4AddrRange::new(n.network(), n.broadcast()).map(IpAddr::V4)),
-            IpNet::V6(n) => Box::new(Ipv6AddrRange::new(n.network(), n.broadcast()).map(IpAddr::V6)),
+            IpNet::V4(n) => {
+                Box::new(Ipv4AddrRange::new(n.network(), n.broadcast()).map(IpAddr::V4))
+            }
+            IpNet::V6(n) => {
+                Box::new(Ipv6AddrRange::new(n.network(), n.broadcast()).map(IpAddr::V6))
+            }
         };
         for ip in addrs {
             let loc = self.loc;
-            self.add(Host::Ip(ip), t, || origin_text.clone(), |msg| loc.at(at, msg))?;
+            self.add(
+                Host::Ip(ip),
+                t,
+                || origin_text.clone(),
+                |msg| loc.at(at, msg),
+            )?;
         }
         Ok(())
     }
 
-    fn file(&mut self, i: usize, file: &Spanned<String>, t: &GroupTemplate) -> Result<(), ConfigError> {
+    fn file(
+        &mut self,
+        i: usize,
+        file: &Spanned<String>,
+        t: &GroupTemplate,
+    ) -> Result<(), ConfigError> {
         let key = format!("targets[{i}].file");
         let path = self.base.join(file.get_ref());
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            self.loc.at(file.span().start, format!("{key}: cannot read {}: {e}", path.display()))
+            self.loc.at(
+                file.span().start,
+                format!("{key}: cannot read {}: {e}", path.display()),
+            )
         })?;
         let floc = Locator::new(&path, &text);
         let mut offset = 0usize;
@@ -188,7 +223,12 @@ impl<'a> Expander<'a> {
                 continue;
             }
             let at = start + (content.len() - content.trim_start().len());
-            let host = Host::parse(entry).map_err(|m| floc.at(at, format!("{m}; expected one host per line (# starts a comment)")))?;
+            let host = Host::parse(entry).map_err(|m| {
+                floc.at(
+                    at,
+                    format!("{m}; expected one host per line (# starts a comment)"),
+                )
+            })?;
             let origin = || match floc.at(at, "") {
                 ConfigError::At { path, line, .. } => format!("{}:{line}", path.display()),
                 other => other.to_string(),
@@ -197,7 +237,10 @@ impl<'a> Expander<'a> {
             count += 1;
         }
         if count == 0 {
-            return Err(self.loc.at(file.span().start, format!("{key}: {} lists no hosts", path.display())));
+            return Err(self.loc.at(
+                file.span().start,
+                format!("{key}: {} lists no hosts", path.display()),
+            ));
         }
         Ok(())
     }
@@ -215,10 +258,19 @@ impl<'a> Expander<'a> {
                 self.max
             )));
         }
-        let spec = TargetSpec::new(host, t.probe, t.port, t.interval, t.timeout, t.labels.clone());
+        let spec = TargetSpec::new(
+            host,
+            t.probe,
+            t.port,
+            t.interval,
+            t.timeout,
+            t.labels.clone(),
+        );
         let key = spec.key();
         if let Some(first) = self.seen.get(&key) {
-            return Err(err(format!("duplicate target {key}: already listed by {first}; list each target once")));
+            return Err(err(format!(
+                "duplicate target {key}: already listed by {first}; list each target once"
+            )));
         }
         self.seen.insert(key, origin());
         self.out.push(Arc::new(spec));

@@ -1,11 +1,18 @@
 use super::*;
 
 fn parse_str(text: &str) -> Result<Settings, ConfigError> {
-    parse(Path::new("test.toml"), text, Path::new("."), &Overrides::default())
+    parse(
+        Path::new("test.toml"),
+        text,
+        Path::new("."),
+        &Overrides::default(),
+    )
 }
 
 fn err(text: &str) -> String {
-    parse_str(text).expect_err("config should be rejected").to_string()
+    parse_str(text)
+        .expect_err("config should be rejected")
+        .to_string()
 }
 
 const NODE: &str = "[node]\nname = \"n1\"\n";
@@ -13,13 +20,22 @@ const NODE: &str = "[node]\nname = \"n1\"\n";
 #[test]
 fn the_shipped_config_is_valid() {
     let text = include_str!("../../config.toml");
-    let s = parse(Path::new("config.toml"), text, Path::new("."), &Overrides::default()).unwrap();
+    let s = parse(
+        Path::new("config.toml"),
+        text,
+        Path::new("."),
+        &Overrides::default(),
+    )
+    .unwrap();
     assert_eq!(s.node.as_str(), "n1");
     assert_eq!(s.targets.len(), 256);
     assert!(s.targets.iter().all(|t| t.probe == ProbeKind::Icmp));
     assert_eq!(&*s.targets[0].id, "127.0.0.0");
     assert_eq!(&*s.targets[255].id, "127.0.0.255");
-    assert_eq!(s.targets[0].labels.get("site").map(String::as_str), Some("loopback"));
+    assert_eq!(
+        s.targets[0].labels.get("site").map(String::as_str),
+        Some("loopback")
+    );
     assert_eq!(s.interval, Duration::from_secs(10));
     assert_eq!(s.timeout, Duration::from_secs(1));
     assert_eq!(s.supervision, RestartPolicy::default());
@@ -34,13 +50,17 @@ fn the_shipped_config_is_valid() {
 
 #[test]
 fn defaults_apply() {
-    let s = parse_str(&format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n")).unwrap();
+    let s = parse_str(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n"
+    ))
+    .unwrap();
     assert_eq!(s.interval, DEFAULT_INTERVAL);
     assert_eq!(s.timeout, DEFAULT_TIMEOUT);
     assert_eq!(s.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
     assert_eq!(s.results.path, PathBuf::from(DEFAULT_RESULTS));
     assert_eq!(s.http.as_deref(), Some(DEFAULT_HTTP));
-    assert!(s.seeds.is_empty() && s.listen.is_none());
+    assert!(s.cluster.seeds.is_empty() && s.cluster.net.is_none());
+    assert_eq!((s.cluster.weight, s.cluster.replicas), (1, 1));
 }
 
 #[test]
@@ -67,23 +87,47 @@ fn overrides_win_over_the_file() {
         seeds: vec!["127.0.0.1:4701".into(), "[::1]:4702".into()],
         http: Some("off".into()),
         results: Some(PathBuf::from("/tmp/x.jsonl")),
+        cookie_env: None,
     };
     let text = format!("{NODE}[cluster]\nlisten = \"127.0.0.1:1\"\nseeds = [\"127.0.0.1:2\"]\n");
     let s = parse(Path::new("t.toml"), &text, Path::new("."), &ov).unwrap();
     assert_eq!(s.node.as_str(), "n9");
-    assert_eq!(s.listen.as_deref(), Some("127.0.0.9:4709"));
-    assert_eq!(s.seeds, vec!["127.0.0.1:4701", "[::1]:4702"]);
+    let net = s.cluster.net.as_ref().unwrap();
+    assert_eq!(net.listen.to_string(), "127.0.0.9:4709");
+    assert_eq!(net.advertise.to_string(), "127.0.0.9:4709");
+    assert_eq!(net.cookie_source, CookieSource::LoopbackDefault);
+    assert_eq!(s.cluster.seeds, vec!["127.0.0.1:4701", "[::1]:4702"]);
     assert_eq!(s.http, None);
     assert_eq!(s.results.path, PathBuf::from("/tmp/x.jsonl"));
 }
 
 #[test]
 fn bad_flags_name_the_flag() {
-    let bad = |ov: Overrides| parse(Path::new("t.toml"), NODE, Path::new("."), &ov).unwrap_err().to_string();
-    assert!(bad(Overrides { listen: Some("nope".into()), ..Default::default() }).starts_with("--listen: "));
-    assert!(bad(Overrides { seeds: vec!["127.0.0.1:0".into()], ..Default::default() }).starts_with("--seed: "));
-    assert!(bad(Overrides { http: Some("127.0.0.1".into()), ..Default::default() }).starts_with("--http: "));
-    assert!(bad(Overrides { name: Some("a b".into()), ..Default::default() }).starts_with("--name: "));
+    let bad = |ov: Overrides| {
+        parse(Path::new("t.toml"), NODE, Path::new("."), &ov)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(bad(Overrides {
+        listen: Some("nope".into()),
+        ..Default::default()
+    })
+    .starts_with("--listen: "));
+    assert!(bad(Overrides {
+        seeds: vec!["127.0.0.1:0".into()],
+        ..Default::default()
+    })
+    .starts_with("--seed: "));
+    assert!(bad(Overrides {
+        http: Some("127.0.0.1".into()),
+        ..Default::default()
+    })
+    .starts_with("--http: "));
+    assert!(bad(Overrides {
+        name: Some("a b".into()),
+        ..Default::default()
+    })
+    .starts_with("--name: "));
 }
 
 #[test]
@@ -100,7 +144,9 @@ fn unknown_keys_are_rejected_with_their_name() {
     let e = err(&format!("{NODE}[probe]\nintervall = \"10s\"\n"));
     assert!(e.starts_with("test.toml:4:1: "), "{e}");
     assert!(e.contains("unknown field `intervall`"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\ncolour = \"red\"\n"));
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\ncolour = \"red\"\n"
+    ));
     assert!(e.contains("unknown field `colour`"), "{e}");
     let e = err(&format!("{NODE}[extra]\n"));
     assert!(e.contains("unknown field `extra`"), "{e}");
@@ -110,17 +156,30 @@ fn unknown_keys_are_rejected_with_their_name() {
 fn durations_must_be_strings_with_units() {
     let e = err(&format!("{NODE}[probe]\ninterval = 10\n"));
     assert!(e.starts_with("test.toml:4:12: "), "{e}");
-    assert!(e.contains("expected a duration string such as \"30s\""), "{e}");
+    assert!(
+        e.contains("expected a duration string such as \"30s\""),
+        "{e}"
+    );
     let e = err(&format!("{NODE}[probe]\ninterval = \"10 parsecs\"\n"));
     assert!(e.contains("expected a duration string"), "{e}");
 }
 
 #[test]
 fn timeout_must_be_less_than_interval() {
-    let e = err(&format!("{NODE}[probe]\ninterval = \"1s\"\ntimeout = \"1s\"\n"));
-    assert!(e.starts_with("test.toml:5:11: probe.timeout (1s) must be less than the interval (1s)"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\ninterval = \"500ms\"\n"));
-    assert!(e.contains("targets[0].timeout (1s) must be less than the interval (500ms)"), "{e}");
+    let e = err(&format!(
+        "{NODE}[probe]\ninterval = \"1s\"\ntimeout = \"1s\"\n"
+    ));
+    assert!(
+        e.starts_with("test.toml:5:11: probe.timeout (1s) must be less than the interval (1s)"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\ninterval = \"500ms\"\n"
+    ));
+    assert!(
+        e.contains("targets[0].timeout (1s) must be less than the interval (500ms)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -128,15 +187,23 @@ fn node_name_is_required_and_checked() {
     let e = err("[probe]\n");
     assert!(e.contains("node.name is missing"), "{e}");
     let e = err("[node]\nname = \"bad name\"\n");
-    assert!(e.starts_with("test.toml:2:8: node.name: invalid node name"), "{e}");
+    assert!(
+        e.starts_with("test.toml:2:8: node.name: invalid node name"),
+        "{e}"
+    );
 }
 
 #[test]
 fn cluster_addresses_are_checked() {
     let e = err(&format!("{NODE}[cluster]\nlisten = \"localhost\"\n"));
-    assert!(e.contains("cluster.listen") && e.contains("has no port"), "{e}");
-    let e = err(&format!("{NODE}[cluster]\nseeds = [\"127.0.0.1:4701\", \"127.0.0.1:99999\"]\n"));
-    assert!(e.starts_with("test.toml:4:28: cluster.seeds"), "{e}");
+    assert!(
+        e.contains("cluster.listen") && e.contains("expected IP:PORT"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{NODE}[cluster]\nlisten = \"127.0.0.1:4701\"\nseeds = [\"127.0.0.1:4701\", \"127.0.0.1:99999\"]\n"
+    ));
+    assert!(e.starts_with("test.toml:5:28: cluster.seeds"), "{e}");
     let e = err(&format!("{NODE}[http]\nlisten = \"nowhere\"\n"));
     assert!(e.contains("http.listen") && e.contains("\"off\""), "{e}");
 }
@@ -145,39 +212,73 @@ fn cluster_addresses_are_checked() {
 fn a_group_needs_exactly_one_source() {
     let e = err(&format!("{NODE}[[targets]]\nprobe = \"icmp\"\n"));
     assert!(e.contains("targets[0]: set exactly one of hosts"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\ncidr = \"127.0.0.0/30\"\nprobe = \"icmp\"\n"));
-    assert!(e.starts_with("test.toml:5:8: targets[0]: hosts, cidr and file are exclusive"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\nhosts = []\nprobe = \"icmp\"\n"));
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\ncidr = \"127.0.0.0/30\"\nprobe = \"icmp\"\n"
+    ));
+    assert!(
+        e.starts_with("test.toml:5:8: targets[0]: hosts, cidr and file are exclusive"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = []\nprobe = \"icmp\"\n"
+    ));
     assert!(e.contains("targets[0].hosts is empty"), "{e}");
 }
 
 #[test]
 fn probe_kinds_and_ports() {
-    let e = err(&format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"smtp\"\n"));
-    assert!(e.contains("unknown variant `smtp`, expected `icmp` or `tcp`"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\n"));
-    assert!(e.contains("targets[0].port: probe = \"tcp\" needs a port"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\nport = 22\n"));
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"smtp\"\n"
+    ));
+    assert!(
+        e.contains("unknown variant `smtp`, expected `icmp` or `tcp`"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\n"
+    ));
+    assert!(
+        e.contains("targets[0].port: probe = \"tcp\" needs a port"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\nport = 22\n"
+    ));
     assert!(e.contains("only tcp targets take a port"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = 70000\n"));
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = 70000\n"
+    ));
     assert!(e.starts_with("test.toml:6:8: "), "{e}");
 }
 
 #[test]
 fn bad_hosts_and_cidrs() {
-    let e = err(&format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\", \"not a host\"]\nprobe = \"icmp\"\n"));
-    assert!(e.starts_with("test.toml:4:23: targets[0].hosts: \"not a host\" is neither"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\ncidr = \"127.0.0.0/33\"\nprobe = \"icmp\"\n"));
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\", \"not a host\"]\nprobe = \"icmp\"\n"
+    ));
+    assert!(
+        e.starts_with("test.toml:4:23: targets[0].hosts: \"not a host\" is neither"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{NODE}[[targets]]\ncidr = \"127.0.0.0/33\"\nprobe = \"icmp\"\n"
+    ));
     assert!(e.contains("is not a CIDR block"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\ncidr = \"127.0.0.5/24\"\nprobe = \"icmp\"\n"));
+    let e = err(&format!(
+        "{NODE}[[targets]]\ncidr = \"127.0.0.5/24\"\nprobe = \"icmp\"\n"
+    ));
     assert!(e.contains("did you mean 127.0.0.0/24?"), "{e}");
 }
 
 #[test]
 fn a_cidr_larger_than_max_targets_fails_before_expanding() {
-    let e = err(&format!("{NODE}[[targets]]\ncidr = \"127.0.0.0/8\"\nprobe = \"icmp\"\n"));
+    let e = err(&format!(
+        "{NODE}[[targets]]\ncidr = \"127.0.0.0/8\"\nprobe = \"icmp\"\n"
+    ));
     assert!(e.contains("127.0.0.0/8 has 16777216 addresses, more than the 262144 left under probe.max_targets = 262144"), "{e}");
-    let e = err(&format!("{NODE}[[targets]]\ncidr = \"::/0\"\nprobe = \"icmp\"\n"));
+    let e = err(&format!(
+        "{NODE}[[targets]]\ncidr = \"::/0\"\nprobe = \"icmp\"\n"
+    ));
     assert!(e.contains("addresses, more than"), "{e}");
     let e = err(&format!(
         "{NODE}[probe]\nmax_targets = 300\n[[targets]]\ncidr = \"127.0.0.0/24\"\nprobe = \"icmp\"\n[[targets]]\ncidr = \"127.0.1.0/24\"\nprobe = \"icmp\"\n"
@@ -205,9 +306,19 @@ fn duplicates_and_overlaps_are_rejected_with_both_places() {
 #[test]
 fn host_files_are_read_relative_to_the_config() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("hosts.txt"), "# fleet\n127.0.0.1\n\n  127.0.0.2   # second\nlocalhost\n").unwrap();
+    std::fs::write(
+        dir.path().join("hosts.txt"),
+        "# fleet\n127.0.0.1\n\n  127.0.0.2   # second\nlocalhost\n",
+    )
+    .unwrap();
     let text = format!("{NODE}[[targets]]\nfile = \"hosts.txt\"\nprobe = \"icmp\"\n");
-    let s = parse(&dir.path().join("c.toml"), &text, dir.path(), &Overrides::default()).unwrap();
+    let s = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap();
     let ids: Vec<&str> = s.targets.iter().map(|t| &*t.id).collect();
     assert_eq!(ids, ["127.0.0.1", "127.0.0.2", "localhost"]);
 }
@@ -218,20 +329,58 @@ fn host_file_errors_point_into_the_file() {
     let hosts = dir.path().join("hosts.txt");
     std::fs::write(&hosts, "127.0.0.1\n  bad!host\n").unwrap();
     let text = format!("{NODE}[[targets]]\nfile = \"hosts.txt\"\nprobe = \"icmp\"\n");
-    let e = parse(&dir.path().join("c.toml"), &text, dir.path(), &Overrides::default()).unwrap_err().to_string();
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert_eq!(e, format!("{}:2:3: \"bad!host\" is neither an IP address nor a valid host name; expected one host per line (# starts a comment)", hosts.display()));
 
     std::fs::write(&hosts, "127.0.0.1\n127.0.0.1\n").unwrap();
-    let e = parse(&dir.path().join("c.toml"), &text, dir.path(), &Overrides::default()).unwrap_err().to_string();
-    assert!(e.starts_with(&format!("{}:2:1: duplicate target icmp/127.0.0.1: already listed by {}:1", hosts.display(), hosts.display())), "{e}");
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.starts_with(&format!(
+            "{}:2:1: duplicate target icmp/127.0.0.1: already listed by {}:1",
+            hosts.display(),
+            hosts.display()
+        )),
+        "{e}"
+    );
 
     std::fs::write(&hosts, "# nothing\n\n").unwrap();
-    let e = parse(&dir.path().join("c.toml"), &text, dir.path(), &Overrides::default()).unwrap_err().to_string();
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("lists no hosts"), "{e}");
 
     let text = format!("{NODE}[[targets]]\nfile = \"missing.txt\"\nprobe = \"icmp\"\n");
-    let e = parse(&dir.path().join("c.toml"), &text, dir.path(), &Overrides::default()).unwrap_err().to_string();
-    assert!(e.contains(":4:8: targets[0].file: cannot read") && e.contains("missing.txt"), "{e}");
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(":4:8: targets[0].file: cannot read") && e.contains("missing.txt"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -242,9 +391,21 @@ fn a_huge_host_file_stops_at_max_targets() {
         body.push_str(&format!("127.1.{}.{}\n", i >> 8, i & 255));
     }
     std::fs::write(dir.path().join("h.txt"), body).unwrap();
-    let text = format!("{NODE}[probe]\nmax_targets = 1000\n[[targets]]\nfile = \"h.txt\"\nprobe = \"icmp\"\n");
-    let e = parse(&dir.path().join("c.toml"), &text, dir.path(), &Overrides::default()).unwrap_err().to_string();
-    assert!(e.contains("h.txt:1001:1: more than probe.max_targets = 1000 targets"), "{e}");
+    let text = format!(
+        "{NODE}[probe]\nmax_targets = 1000\n[[targets]]\nfile = \"h.txt\"\nprobe = \"icmp\"\n"
+    );
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("h.txt:1001:1: more than probe.max_targets = 1000 targets"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -257,17 +418,157 @@ fn labels_are_checked() {
 
 #[test]
 fn limits_and_supervision_are_checked() {
-    assert!(err(&format!("{NODE}[probe]\nmax_in_flight = 0\n")).contains("probe.max_in_flight must be at least 1"));
+    assert!(err(&format!("{NODE}[probe]\nmax_in_flight = 0\n"))
+        .contains("probe.max_in_flight must be at least 1"));
     assert!(err(&format!("{NODE}[probe]\nmax_in_flight = -1\n")).contains("invalid value"));
-    assert!(err(&format!("{NODE}[results]\nbuffer = 0\n")).contains("results.buffer must be at least 1"));
-    assert!(err(&format!("{NODE}[supervision]\nbackoff_min = \"10s\"\nbackoff_max = \"1s\"\n")).contains("backoff_max must be at least"));
+    assert!(err(&format!("{NODE}[results]\nbuffer = 0\n"))
+        .contains("results.buffer must be at least 1"));
+    assert!(err(&format!(
+        "{NODE}[supervision]\nbackoff_min = \"10s\"\nbackoff_max = \"1s\"\n"
+    ))
+    .contains("backoff_max must be at least"));
 }
 
 #[test]
 fn the_summary_fits_on_one_screen() {
-    let s = parse(Path::new("config.toml"), include_str!("../../config.toml"), Path::new("."), &Overrides::default()).unwrap();
+    let s = parse(
+        Path::new("config.toml"),
+        include_str!("../../config.toml"),
+        Path::new("."),
+        &Overrides::default(),
+    )
+    .unwrap();
     let out = s.to_string();
-    assert!(out.contains("targets        256 (icmp 256, tcp 0) in 1 group(s)"), "{out}");
+    assert!(
+        out.contains("targets        256 (icmp 256, tcp 0) in 1 group(s)"),
+        "{out}"
+    );
     assert!(out.contains("interval 10s, timeout 1s"), "{out}");
     assert!(out.lines().count() < 25);
+}
+
+fn with_cookie(cookie: Option<&str>) -> Overrides {
+    Overrides {
+        cookie_env: cookie.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn cluster_settings_parse_with_defaults() {
+    let s = parse_str(&format!("{NODE}[cluster]\nlisten = \"127.0.1.1:4701\"\nseeds = [\"127.0.1.2:4701\", \"localhost:4701\"]\nweight = 3\nreplicas = 2\n")).unwrap();
+    let net = s.cluster.net.unwrap();
+    assert_eq!(net.heartbeat, DEFAULT_HEARTBEAT);
+    assert_eq!(net.suspect_after, DEFAULT_SUSPECT);
+    assert_eq!(net.dead_after, DEFAULT_DEAD);
+    assert_eq!((s.cluster.weight, s.cluster.replicas), (3, 2));
+    assert_eq!(s.cluster.seeds.len(), 2);
+}
+
+#[test]
+fn a_non_loopback_listener_needs_a_cookie() {
+    // Parsing only: nothing listens, and no packet is sent.
+    let text =
+        format!("{NODE}[cluster]\nlisten = \"0.0.0.0:4701\"\nadvertise = \"127.0.1.1:4701\"\n");
+    let e = parse(
+        Path::new("test.toml"),
+        &text,
+        Path::new("."),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("is not a loopback address, and no cookie is set")
+            && e.contains("RINGPOLL_COOKIE"),
+        "{e}"
+    );
+    let s = parse(
+        Path::new("test.toml"),
+        &text,
+        Path::new("."),
+        &with_cookie(Some("s3cret")),
+    )
+    .unwrap();
+    let net = s.cluster.net.unwrap();
+    assert_eq!(
+        (net.cookie.as_str(), &net.cookie_source),
+        ("s3cret", &CookieSource::Env)
+    );
+    // --listen on a wildcard without advertise is an error too.
+    let ov = Overrides {
+        listen: Some("0.0.0.0:4701".into()),
+        cookie_env: Some("x".into()),
+        ..Default::default()
+    };
+    let e = parse(Path::new("t.toml"), NODE, Path::new("."), &ov)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("set cluster.advertise"), "{e}");
+}
+
+#[test]
+fn the_cookie_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cookie"), "  abc123  \n").unwrap();
+    let text = format!("{NODE}[cluster]\nlisten = \"127.0.1.1:4701\"\ncookie_file = \"cookie\"\n");
+    let s = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.cluster.net.unwrap().cookie, "abc123");
+    std::fs::write(dir.path().join("cookie"), "\n").unwrap();
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("is empty"), "{e}");
+    let text = format!("{NODE}[cluster]\nlisten = \"127.0.1.1:4701\"\ncookie_file = \"missing\"\n");
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains(":5:15: cluster.cookie_file: cannot read"), "{e}");
+}
+
+#[test]
+fn cluster_values_are_checked() {
+    let e = err(&format!("{NODE}[cluster]\nlisten = \"localhost:4701\"\n"));
+    assert!(
+        e.contains("cluster.listen") && e.contains("expected IP:PORT"),
+        "{e}"
+    );
+    let e = err(&format!("{NODE}[cluster]\nlisten = \"127.0.0.1:0\"\n"));
+    assert!(e.contains("must be fixed"), "{e}");
+    let e = err(&format!("{NODE}[cluster]\nseeds = [\"127.0.0.1:4701\"]\n"));
+    assert!(e.contains("cluster.seeds needs cluster.listen"), "{e}");
+    let e = err(&format!("{NODE}[cluster]\nweight = 0\n"));
+    assert!(e.contains("cluster.weight must be from 1 to 1000"), "{e}");
+    let e = err(&format!("{NODE}[cluster]\nreplicas = 17\n"));
+    assert!(e.contains("cluster.replicas must be from 1 to 16"), "{e}");
+    let e = err(&format!(
+        "{NODE}[cluster]\nsuspect_after = \"3s\"\ndead_after = \"2s\"\n"
+    ));
+    assert!(
+        e.contains("dead_after must be longer than cluster.suspect_after"),
+        "{e}"
+    );
+    let e = err(&format!("{NODE}[cluster]\nheartbeat_interval = \"1s\"\n"));
+    assert!(
+        e.contains("suspect_after must be longer than cluster.heartbeat_interval"),
+        "{e}"
+    );
+    let e = err(&format!("{NODE}[cluster]\ncookie = \"inline\"\n"));
+    assert!(e.contains("unknown field `cookie`"), "{e}");
 }

@@ -28,7 +28,10 @@ pub fn wait_until<T>(what: &str, within: Duration, mut cond: impl FnMut() -> Opt
         if let Some(v) = cond() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -45,14 +48,23 @@ pub struct Node {
 impl Node {
     /// Writes `config` to `config.toml` in a fresh temp dir and starts a node on it.
     pub fn start(config: &str, env: &[(&str, &str)]) -> Node {
+        Self::start_args(config, &[], env)
+    }
+
+    /// Like [`Node::start`], with extra command-line arguments.
+    pub fn start_args(config: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("config.toml");
         std::fs::write(&path, config).expect("write config");
-        Self::start_with(dir, &path, env)
+        Self::spawn(dir, &path, args, env)
     }
 
     /// Starts a node on an existing config file, with results and log in `dir`.
     pub fn start_with(dir: tempfile::TempDir, config: &Path, env: &[(&str, &str)]) -> Node {
+        Self::spawn(dir, config, &[], env)
+    }
+
+    fn spawn(dir: tempfile::TempDir, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
         let results = dir.path().join("results.jsonl");
         let log = dir.path().join("node.log");
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -62,11 +74,14 @@ impl Node {
             .arg(config)
             .arg("--results")
             .arg(&results)
+            .args(args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())
             .stderr(log_file)
-            .env("RUST_LOG", "info,ractor=warn");
+            .env("RUST_LOG", "info,ractor=warn,ractor_cluster=error")
+            .env_remove("RINGPOLL_COOKIE")
+            .env_remove("RINGPOLL_TEST_PANIC_PROBE");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -89,7 +104,9 @@ impl Node {
         };
         complete
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad result line {l:?}: {e}")))
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad result line {l:?}: {e}"))
+            })
             .collect()
     }
 
@@ -112,23 +129,82 @@ impl Node {
         assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Kills the node with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Ends the node (if running), returning its status.
+    pub fn wait_exit_or_none(&mut self) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
     /// Waits for the node to exit.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let child = self.child.as_mut().expect("running");
-        wait_until("the node to exit", within, || child.try_wait().expect("try_wait"))
+        wait_until("the node to exit", within, || {
+            child.try_wait().expect("try_wait")
+        })
     }
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
+            // A stopped process cannot die until continued.
+            // SAFETY: plain kill(2) on our own child's pid.
+            unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
             let _ = child.kill();
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("---- node log ({}) ----\n{}", self.log.display(), self.log());
+            eprintln!(
+                "---- node log ({}) ----\n{}",
+                self.log.display(),
+                self.log()
+            );
         }
     }
+}
+
+/// Results grouped by target, with the node: target → (ms since epoch, node, ok).
+pub fn by_target_node(
+    results: &[Value],
+) -> std::collections::BTreeMap<String, Vec<(i64, String, bool)>> {
+    let mut map: std::collections::BTreeMap<String, Vec<(i64, String, bool)>> = Default::default();
+    for r in results {
+        let t = humantime::parse_rfc3339(r["ts"].as_str().expect("ts")).expect("RFC 3339 ts");
+        let ms = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        map.entry(r["target"].as_str().unwrap().to_string())
+            .or_default()
+            .push((
+                ms,
+                r["node"].as_str().unwrap().to_string(),
+                r["ok"].as_bool().unwrap(),
+            ));
+    }
+    for v in map.values_mut() {
+        v.sort();
+    }
+    map
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Results grouped by target: target id → timestamps (ms since epoch) and ok flags, in order.

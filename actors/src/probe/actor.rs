@@ -22,6 +22,7 @@ use super::schedule::{target_hash, ProbeSchedule};
 use super::{resolve, ProbeContext, RESOLVE_TTL};
 use crate::model::{DownReason, Host, ProbeOutcome, ProbeResult, TargetSpec};
 use crate::sink::SinkMsg;
+use crate::supervisor::ProbeSupMsg;
 
 /// The probe actor (stateless behaviour; state in [`ProbeState`]).
 #[derive(Debug)]
@@ -34,6 +35,8 @@ pub struct ProbeArgs {
     pub target: Arc<TargetSpec>,
     /// What all probes share.
     pub ctx: Arc<ProbeContext>,
+    /// The target's state as last known (handed over by its previous owner), if any.
+    pub initial: Option<TargetState>,
 }
 
 /// Messages of the probe actor (local only: per-host actors are never remotable).
@@ -43,6 +46,10 @@ pub enum ProbeMsg {
     Tick,
     /// The probe with sequence `seq` finished.
     Finished(Box<Finished>),
+    /// The target's previous owner knew it in this state (used unless this actor has a result).
+    Inherit(TargetState),
+    /// The target moved to another node: finish the probe in flight (if any), then stop.
+    Retire,
 }
 
 /// The report of one finished probe task.
@@ -71,6 +78,7 @@ pub struct ProbeState {
     in_flight: Option<AbortHandle>,
     resolved: Option<(IpAddr, Instant)>,
     health: HealthTracker,
+    retiring: bool,
 }
 
 impl Actor for ProbeActor {
@@ -81,11 +89,17 @@ impl Actor for ProbeActor {
     async fn pre_start(
         &self,
         myself: ActorRef<ProbeMsg>,
-        ProbeArgs { target, ctx }: ProbeArgs,
+        ProbeArgs {
+            target,
+            ctx,
+            initial,
+        }: ProbeArgs,
     ) -> Result<ProbeState, ActorProcessingErr> {
         let key = target.key();
         let schedule = ProbeSchedule::new(&key, target.interval);
-        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let delay = schedule.until_first(since_epoch);
         myself.send_after(delay, || ProbeMsg::Tick);
         Ok(ProbeState {
@@ -95,7 +109,8 @@ impl Actor for ProbeActor {
             seq_base: target_hash(&key) as u16,
             in_flight: None,
             resolved: None,
-            health: HealthTracker::default(),
+            health: HealthTracker::with_state(initial),
+            retiring: false,
             target,
             ctx,
         })
@@ -110,6 +125,15 @@ impl Actor for ProbeActor {
         match msg {
             ProbeMsg::Tick => state.start_probe(myself),
             ProbeMsg::Finished(done) => state.finish_probe(myself, *done),
+            ProbeMsg::Inherit(s) => {
+                state.health.inherit(s);
+            }
+            ProbeMsg::Retire => {
+                state.retiring = true;
+                if state.in_flight.is_none() {
+                    myself.stop(Some("handed off".into()));
+                }
+            }
         }
         Ok(())
     }
@@ -128,6 +152,9 @@ impl Actor for ProbeActor {
 
 impl ProbeState {
     fn start_probe(&mut self, myself: ActorRef<ProbeMsg>) {
+        if self.retiring {
+            return;
+        }
         if self.ctx.faults.should_panic(&self.target.id) {
             panic!("injected test fault: probe of {} panics", self.target.id);
         }
@@ -179,9 +206,17 @@ impl ProbeState {
             epoch: self.ctx.epoch.load(Ordering::Relaxed),
             outcome: done.outcome,
         };
-        self.ctx.refs.sink.cast(SinkMsg::Record(result));
+        if !self.ctx.refs.sink.cast(SinkMsg::Record(result)) {
+            self.ctx.refs.undelivered.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.retiring {
+            myself.stop(Some("handed off".into()));
+            return;
+        }
 
-        let (next, skipped) = self.schedule.next_after(self.due.into_std(), now.into_std());
+        let (next, skipped) = self
+            .schedule
+            .next_after(self.due.into_std(), now.into_std());
         if skipped > 0 {
             self.ctx.overruns.fetch_add(skipped, Ordering::Relaxed);
         }
@@ -194,6 +229,10 @@ impl ProbeState {
         let Some(t) = self.health.record(outcome.is_up()) else {
             return;
         };
+        self.ctx.refs.probes.cast(ProbeSupMsg::StateChanged {
+            key: self.target.key(),
+            up: outcome.is_up(),
+        });
         let host = &*self.target.id;
         let probe = self.target.probe.as_str();
         match (t.from, outcome) {
@@ -264,11 +303,25 @@ mod tests {
         let fake = FakeProbe::always_up(Duration::from_millis(5));
         let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
         let t = target("127.0.0.1", 10 * S, S);
-        let (probe, _) = Actor::spawn(None, ProbeActor, ProbeArgs { target: t, ctx: ctx.clone() }).await.unwrap();
+        let (probe, _) = Actor::spawn(
+            None,
+            ProbeActor,
+            ProbeArgs {
+                target: t,
+                ctx: ctx.clone(),
+                initial: None,
+            },
+        )
+        .await
+        .unwrap();
         tokio::time::sleep(60 * S).await;
         let calls = ctx.engine.fake.as_ref().unwrap().calls();
         // The first slot is within the first interval, then exactly one probe per interval.
-        assert!(calls.len() == 6 || calls.len() == 7, "{} calls", calls.len());
+        assert!(
+            calls.len() == 6 || calls.len() == 7,
+            "{} calls",
+            calls.len()
+        );
         for pair in calls.windows(2) {
             assert_eq!(pair[1].1 - pair[0].1, 10 * S);
         }
@@ -284,14 +337,33 @@ mod tests {
         fake.script("127.0.0.2", vec![(3600 * S, ProbeOutcome::Up { rtt: S })]);
         let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
         let t = target("127.0.0.2", 10 * S, 2 * S);
-        let (_probe, _) = Actor::spawn(None, ProbeActor, ProbeArgs { target: t, ctx: ctx.clone() }).await.unwrap();
+        let (_probe, _) = Actor::spawn(
+            None,
+            ProbeActor,
+            ProbeArgs {
+                target: t,
+                ctx: ctx.clone(),
+                initial: None,
+            },
+        )
+        .await
+        .unwrap();
         tokio::time::sleep(25 * S).await;
         let results = written(&sink, &w).await;
         assert!(results.len() >= 2, "{results:?}");
-        assert_eq!(results[0].outcome, ProbeOutcome::Down { reason: DownReason::Timeout });
+        assert_eq!(
+            results[0].outcome,
+            ProbeOutcome::Down {
+                reason: DownReason::Timeout
+            }
+        );
         assert!(results[1].outcome.is_up());
         let calls = ctx.engine.fake.as_ref().unwrap().calls();
-        assert_eq!(calls[1].1 - calls[0].1, 10 * S, "the next probe keeps its slot");
+        assert_eq!(
+            calls[1].1 - calls[0].1,
+            10 * S,
+            "the next probe keeps its slot"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -299,13 +371,25 @@ mod tests {
         let fake = FakeProbe::always_up(Duration::from_millis(5));
         let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
         let t = target("nowhere.invalid", 10 * S, S);
-        let (probe, _) = Actor::spawn(None, ProbeActor, ProbeArgs { target: t, ctx }).await.unwrap();
+        let (probe, _) = Actor::spawn(
+            None,
+            ProbeActor,
+            ProbeArgs {
+                target: t,
+                ctx,
+                initial: None,
+            },
+        )
+        .await
+        .unwrap();
         tokio::time::sleep(25 * S).await;
         let results = written(&sink, &w).await;
         assert!(results.len() >= 2);
         for r in &results {
             match &r.outcome {
-                ProbeOutcome::Down { reason: DownReason::Unresolved(d) } => assert!(d.contains("nowhere.invalid")),
+                ProbeOutcome::Down {
+                    reason: DownReason::Unresolved(d),
+                } => assert!(d.contains("nowhere.invalid")),
                 other => panic!("{other:?}"),
             }
         }
@@ -318,7 +402,11 @@ mod tests {
         let fake = FakeProbe::always_up(Duration::from_millis(900));
         let (ctx, _w, _sink) = context(fake, 1, FaultInjection::none()).await;
         for id in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
-            let args = ProbeArgs { target: target(id, S, Duration::from_millis(950)), ctx: ctx.clone() };
+            let args = ProbeArgs {
+                target: target(id, S, Duration::from_millis(950)),
+                ctx: ctx.clone(),
+                initial: None,
+            };
             Actor::spawn(None, ProbeActor, args).await.unwrap();
         }
         tokio::time::sleep(20 * S).await;

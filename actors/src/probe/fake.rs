@@ -25,7 +25,10 @@ impl FakeProbe {
     }
 
     pub(crate) fn script(&self, target: &str, steps: Vec<(Duration, ProbeOutcome)>) {
-        self.script.lock().unwrap().insert(target.to_string(), steps.into());
+        self.script
+            .lock()
+            .unwrap()
+            .insert(target.to_string(), steps.into());
     }
 
     pub(crate) fn calls(&self) -> Vec<(String, tokio::time::Instant)> {

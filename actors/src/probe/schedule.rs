@@ -89,7 +89,10 @@ mod tests {
     #[test]
     fn the_hash_is_pinned() {
         // Test vectors: changing these moves every target's phase (and, later, its owner).
-        assert_eq!(target_hash(&key("127.0.0.1")), xxhash_rust::xxh3::xxh3_64(b"icmp/127.0.0.1"));
+        assert_eq!(
+            target_hash(&key("127.0.0.1")),
+            xxhash_rust::xxh3::xxh3_64(b"icmp/127.0.0.1")
+        );
         assert_eq!(xxhash_rust::xxh3::xxh3_64(b""), 0x2d06800538d394c2);
     }
 
@@ -108,11 +111,20 @@ mod tests {
     fn next_slot_follows_the_interval_and_counts_skips() {
         let s = ProbeSchedule::new(&key("a"), Duration::from_secs(10));
         let t0 = Instant::now();
-        assert_eq!(s.next_after(t0, t0 + Duration::from_secs(1)), (t0 + Duration::from_secs(10), 0));
+        assert_eq!(
+            s.next_after(t0, t0 + Duration::from_secs(1)),
+            (t0 + Duration::from_secs(10), 0)
+        );
         // Finished 25 s after its slot: slots at +10 and +20 were missed.
-        assert_eq!(s.next_after(t0, t0 + Duration::from_secs(25)), (t0 + Duration::from_secs(30), 2));
+        assert_eq!(
+            s.next_after(t0, t0 + Duration::from_secs(25)),
+            (t0 + Duration::from_secs(30), 2)
+        );
         // Exactly on the next slot counts as missed: that slot's probe cannot start in the past.
-        assert_eq!(s.next_after(t0, t0 + Duration::from_secs(10)), (t0 + Duration::from_secs(20), 1));
+        assert_eq!(
+            s.next_after(t0, t0 + Duration::from_secs(10)),
+            (t0 + Duration::from_secs(20), 1)
+        );
     }
 
     proptest! {

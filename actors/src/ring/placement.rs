@@ -78,7 +78,10 @@ impl Ring {
             .collect();
         let members: Vec<(NodeName, u32)> = map.into_iter().collect();
         assert!(members.len() <= usize::from(u16::MAX), "too many members");
-        let name_hashes = members.iter().map(|(n, _)| xxh3_64(n.as_str().as_bytes())).collect();
+        let name_hashes = members
+            .iter()
+            .map(|(n, _)| xxh3_64(n.as_str().as_bytes()))
+            .collect();
         let replicas = replicas.max(1);
         let mut canon = Vec::new();
         canon.extend_from_slice(&PLACEMENT_VERSION.to_le_bytes());
@@ -132,7 +135,11 @@ impl Ring {
         let mut load = vec![0u64; n];
         let equal_weights = self.members.iter().all(|(_, w)| *w == self.members[0].1);
 
-        let mut order: Vec<(u64, usize)> = targets.iter().enumerate().map(|(i, t)| (target_hash(t), i)).collect();
+        let mut order: Vec<(u64, usize)> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (target_hash(t), i))
+            .collect();
         order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| targets[a.1].cmp(&targets[b.1])));
 
         let weights: Vec<u128> = self.members.iter().map(|(_, w)| u128::from(*w)).collect();
@@ -144,7 +151,11 @@ impl Ring {
                 let s = xxh3_64_with_seed(&bytes, *h_n);
                 // Sort key, smallest first: (-log2(u) / w) compared as a cross product, then the
                 // larger score, then the smaller name (index).
-                let k = if equal_weights { 0 } else { u128::from(neg_log2_q32(s)) };
+                let k = if equal_weights {
+                    0
+                } else {
+                    u128::from(neg_log2_q32(s))
+                };
                 prefs.push((k, s, mi as u16));
             }
             prefs.sort_unstable_by(|a, b| {
@@ -218,8 +229,12 @@ impl Placement {
 pub fn neg_log2_q32(x: u64) -> u64 {
     let y = u128::from(x) + 1; // 1 ..= 2^64
     let k = 127 - y.leading_zeros(); // floor(log2 y), 0..=64
-    // Mantissa in [1, 2) as Q1.63.
-    let mut m: u128 = if k <= 63 { y << (63 - k) } else { y >> (k - 63) };
+                                     // Mantissa in [1, 2) as Q1.63.
+    let mut m: u128 = if k <= 63 {
+        y << (63 - k)
+    } else {
+        y >> (k - 63)
+    };
     let mut frac: u64 = 0;
     for _ in 0..32 {
         m = (m * m) >> 63;
@@ -238,7 +253,11 @@ pub fn owners_by_name(ring: &Ring, targets: &[TargetKey]) -> Vec<Vec<NodeName>> 
     let p = ring.place(targets);
     p.owners
         .iter()
-        .map(|o| o.iter().map(|&i| ring.members()[i as usize].0.clone()).collect())
+        .map(|o| {
+            o.iter()
+                .map(|&i| ring.members()[i as usize].0.clone())
+                .collect()
+        })
         .collect()
 }
 

@@ -125,7 +125,11 @@ impl Actor for ResultSink {
             SinkMsg::FlushTick => {
                 let dropped = state.buffer.take_dropped_report();
                 if dropped > 0 {
-                    tracing::warn!(dropped, total = state.buffer.dropped_total(), "results dropped: the buffer is full");
+                    tracing::warn!(
+                        dropped,
+                        total = state.buffer.dropped_total(),
+                        "results dropped: the buffer is full"
+                    );
                 }
                 state.flush(&myself);
             }
@@ -255,7 +259,9 @@ mod tests {
             node: NodeName::new("n1").unwrap(),
             target: Arc::new(t),
             epoch: 1,
-            outcome: ProbeOutcome::Up { rtt: Duration::from_millis(1) },
+            outcome: ProbeOutcome::Up {
+                rtt: Duration::from_millis(1),
+            },
         }
     }
 
@@ -276,7 +282,13 @@ mod tests {
             sink.cast(SinkMsg::Record(result(i))).unwrap();
         }
         let report = ractor::call_t!(sink, SinkMsg::Drain, 10_000).unwrap();
-        assert_eq!(report, DrainReport { written: 20_000, dropped: 0 });
+        assert_eq!(
+            report,
+            DrainReport {
+                written: 20_000,
+                dropped: 0
+            }
+        );
         let lines = w.lines.lock().unwrap();
         assert_eq!(lines.len(), 20_000);
         assert_eq!(lines[0], "127.0.0.0");
@@ -299,7 +311,10 @@ mod tests {
                 assert_eq!(st.buffered, 100);
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "writer never reported failing");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "writer never reported failing"
+            );
             tokio::task::yield_now().await;
         }
         *w.fail.lock().unwrap() = false;

@@ -1,7 +1,11 @@
 //! The probe supervisor: one probe actor per owned target, keyed by target.
 //!
-//! - `Assign` carries the full owned set; the supervisor starts what is new and stops what is
-//!   no longer owned (reason `reassigned`), so a repeated or replayed assignment is harmless.
+//! - `Assign` carries the full owned set plus the targets kept during a hand-off; the
+//!   supervisor starts what is new and retires what is in neither (a retiring probe actor
+//!   finishes its probe in flight, then stops), so a replayed assignment is harmless.
+//! - Probe actors report state changes here; the states of targets handed to other nodes are
+//!   sent to them (through membership), and states handed to this node seed new probe actors,
+//!   so moving a target never raises a false state change.
 //! - A failed probe actor is restarted after a backoff while its target's budget allows;
 //!   then the target is quarantined (logged once) and retried after the quarantine period.
 //!   One target's crash loop never escalates: the node and its other targets carry on.
@@ -13,11 +17,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use ractor_cluster::RactorMessage;
 
-use crate::model::{TargetKey, TargetSpec};
+use crate::membership::wire::HandoffState;
+use crate::membership::MembershipMsg;
+use crate::model::{ProbeKind, TargetKey, TargetSpec};
+use crate::probe::actor::ProbeMsg;
 use crate::probe::actor::{ProbeActor, ProbeArgs};
+use crate::probe::health::TargetState;
 use crate::probe::ProbeContext;
 use crate::restart::{RestartBudget, RestartPolicy};
 use crate::ring::RingOwnerMsg;
@@ -32,13 +42,29 @@ pub struct ProbeSupervisor;
 /// Messages of the probe supervisor.
 #[derive(Debug, RactorMessage)]
 pub enum ProbeSupMsg {
-    /// The full set of targets this node owns under `epoch`.
+    /// The full set of targets this node owns under `epoch`, and those it keeps probing until
+    /// their new owners have taken over.
     Assign {
         /// Ownership epoch.
         epoch: u64,
+        /// Digest of the ring the assignment comes from (announced once applied).
+        digest: u64,
         /// Every owned target.
         targets: Arc<[Arc<TargetSpec>]>,
+        /// Targets owned elsewhere now, still probed here until the hand-off completes.
+        keep: Arc<[Arc<TargetSpec>]>,
+        /// Targets just handed to other nodes: their states are sent along.
+        handed_off: Vec<TargetKey>,
     },
+    /// A probe actor's target changed state.
+    StateChanged {
+        /// The target.
+        key: TargetKey,
+        /// Its state now.
+        up: bool,
+    },
+    /// Target states handed over by another node.
+    Inherit(Vec<HandoffState>),
     /// Restart the probe actor of `key` (its backoff has passed) if still `generation`.
     Respawn {
         /// The target.
@@ -95,6 +121,8 @@ pub struct ProbeSupState {
     overrun_seen: u64,
     overrunning: bool,
     stopping: bool,
+    /// Last known state of targets (own results, and states handed over by other nodes).
+    states: HashMap<TargetKey, bool>,
 }
 
 impl Actor for ProbeSupervisor {
@@ -119,6 +147,7 @@ impl Actor for ProbeSupervisor {
             overrun_seen,
             overrunning: false,
             stopping: false,
+            states: HashMap::new(),
         })
     }
 
@@ -139,12 +168,25 @@ impl Actor for ProbeSupervisor {
         state: &mut ProbeSupState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ProbeSupMsg::Assign { epoch, targets } => state.assign(&myself, epoch, &targets).await,
+            ProbeSupMsg::Assign {
+                epoch,
+                digest,
+                targets,
+                keep,
+                handed_off,
+            } => {
+                state.assign(&myself, epoch, &targets, &keep).await;
+                state.ctx.refs.adopted.store(digest, Ordering::Relaxed);
+                state.hand_off(&handed_off);
+            }
+            ProbeSupMsg::StateChanged { key, up } => {
+                state.states.insert(key, up);
+            }
+            ProbeSupMsg::Inherit(list) => state.inherit(list),
             ProbeSupMsg::Respawn { key, generation } => {
-                let due = state
-                    .children
-                    .get(&key)
-                    .is_some_and(|c| c.generation == generation && c.actor.is_none() && !c.quarantined);
+                let due = state.children.get(&key).is_some_and(|c| {
+                    c.generation == generation && c.actor.is_none() && !c.quarantined
+                });
                 if due && !state.stopping {
                     state.spawn(&myself, &key).await;
                     tracing::info!(host = %key.id, probe = %key.probe, "probe actor restarted");
@@ -207,24 +249,38 @@ impl Actor for ProbeSupervisor {
 }
 
 impl ProbeSupState {
-    async fn assign(&mut self, myself: &ActorRef<ProbeSupMsg>, epoch: u64, targets: &[Arc<TargetSpec>]) {
+    async fn assign(
+        &mut self,
+        myself: &ActorRef<ProbeSupMsg>,
+        epoch: u64,
+        targets: &[Arc<TargetSpec>],
+        keep: &[Arc<TargetSpec>],
+    ) {
         if self.stopping {
             return;
         }
         self.epoch = epoch;
         self.ctx.epoch.store(epoch, Ordering::Relaxed);
-        let wanted: HashSet<TargetKey> = targets.iter().map(|t| t.key()).collect();
-        let gone: Vec<TargetKey> = self.children.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        let wanted: HashSet<TargetKey> = targets.iter().chain(keep).map(|t| t.key()).collect();
+        let gone: Vec<TargetKey> = self
+            .children
+            .keys()
+            .filter(|k| !wanted.contains(*k))
+            .cloned()
+            .collect();
         for key in &gone {
             if let Some(child) = self.children.remove(key) {
                 if let Some(actor) = child.actor {
                     self.by_id.remove(&actor.get_id());
-                    actor.stop(Some("reassigned".into()));
+                    // Finish the probe in flight, so the slot it probes is not lost, then stop.
+                    if actor.send_message(ProbeMsg::Retire).is_err() {
+                        actor.stop(Some("reassigned".into()));
+                    }
                 }
             }
         }
         let mut started = 0usize;
-        for target in targets {
+        for target in targets.iter().chain(keep) {
             let key = target.key();
             if self.children.contains_key(&key) {
                 continue;
@@ -242,15 +298,79 @@ impl ProbeSupState {
             self.spawn(myself, &key).await;
             started += 1;
         }
-        tracing::info!(epoch, owned = self.children.len(), started, stopped = gone.len(), "targets owned");
+        tracing::info!(
+            epoch,
+            owned = targets.len(),
+            kept = keep.len(),
+            started,
+            stopped = gone.len(),
+            "targets owned: {} (+{} kept until their new owners take over)",
+            targets.len(),
+            keep.len()
+        );
+    }
+
+    /// Sends the states of targets now owned elsewhere to the other nodes.
+    fn hand_off(&self, handed_off: &[TargetKey]) {
+        let states: Vec<HandoffState> = handed_off
+            .iter()
+            .filter_map(|k| {
+                self.states.get(k).map(|&up| HandoffState {
+                    probe: k.probe.as_str().to_string(),
+                    target: k.id.to_string(),
+                    up,
+                })
+            })
+            .collect();
+        if !states.is_empty() {
+            self.ctx
+                .refs
+                .membership
+                .cast(MembershipMsg::HandoffOut(states));
+        }
+    }
+
+    /// Takes over states from another node: running probe actors without a result of their
+    /// own adopt them, and actors started later begin from them.
+    fn inherit(&mut self, list: Vec<HandoffState>) {
+        for h in list {
+            let probe = match h.probe.as_str() {
+                "icmp" => ProbeKind::Icmp,
+                "tcp" => ProbeKind::Tcp,
+                _ => continue,
+            };
+            let key = TargetKey {
+                probe,
+                id: h.target.into(),
+            };
+            if let Some(actor) = self.children.get(&key).and_then(|c| c.actor.as_ref()) {
+                let state = if h.up {
+                    TargetState::Up
+                } else {
+                    TargetState::Down
+                };
+                let _ = actor.send_message(ProbeMsg::Inherit(state));
+            }
+            self.states.entry(key).or_insert(h.up);
+        }
     }
 
     async fn spawn(&mut self, myself: &ActorRef<ProbeSupMsg>, key: &TargetKey) {
-        let Some(child) = self.children.get_mut(key) else { return };
+        let Some(child) = self.children.get_mut(key) else {
+            return;
+        };
         child.generation += 1;
+        let initial = self.states.get(key).map(|&up| {
+            if up {
+                TargetState::Up
+            } else {
+                TargetState::Down
+            }
+        });
         let args = ProbeArgs {
             target: child.target.clone(),
             ctx: self.ctx.clone(),
+            initial,
         };
         match Actor::spawn_linked(None, ProbeActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -271,7 +391,9 @@ impl ProbeSupState {
             tracing::debug!(actor = %id, "event from an unknown or stopped child ignored");
             return;
         };
-        let Some(child) = self.children.get_mut(&key) else { return };
+        let Some(child) = self.children.get_mut(&key) else {
+            return;
+        };
         child.actor = None;
         if self.stopping {
             return;
@@ -338,39 +460,68 @@ mod tests {
         ractor::call_t!(sup, ProbeSupMsg::Status, 5_000).unwrap()
     }
 
+    fn assign(epoch: u64, targets: Arc<[Arc<TargetSpec>]>) -> ProbeSupMsg {
+        ProbeSupMsg::Assign {
+            epoch,
+            digest: epoch,
+            targets,
+            keep: Arc::new([]),
+            handed_off: Vec::new(),
+        }
+    }
+
     fn targets(ids: &[&str]) -> Arc<[Arc<TargetSpec>]> {
         ids.iter().map(|id| target(id, 5 * S, S)).collect()
     }
 
     #[tokio::test(start_paused = true)]
     async fn assignments_start_and_stop_probe_actors() {
-        let (ctx, w, sink) = context(FakeProbe::always_up(Duration::from_millis(1)), 100, FaultInjection::none()).await;
-        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx.clone(), policy())).await.unwrap();
+        let (ctx, w, sink) = context(
+            FakeProbe::always_up(Duration::from_millis(1)),
+            100,
+            FaultInjection::none(),
+        )
+        .await;
+        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx.clone(), policy()))
+            .await
+            .unwrap();
         let all = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"];
-        sup.cast(ProbeSupMsg::Assign { epoch: 1, targets: targets(&all) }).unwrap();
+        sup.cast(assign(1, targets(&all))).unwrap();
         let st = status(&sup).await;
         assert_eq!((st.epoch, st.owned, st.running), (1, 4, 4));
         assert_eq!(sup.get_children().len(), 4);
 
         // A replayed assignment changes nothing; a smaller one stops the rest.
-        sup.cast(ProbeSupMsg::Assign { epoch: 1, targets: targets(&all) }).unwrap();
+        sup.cast(assign(1, targets(&all))).unwrap();
         assert_eq!(status(&sup).await.running, 4);
-        sup.cast(ProbeSupMsg::Assign { epoch: 2, targets: targets(&all[..1]) }).unwrap();
+        sup.cast(assign(2, targets(&all[..1]))).unwrap();
         let st = status(&sup).await;
         assert_eq!((st.epoch, st.owned, st.running, st.restarts), (2, 1, 1, 0));
         tokio::time::sleep(20 * S).await;
-        assert_eq!(sup.get_children().len(), 1, "stopped actors are gone, not restarted");
+        assert_eq!(
+            sup.get_children().len(),
+            1,
+            "stopped actors are gone, not restarted"
+        );
         let results = written(&sink, &w).await;
-        assert!(results.iter().rev().take(3).all(|r| &*r.target.id == "127.0.0.1" && r.epoch == 2));
+        assert!(results
+            .iter()
+            .rev()
+            .take(3)
+            .all(|r| &*r.target.id == "127.0.0.1" && r.epoch == 2));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_crashing_target_is_restarted_then_quarantined_then_retried() {
         // 127.0.0.9 panics on its first three probes: two restarts, then quarantine.
         let faults = FaultInjection::panic_on("127.0.0.9*3");
-        let (ctx, w, sink) = context(FakeProbe::always_up(Duration::from_millis(1)), 100, faults).await;
-        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx.clone(), policy())).await.unwrap();
-        sup.cast(ProbeSupMsg::Assign { epoch: 1, targets: targets(&["127.0.0.8", "127.0.0.9"]) }).unwrap();
+        let (ctx, w, sink) =
+            context(FakeProbe::always_up(Duration::from_millis(1)), 100, faults).await;
+        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx.clone(), policy()))
+            .await
+            .unwrap();
+        sup.cast(assign(1, targets(&["127.0.0.8", "127.0.0.9"])))
+            .unwrap();
 
         tokio::time::sleep(20 * S).await;
         let st = status(&sup).await;
@@ -378,7 +529,11 @@ mod tests {
 
         // Meanwhile the healthy target never missed a slot.
         let results = written(&sink, &w).await;
-        let healthy: Vec<_> = results.iter().filter(|r| &*r.target.id == "127.0.0.8").map(|r| r.ts).collect();
+        let healthy: Vec<_> = results
+            .iter()
+            .filter(|r| &*r.target.id == "127.0.0.8")
+            .map(|r| r.ts)
+            .collect();
         assert!(healthy.len() >= 3);
         assert!(results.iter().all(|r| &*r.target.id != "127.0.0.9"));
 
@@ -387,17 +542,30 @@ mod tests {
         let st = status(&sup).await;
         assert_eq!((st.quarantined, st.running), (0, 2));
         let results = written(&sink, &w).await;
-        assert!(results.iter().any(|r| &*r.target.id == "127.0.0.9" && r.outcome.is_up()));
-        assert_eq!(sup.get_status(), ractor::ActorStatus::Running, "never escalated");
+        assert!(results
+            .iter()
+            .any(|r| &*r.target.id == "127.0.0.9" && r.outcome.is_up()));
+        assert_eq!(
+            sup.get_status(),
+            ractor::ActorStatus::Running,
+            "never escalated"
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn stop_all_stops_every_probe_and_ignores_their_exits() {
-        let (ctx, _w, _sink) = context(FakeProbe::always_up(Duration::from_millis(1)), 100, FaultInjection::none()).await;
-        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx, policy())).await.unwrap();
+        let (ctx, _w, _sink) = context(
+            FakeProbe::always_up(Duration::from_millis(1)),
+            100,
+            FaultInjection::none(),
+        )
+        .await;
+        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx, policy()))
+            .await
+            .unwrap();
         let ids: Vec<String> = (1..=50).map(|i| format!("127.0.1.{i}")).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        sup.cast(ProbeSupMsg::Assign { epoch: 1, targets: targets(&ids) }).unwrap();
+        sup.cast(assign(1, targets(&ids))).unwrap();
         let n = ractor::call_t!(sup, ProbeSupMsg::StopAll, 5_000).unwrap();
         assert_eq!(n, 50);
         tokio::time::sleep(10 * S).await;

@@ -19,17 +19,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use ractor_cluster::RactorMessage;
 use tokio::sync::oneshot;
 
 use super::probes::{ProbeSupMsg, ProbeSupervisor};
 use super::TreeRefs;
-use crate::membership::{Membership, MembershipArgs};
+use crate::membership::{ClusterSettings, Membership, MembershipArgs, MembershipMsg};
 use crate::model::{NodeName, TargetSpec};
 use crate::probe::ProbeContext;
 use crate::restart::{RestartBudget, RestartPolicy};
-use crate::ring::{RingOwner, RingOwnerArgs};
+use crate::ring::{RingOwner, RingOwnerArgs, RingOwnerMsg, RingSettings};
 use crate::sink::{JsonLinesWriter, ResultSink, SinkArgs, SinkMsg, SinkSettings};
 
 /// The infrastructure children, in start order.
@@ -81,6 +83,10 @@ pub struct RootArgs {
     pub sink: SinkSettings,
     /// Restart policy for all children.
     pub policy: RestartPolicy,
+    /// Ring settings.
+    pub ring: RingSettings,
+    /// Cluster settings; `None` for a single node.
+    pub cluster: Option<ClusterSettings>,
     /// Told why, if the root gives up.
     pub on_give_up: Option<oneshot::Sender<String>>,
 }
@@ -92,6 +98,8 @@ pub enum RootMsg {
     Restart(Role),
     /// Stop everything in reverse order, drain the sink, and reply.
     Shutdown(RpcReplyPort<ShutdownReport>),
+    /// Something this node cannot continue after (e.g. the cluster refused its name).
+    Fatal(String),
 }
 
 /// What a shutdown achieved.
@@ -121,7 +129,11 @@ impl RootState {
         &self.args.ctx.refs
     }
 
-    async fn start(&mut self, myself: &ActorRef<RootMsg>, role: Role) -> Result<(), ActorProcessingErr> {
+    async fn start(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+        role: Role,
+    ) -> Result<(), ActorProcessingErr> {
         let sup = myself.get_cell();
         let a = &self.args;
         let cell: ActorCell = match role {
@@ -136,7 +148,9 @@ impl RootState {
                 r.get_cell()
             }
             Role::Probes => {
-                let (r, _) = Actor::spawn_linked(None, ProbeSupervisor, (a.ctx.clone(), a.policy), sup).await?;
+                let (r, _) =
+                    Actor::spawn_linked(None, ProbeSupervisor, (a.ctx.clone(), a.policy), sup)
+                        .await?;
                 a.ctx.refs.probes.set(Some(r.clone()));
                 r.get_cell()
             }
@@ -144,6 +158,7 @@ impl RootState {
                 let args = RingOwnerArgs {
                     me: a.node.clone(),
                     targets: a.targets.clone(),
+                    settings: a.ring,
                     refs: a.ctx.refs.clone(),
                 };
                 let (r, _) = Actor::spawn_linked(None, RingOwner, args, sup).await?;
@@ -153,6 +168,8 @@ impl RootState {
             Role::Membership => {
                 let args = MembershipArgs {
                     me: a.node.clone(),
+                    weight: a.ring.weight,
+                    cluster: a.cluster.clone(),
                     refs: a.ctx.refs.clone(),
                 };
                 let (r, _) = Actor::spawn_linked(None, Membership, args, sup).await?;
@@ -206,7 +223,9 @@ impl RootState {
 
     /// After a budget is spent: stop the rest in order (draining the sink), tell the binary, stop.
     async fn give_up(&mut self, myself: &ActorRef<RootMsg>) {
-        let Some(why) = self.gave_up.take() else { return };
+        let Some(why) = self.gave_up.take() else {
+            return;
+        };
         self.shutdown().await;
         if let Some(tx) = self.args.on_give_up.take() {
             let _ = tx.send(why.clone());
@@ -217,20 +236,40 @@ impl RootState {
     async fn shutdown(&mut self) -> ShutdownReport {
         self.shutting_down = true;
         const STEP: Duration = Duration::from_secs(3);
+        const LEAVE_DEADLINE: Duration = Duration::from_secs(3);
         let mut report = ShutdownReport::default();
         let refs = self.args.ctx.refs.clone();
+        if self.args.cluster.is_some() {
+            // Leave on purpose: peers take the targets over at once instead of waiting for the
+            // failure detector, and this node keeps probing until they have.
+            if let Some(m) = refs.membership.get() {
+                let _ = ractor::call_t!(m, MembershipMsg::Leave, 1_000);
+            }
+            if let Some(r) = refs.ring.get() {
+                match ractor::call_t!(r, RingOwnerMsg::Leave, LEAVE_DEADLINE.as_millis() as u64) {
+                    Ok(()) => tracing::info!("targets handed over to the other members"),
+                    Err(_) => tracing::warn!("the other members did not take over within {LEAVE_DEADLINE:?}; stopping anyway"),
+                }
+            }
+        }
         if let Some(m) = refs.membership.get() {
-            m.stop_and_wait(Some("shutdown".into()), Some(STEP)).await.ok();
+            m.stop_and_wait(Some("shutdown".into()), Some(STEP))
+                .await
+                .ok();
         }
         if let Some(r) = refs.ring.get() {
-            r.stop_and_wait(Some("shutdown".into()), Some(STEP)).await.ok();
+            r.stop_and_wait(Some("shutdown".into()), Some(STEP))
+                .await
+                .ok();
         }
         if let Some(p) = refs.probes.get() {
             match ractor::call_t!(p, ProbeSupMsg::StopAll, STEP.as_millis() as u64) {
                 Ok(n) => report.probes_stopped = n,
                 Err(err) => tracing::warn!(error = %err, "probe supervisor did not stop in time"),
             }
-            p.stop_and_wait(Some("shutdown".into()), Some(STEP)).await.ok();
+            p.stop_and_wait(Some("shutdown".into()), Some(STEP))
+                .await
+                .ok();
         }
         if let Some(s) = refs.sink.get() {
             match ractor::call_t!(s, SinkMsg::Drain, STEP.as_millis() as u64) {
@@ -240,7 +279,9 @@ impl RootState {
                 }
                 Err(err) => tracing::error!(error = %err, "result sink did not drain in time"),
             }
-            s.stop_and_wait(Some("shutdown".into()), Some(STEP)).await.ok();
+            s.stop_and_wait(Some("shutdown".into()), Some(STEP))
+                .await
+                .ok();
         }
         report
     }
@@ -256,6 +297,7 @@ impl Actor for RootSupervisor {
         myself: ActorRef<RootMsg>,
         args: RootArgs,
     ) -> Result<RootState, ActorProcessingErr> {
+        args.ctx.refs.root.set(Some(myself.clone()));
         let mut state = RootState {
             args,
             children: HashMap::new(),
@@ -295,6 +337,11 @@ impl Actor for RootSupervisor {
                 let report = state.shutdown().await;
                 let _ = reply.send(report);
             }
+            RootMsg::Fatal(reason) => {
+                tracing::error!(reason, "fatal: stopping the node");
+                state.gave_up = Some(reason);
+                state.give_up(&myself).await;
+            }
         }
         Ok(())
     }
@@ -329,14 +376,28 @@ mod tests {
 
     const S: Duration = Duration::from_secs(1);
 
-    async fn start_root(dir: &std::path::Path) -> (ActorRef<RootMsg>, Arc<ProbeContext>, oneshot::Receiver<String>, tokio::task::JoinHandle<()>) {
-        let (ctx, _w, test_sink) = context(FakeProbe::always_up(Duration::from_millis(1)), 100, FaultInjection::none()).await;
+    async fn start_root(
+        dir: &std::path::Path,
+    ) -> (
+        ActorRef<RootMsg>,
+        Arc<ProbeContext>,
+        oneshot::Receiver<String>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (ctx, _w, test_sink) = context(
+            FakeProbe::always_up(Duration::from_millis(1)),
+            100,
+            FaultInjection::none(),
+        )
+        .await;
         // The root starts its own sink; the test one is not needed.
         test_sink.stop(None);
         let (tx, rx) = oneshot::channel();
         let args = RootArgs {
             node: NodeName::new("n1").unwrap(),
-            targets: (1..=3).map(|i| target(&format!("127.0.0.{i}"), 2 * S, S)).collect(),
+            targets: (1..=3)
+                .map(|i| target(&format!("127.0.0.{i}"), 2 * S, S))
+                .collect(),
             ctx: ctx.clone(),
             sink: SinkSettings {
                 path: dir.join("r.jsonl"),
@@ -351,6 +412,8 @@ mod tests {
                 quarantine: 60 * S,
             },
             on_give_up: Some(tx),
+            ring: RingSettings::default(),
+            cluster: None,
         };
         let (root, handle) = Actor::spawn(None, RootSupervisor, args).await.unwrap();
         (root, ctx, rx, handle)
@@ -358,7 +421,9 @@ mod tests {
 
     async fn running_probes(ctx: &ProbeContext) -> usize {
         let probes = ctx.refs.probes.get().expect("probe supervisor running");
-        ractor::call_t!(probes, ProbeSupMsg::Status, 5_000).unwrap().running
+        ractor::call_t!(probes, ProbeSupMsg::Status, 5_000)
+            .unwrap()
+            .running
     }
 
     #[tokio::test(start_paused = true)]
@@ -395,7 +460,11 @@ mod tests {
         let (_root, ctx, rx, handle) = start_root(dir.path()).await;
         for _ in 0..3 {
             tokio::time::sleep(S).await;
-            ctx.refs.membership.get().expect("membership running").kill();
+            ctx.refs
+                .membership
+                .get()
+                .expect("membership running")
+                .kill();
         }
         let reason = tokio::time::timeout(10 * S, rx).await.unwrap().unwrap();
         assert!(reason.contains("membership failed 3 times"), "{reason}");

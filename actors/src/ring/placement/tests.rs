@@ -21,7 +21,10 @@ fn ring(n: usize, replicas: u32) -> Ring {
 
 /// Owner names per target (sets, for comparing placements across rings).
 fn owner_sets(r: &Ring, t: &[TargetKey]) -> Vec<std::collections::BTreeSet<NodeName>> {
-    owners_by_name(r, t).into_iter().map(|o| o.into_iter().collect()).collect()
+    owners_by_name(r, t)
+        .into_iter()
+        .map(|o| o.into_iter().collect())
+        .collect()
 }
 
 #[test]
@@ -42,14 +45,23 @@ fn test_vectors_pin_the_function() {
     // PLACEMENT_VERSION instead and document it.
     let r = ring(3, 1);
     let t = targets(8);
-    let got: Vec<String> = owners_by_name(&r, &t).iter().map(|o| o[0].to_string()).collect();
+    let got: Vec<String> = owners_by_name(&r, &t)
+        .iter()
+        .map(|o| o[0].to_string())
+        .collect();
     assert_eq!(got, ["n2", "n2", "n0", "n1", "n0", "n0", "n1", "n1"]);
     assert_eq!(r.digest(), 0x35e1_ce7a_1c60_db6d);
     let w = Ring::new([(node(0), 1), (node(1), 2), (node(2), 3)], 2);
-    let got: Vec<String> = owners_by_name(&w, &targets(12)).iter().map(|o| format!("{}+{}", o[0], o[1])).collect();
+    let got: Vec<String> = owners_by_name(&w, &targets(12))
+        .iter()
+        .map(|o| format!("{}+{}", o[0], o[1]))
+        .collect();
     assert_eq!(
         got,
-        ["n2+n1", "n2+n1", "n1+n2", "n1+n0", "n1+n0", "n0+n2", "n1+n0", "n1+n2", "n2+n1", "n1+n2", "n2+n1", "n2+n0"]
+        [
+            "n2+n1", "n2+n1", "n1+n2", "n1+n0", "n1+n0", "n0+n2", "n1+n0", "n1+n2", "n2+n1",
+            "n1+n2", "n2+n1", "n2+n0"
+        ]
     );
 }
 
@@ -67,7 +79,10 @@ fn balance_for_3_to_100_equal_nodes_at_10000_targets() {
 }
 
 /// Targets whose owner set changed between two placements.
-fn moved(a: &[std::collections::BTreeSet<NodeName>], b: &[std::collections::BTreeSet<NodeName>]) -> usize {
+fn moved(
+    a: &[std::collections::BTreeSet<NodeName>],
+    b: &[std::collections::BTreeSet<NodeName>],
+) -> usize {
     a.iter().zip(b).filter(|(x, y)| x != y).count()
 }
 
@@ -83,28 +98,45 @@ fn a_join_or_leave_moves_about_the_ideal_fraction() {
         // Join: the ideal is that the newcomer takes 1/(n+1) of the targets, and nothing else moves.
         let ideal = 10_000.0 / (n + 1) as f64;
         let join = moved(&before, &after) as f64;
-        assert!(join <= bound * ideal, "join to n={}: moved {join} vs ideal {ideal:.0}", n + 1);
+        assert!(
+            join <= bound * ideal,
+            "join to n={}: moved {join} vs ideal {ideal:.0}",
+            n + 1
+        );
         // Leave (the reverse): the ideal is the leaver's share.
         let leave_ideal = 10_000.0 / (n + 1) as f64;
         // Leaving a member other than the last.
         let without_first = owner_sets(&Ring::new((1..=n).map(|i| (node(i), 1)), 1), &t);
         let full = owner_sets(&ring(n + 1, 1), &t);
         let leave = moved(&full, &without_first) as f64;
-        assert!(leave <= bound * leave_ideal, "leave from n={}: moved {leave} vs ideal {leave_ideal:.0}", n + 1);
+        assert!(
+            leave <= bound * leave_ideal,
+            "leave from n={}: moved {leave} vs ideal {leave_ideal:.0}",
+            n + 1
+        );
     }
 }
 
 #[test]
 fn shares_follow_weights() {
     let t = targets(10_000);
-    for weights in [vec![1u32, 2, 3], vec![1, 1, 4], vec![2, 1], vec![3, 1, 1, 1], vec![10, 1]] {
+    for weights in [
+        vec![1u32, 2, 3],
+        vec![1, 1, 4],
+        vec![2, 1],
+        vec![3, 1, 1, 1],
+        vec![10, 1],
+    ] {
         let r = Ring::new(weights.iter().enumerate().map(|(i, w)| (node(i), *w)), 1);
         let loads = r.place(&t).loads(weights.len());
         let w_sum: u32 = weights.iter().sum();
         for (i, w) in weights.iter().enumerate() {
             let ideal = 10_000.0 * *w as f64 / w_sum as f64;
             let got = loads[r.index_of(&node(i)).unwrap() as usize] as f64;
-            assert!((got - ideal).abs() <= 0.05 * ideal, "{weights:?}: node {i} has {got}, ideal {ideal:.0}");
+            assert!(
+                (got - ideal).abs() <= 0.05 * ideal,
+                "{weights:?}: node {i} has {got}, ideal {ideal:.0}"
+            );
         }
     }
 }
@@ -131,8 +163,14 @@ fn the_digest_depends_on_members_weights_and_replicas_only() {
     let a = Ring::new([(node(1), 1), (node(2), 1)], 1);
     let b = Ring::new([(node(2), 1), (node(1), 1)], 1);
     assert_eq!(a.digest(), b.digest());
-    assert_ne!(a.digest(), Ring::new([(node(1), 1), (node(2), 2)], 1).digest());
-    assert_ne!(a.digest(), Ring::new([(node(1), 1), (node(2), 1)], 2).digest());
+    assert_ne!(
+        a.digest(),
+        Ring::new([(node(1), 1), (node(2), 2)], 1).digest()
+    );
+    assert_ne!(
+        a.digest(),
+        Ring::new([(node(1), 1), (node(2), 1)], 2).digest()
+    );
     assert_ne!(a.digest(), Ring::new([(node(1), 1)], 1).digest());
 }
 

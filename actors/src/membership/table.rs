@@ -1,0 +1,446 @@
+//! The membership table and its failure detector. Pure: time is an argument, effects are the
+//! returned [`Change`]s.
+//!
+//! A member is `Alive` while heartbeats arrive; `Suspect` after `suspect_after` without one
+//! (still in the ring: one slow heartbeat does not reshuffle anything); `Dead` after
+//! `dead_after`, or at once when its last connection closes (a crashed process); `Left` when
+//! it announced a planned leave. Alive and suspect members are in the ring.
+//!
+//! Identity is the configured name. A heartbeat naming a live member at another address is a
+//! duplicate name and is refused; the same name at the same address with a newer incarnation
+//! is that node restarted, and replaces the old one.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::model::NodeName;
+
+/// What a member says about itself in each heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// The address it listens on (`ip:port`), as others dial it.
+    pub addr: String,
+    /// Its ring weight.
+    pub weight: u32,
+    /// Its start time (Unix ms): a restarted node has a larger one.
+    pub incarnation: u64,
+    /// The ring digest it has adopted (its probes run for that ring).
+    pub adopted: u64,
+}
+
+/// A member's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    /// Heartbeats arrive.
+    Alive,
+    /// Silent for a while; still in the ring.
+    Suspect,
+    /// Silent too long, or its connections closed; out of the ring.
+    Dead,
+    /// Announced that it leaves; out of the ring.
+    Left,
+}
+
+impl MemberState {
+    /// Lower-case name for logs and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Alive => "alive",
+            MemberState::Suspect => "suspect",
+            MemberState::Dead => "dead",
+            MemberState::Left => "left",
+        }
+    }
+
+    fn in_ring(self) -> bool {
+        matches!(self, MemberState::Alive | MemberState::Suspect)
+    }
+}
+
+/// Why a member was declared dead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeathCause {
+    /// No heartbeat for this long.
+    Silent(Duration),
+    /// Every connection to it closed.
+    Disconnected,
+}
+
+/// A change worth logging (and, when the ring membership changed, publishing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A member joined (or came back).
+    Joined(NodeName),
+    /// A member restarted (newer incarnation) while we still counted it in.
+    Restarted(NodeName),
+    /// A member went silent.
+    Suspect(NodeName, Duration),
+    /// A suspect member was heard again.
+    Recovered(NodeName),
+    /// A member was declared dead.
+    Dead(NodeName, DeathCause),
+    /// A member left on purpose.
+    Left(NodeName),
+    /// A member's adopted ring digest changed.
+    Adopted(NodeName, u64),
+}
+
+impl Change {
+    /// True when the set of members in the ring changed.
+    pub fn changes_ring(&self) -> bool {
+        matches!(self, Change::Joined(_) | Change::Dead(..) | Change::Left(_))
+    }
+}
+
+/// A heartbeat that must be refused: its name is taken by a live member elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DuplicateName {
+    /// The name.
+    pub name: NodeName,
+    /// The address of the member holding it.
+    pub holder: String,
+    /// The address of the newcomer.
+    pub newcomer: String,
+}
+
+/// Failure-detector timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Detector {
+    /// Silence before a member is suspect.
+    pub suspect_after: Duration,
+    /// Silence before a member is dead.
+    pub dead_after: Duration,
+}
+
+#[derive(Clone, Debug)]
+struct Member {
+    info: MemberInfo,
+    state: MemberState,
+    last_heard: Instant,
+}
+
+/// Everything this node knows about the other members.
+#[derive(Clone, Debug)]
+pub struct MembershipTable {
+    me: NodeName,
+    my_addr: String,
+    detector: Detector,
+    members: BTreeMap<NodeName, Member>,
+    version: u64,
+}
+
+impl MembershipTable {
+    /// A table with no other member.
+    pub fn new(me: NodeName, my_addr: String, detector: Detector) -> Self {
+        MembershipTable {
+            me,
+            my_addr,
+            detector,
+            members: BTreeMap::new(),
+            version: 1,
+        }
+    }
+
+    /// Increases whenever the set of members in the ring changes.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// A heartbeat from `name`.
+    pub fn heard(
+        &mut self,
+        name: &NodeName,
+        info: MemberInfo,
+        now: Instant,
+    ) -> Result<Vec<Change>, DuplicateName> {
+        if *name == self.me {
+            return Err(DuplicateName {
+                name: name.clone(),
+                holder: self.my_addr.clone(),
+                newcomer: info.addr,
+            });
+        }
+        let mut changes = Vec::new();
+        match self.members.get_mut(name) {
+            None => {
+                self.members.insert(
+                    name.clone(),
+                    Member {
+                        info,
+                        state: MemberState::Alive,
+                        last_heard: now,
+                    },
+                );
+                changes.push(Change::Joined(name.clone()));
+            }
+            Some(m) => {
+                if info.incarnation < m.info.incarnation {
+                    return Ok(changes); // a stale message from an older incarnation
+                }
+                let newer = info.incarnation > m.info.incarnation;
+                if m.state.in_ring() && newer && info.addr != m.info.addr {
+                    return Err(DuplicateName {
+                        name: name.clone(),
+                        holder: m.info.addr.clone(),
+                        newcomer: info.addr,
+                    });
+                }
+                if m.state == MemberState::Left && !newer {
+                    return Ok(changes); // it is on its way out
+                }
+                if m.info.adopted != info.adopted {
+                    changes.push(Change::Adopted(name.clone(), info.adopted));
+                }
+                match m.state {
+                    MemberState::Dead | MemberState::Left => {
+                        changes.push(Change::Joined(name.clone()))
+                    }
+                    MemberState::Suspect => changes.push(Change::Recovered(name.clone())),
+                    MemberState::Alive if newer => changes.push(Change::Restarted(name.clone())),
+                    MemberState::Alive => {}
+                }
+                m.state = MemberState::Alive;
+                m.info = info;
+                m.last_heard = now;
+            }
+        }
+        self.bump(&changes);
+        Ok(changes)
+    }
+
+    /// Every connection to `name` closed.
+    pub fn disconnected(&mut self, name: &NodeName) -> Option<Change> {
+        let m = self.members.get_mut(name)?;
+        if !m.state.in_ring() {
+            return None;
+        }
+        m.state = MemberState::Dead;
+        let c = Change::Dead(name.clone(), DeathCause::Disconnected);
+        self.bump(std::slice::from_ref(&c));
+        Some(c)
+    }
+
+    /// `name` announced that it leaves.
+    pub fn left(&mut self, name: &NodeName, incarnation: u64) -> Option<Change> {
+        let m = self.members.get_mut(name)?;
+        if incarnation < m.info.incarnation || m.state == MemberState::Left {
+            return None;
+        }
+        let was_in = m.state.in_ring();
+        m.state = MemberState::Left;
+        if !was_in {
+            return None;
+        }
+        let c = Change::Left(name.clone());
+        self.bump(std::slice::from_ref(&c));
+        Some(c)
+    }
+
+    /// Advances the failure detector to `now`.
+    pub fn tick(&mut self, now: Instant) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (name, m) in self.members.iter_mut() {
+            let silent = now.saturating_duration_since(m.last_heard);
+            match m.state {
+                MemberState::Alive | MemberState::Suspect if silent >= self.detector.dead_after => {
+                    m.state = MemberState::Dead;
+                    changes.push(Change::Dead(name.clone(), DeathCause::Silent(silent)));
+                }
+                MemberState::Alive if silent >= self.detector.suspect_after => {
+                    m.state = MemberState::Suspect;
+                    changes.push(Change::Suspect(name.clone(), silent));
+                }
+                _ => {}
+            }
+        }
+        self.bump(&changes);
+        changes
+    }
+
+    fn bump(&mut self, changes: &[Change]) {
+        if changes.iter().any(Change::changes_ring) {
+            self.version += 1;
+        }
+    }
+
+    /// Members in the ring (alive or suspect), this node included, with their weights.
+    pub fn ring_members(&self, my_weight: u32) -> BTreeMap<NodeName, u32> {
+        let mut out: BTreeMap<NodeName, u32> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.state.in_ring())
+            .map(|(n, m)| (n.clone(), m.info.weight))
+            .collect();
+        out.insert(self.me.clone(), my_weight);
+        out
+    }
+
+    /// Number of members in the ring, this node included.
+    pub fn alive_count(&self) -> usize {
+        1 + self.members.values().filter(|m| m.state.in_ring()).count()
+    }
+
+    /// The adopted ring digest of every member in the ring (not this node).
+    pub fn adopted(&self) -> BTreeMap<NodeName, u64> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.state.in_ring())
+            .map(|(n, m)| (n.clone(), m.info.adopted))
+            .collect()
+    }
+
+    /// Every known member with its state and address.
+    pub fn members(&self) -> impl Iterator<Item = (&NodeName, MemberState, &MemberInfo)> {
+        self.members.iter().map(|(n, m)| (n, m.state, &m.info))
+    }
+
+    /// The state of `name`, if known.
+    pub fn state_of(&self, name: &NodeName) -> Option<MemberState> {
+        self.members.get(name).map(|m| m.state)
+    }
+
+    /// Seconds since `name` was last heard.
+    pub fn silence(&self, name: &NodeName, now: Instant) -> Option<Duration> {
+        self.members
+            .get(name)
+            .map(|m| now.saturating_duration_since(m.last_heard))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn n(s: &str) -> NodeName {
+        NodeName::new(s).unwrap()
+    }
+
+    fn info(addr: &str, inc: u64) -> MemberInfo {
+        MemberInfo {
+            addr: addr.into(),
+            weight: 1,
+            incarnation: inc,
+            adopted: 0,
+        }
+    }
+
+    fn table() -> MembershipTable {
+        MembershipTable::new(
+            n("n1"),
+            "127.0.1.1:4701".into(),
+            Detector {
+                suspect_after: 1000 * MS,
+                dead_after: 2000 * MS,
+            },
+        )
+    }
+
+    #[test]
+    fn join_suspect_recover_die() {
+        let t0 = Instant::now();
+        let mut t = table();
+        assert_eq!(
+            t.heard(&n("n2"), info("a2", 1), t0).unwrap(),
+            vec![Change::Joined(n("n2"))]
+        );
+        assert_eq!(t.version(), 2);
+        assert!(t.tick(t0 + 999 * MS).is_empty());
+        assert_eq!(
+            t.tick(t0 + 1000 * MS),
+            vec![Change::Suspect(n("n2"), 1000 * MS)]
+        );
+        assert_eq!(t.version(), 2, "suspicion does not change the ring");
+        assert_eq!(t.ring_members(1).len(), 2);
+        assert_eq!(
+            t.heard(&n("n2"), info("a2", 1), t0 + 1500 * MS).unwrap(),
+            vec![Change::Recovered(n("n2"))]
+        );
+        assert!(t.tick(t0 + 2400 * MS).is_empty());
+        assert_eq!(
+            t.tick(t0 + 3500 * MS),
+            vec![Change::Dead(n("n2"), DeathCause::Silent(2000 * MS))]
+        );
+        assert_eq!(t.version(), 3);
+        assert_eq!(t.ring_members(1).len(), 1);
+        // Heard again: back in.
+        assert_eq!(
+            t.heard(&n("n2"), info("a2", 1), t0 + 9000 * MS).unwrap(),
+            vec![Change::Joined(n("n2"))]
+        );
+        assert_eq!(t.version(), 4);
+    }
+
+    #[test]
+    fn a_closed_connection_is_death_at_once() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), info("a2", 1), t0).unwrap();
+        assert_eq!(
+            t.disconnected(&n("n2")),
+            Some(Change::Dead(n("n2"), DeathCause::Disconnected))
+        );
+        assert_eq!(t.disconnected(&n("n2")), None);
+        assert_eq!(t.state_of(&n("n2")), Some(MemberState::Dead));
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_and_restarts_accepted() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), info("127.0.1.2:4701", 10), t0).unwrap();
+        let dup = t
+            .heard(&n("n2"), info("127.0.1.9:4701", 11), t0)
+            .unwrap_err();
+        assert_eq!(dup.holder, "127.0.1.2:4701");
+        assert_eq!(dup.newcomer, "127.0.1.9:4701");
+        // Same address, newer incarnation: the node restarted.
+        assert_eq!(
+            t.heard(&n("n2"), info("127.0.1.2:4701", 12), t0).unwrap(),
+            vec![Change::Restarted(n("n2"))]
+        );
+        // Stale messages of an old incarnation change nothing.
+        assert!(t
+            .heard(&n("n2"), info("127.0.1.2:4701", 10), t0)
+            .unwrap()
+            .is_empty());
+        // Our own name from elsewhere is a duplicate too.
+        assert!(t.heard(&n("n1"), info("127.0.1.7:4701", 1), t0).is_err());
+        // Once the holder is dead, the name is free to move.
+        t.disconnected(&n("n2"));
+        assert!(t.heard(&n("n2"), info("127.0.1.9:4701", 13), t0).is_ok());
+    }
+
+    #[test]
+    fn leaving_members_stay_out_until_they_restart() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), info("a2", 5), t0).unwrap();
+        assert_eq!(t.left(&n("n2"), 5), Some(Change::Left(n("n2"))));
+        assert!(t.heard(&n("n2"), info("a2", 5), t0).unwrap().is_empty());
+        assert_eq!(t.ring_members(1).len(), 1);
+        assert!(
+            t.tick(t0 + 10_000 * MS).is_empty(),
+            "a left member is not declared dead"
+        );
+        assert_eq!(
+            t.heard(&n("n2"), info("a2", 6), t0).unwrap(),
+            vec![Change::Joined(n("n2"))]
+        );
+    }
+
+    #[test]
+    fn adopted_digests_are_tracked() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), info("a2", 1), t0).unwrap();
+        let mut i = info("a2", 1);
+        i.adopted = 42;
+        assert_eq!(
+            t.heard(&n("n2"), i, t0).unwrap(),
+            vec![Change::Adopted(n("n2"), 42)]
+        );
+        assert_eq!(t.adopted().get(&n("n2")), Some(&42));
+    }
+}

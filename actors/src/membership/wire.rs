@@ -1,0 +1,215 @@
+//! What crosses the network between membership actors: one JSON-encoded [`PeerMessage`] inside
+//! the single remotable message `PortMsg::Wire(Vec<u8>)`.
+//!
+//! Decoding is bounded (size checked first) and validating: a malformed or hostile message is
+//! dropped with an error, never a panic.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::NodeName;
+
+/// Largest accepted message.
+pub const MAX_WIRE_BYTES: usize = 4 << 20;
+
+/// Peer state handed over per message, at most.
+pub const HANDOFF_CHUNK: usize = 20_000;
+
+/// A message between the membership actors of two nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PeerMessage {
+    /// Sent every heartbeat interval to every connected peer.
+    Heartbeat(Heartbeat),
+    /// The sender leaves the cluster on purpose.
+    Leave {
+        /// Sender.
+        name: String,
+        /// Sender's incarnation.
+        incarnation: u64,
+    },
+    /// The receiver is refused (its name is taken); it should stop.
+    Refuse {
+        /// The refusing node.
+        from: String,
+        /// Why, for the receiver's log.
+        reason: String,
+    },
+    /// The last known state of targets the sender no longer owns.
+    Handoff {
+        /// Sender.
+        from: String,
+        /// Target states.
+        states: Vec<HandoffState>,
+    },
+}
+
+/// A heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// Sender's configured name.
+    pub name: String,
+    /// Address the sender listens on (`ip:port`).
+    pub addr: String,
+    /// Sender's ring weight.
+    pub weight: u32,
+    /// Sender's start time (Unix ms).
+    pub incarnation: u64,
+    /// The ring digest the sender's probes run for.
+    pub adopted: u64,
+    /// Digest of the sender's configured targets (a mismatch is logged).
+    pub targets: u64,
+    /// Members the sender knows to be in the ring (for transitive dialling); sent every few
+    /// heartbeats, not every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<PeerAddr>,
+}
+
+/// A member and its address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerAddr {
+    /// Name.
+    pub name: String,
+    /// `ip:port`.
+    pub addr: String,
+}
+
+/// One target's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandoffState {
+    /// Probe kind (`icmp`, `tcp`).
+    pub probe: String,
+    /// Target id.
+    pub target: String,
+    /// Last known state.
+    pub up: bool,
+}
+
+/// Why a message was dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// Larger than [`MAX_WIRE_BYTES`].
+    #[error("message of {0} bytes exceeds the {MAX_WIRE_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// Not a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+impl PeerMessage {
+    /// Encodes for the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("peer messages always serialise")
+    }
+
+    /// Decodes and validates a message from a peer.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        if bytes.len() > MAX_WIRE_BYTES {
+            return Err(WireError::TooLarge(bytes.len()));
+        }
+        let msg: PeerMessage =
+            serde_json::from_slice(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+        let name_ok = |n: &str| NodeName::new(n).map(|_| ()).map_err(WireError::Malformed);
+        let addr_ok = |a: &str| {
+            a.parse::<std::net::SocketAddr>()
+                .map(|_| ())
+                .map_err(|_| WireError::Malformed(format!("bad address {a:?}")))
+        };
+        match &msg {
+            PeerMessage::Heartbeat(h) => {
+                name_ok(&h.name)?;
+                addr_ok(&h.addr)?;
+                for m in &h.members {
+                    name_ok(&m.name)?;
+                    addr_ok(&m.addr)?;
+                }
+            }
+            PeerMessage::Leave { name, .. } => name_ok(name)?,
+            PeerMessage::Refuse { from, .. } | PeerMessage::Handoff { from, .. } => name_ok(from)?,
+        }
+        Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hb() -> Heartbeat {
+        Heartbeat {
+            name: "n1".into(),
+            addr: "127.0.1.1:4701".into(),
+            weight: 1,
+            incarnation: 7,
+            adopted: 9,
+            targets: 3,
+            members: vec![PeerAddr {
+                name: "n2".into(),
+                addr: "127.0.1.2:4701".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        for m in [
+            PeerMessage::Heartbeat(hb()),
+            PeerMessage::Leave {
+                name: "n1".into(),
+                incarnation: 1,
+            },
+            PeerMessage::Refuse {
+                from: "n1".into(),
+                reason: "x".into(),
+            },
+            PeerMessage::Handoff {
+                from: "n1".into(),
+                states: vec![HandoffState {
+                    probe: "icmp".into(),
+                    target: "127.0.0.1".into(),
+                    up: true,
+                }],
+            },
+        ] {
+            assert_eq!(PeerMessage::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn bad_messages_are_errors() {
+        assert!(matches!(
+            PeerMessage::decode(&vec![b' '; MAX_WIRE_BYTES + 1]),
+            Err(WireError::TooLarge(_))
+        ));
+        assert!(PeerMessage::decode(b"\xff\x00garbage").is_err());
+        assert!(
+            PeerMessage::decode(br#"{"type":"leave","name":"bad name","incarnation":1}"#).is_err()
+        );
+        let mut h = hb();
+        h.addr = "not-an-address".into();
+        assert!(PeerMessage::decode(&PeerMessage::Heartbeat(h).encode()).is_err());
+        assert!(
+            PeerMessage::decode(br#"{"type":"leave","name":"n1","incarnation":1,"extra":1}"#)
+                .is_err()
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Arbitrary bytes never panic the decoder.
+        #[test]
+        fn decoding_garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = PeerMessage::decode(&bytes);
+        }
+
+        /// Nor does JSON of the right shape with arbitrary strings.
+        #[test]
+        fn decoding_arbitrary_fields_never_panics(name in ".{0,80}", addr in ".{0,40}", inc in any::<u64>()) {
+            let json = serde_json::json!({"type": "heartbeat", "name": name, "addr": addr, "weight": 1, "incarnation": inc, "adopted": 0, "targets": 0});
+            let _ = PeerMessage::decode(json.to_string().as_bytes());
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! Clustering with real processes on loopback, one process per node. Each node listens on an
+//! address of its own (127.77.T.N, T per test), so tests run in parallel without colliding.
+//! Targets are ICMP echo to 127.0.0.0/24 (the test command runs as root).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::{by_target_node, now_ms, wait_until, Node};
+
+const INTERVAL_MS: i64 = 1_000;
+
+fn config(replicas: u32) -> String {
+    format!(
+        r#"
+[node]
+name = "unset"
+[cluster]
+replicas = {replicas}
+[probe]
+interval = "1s"
+timeout = "500ms"
+[[targets]]
+cidr = "127.0.0.0/24"
+probe = "icmp"
+"#
+    )
+}
+
+fn addr(test: u8, n: u8) -> String {
+    format!("127.77.{test}.{n}:4701")
+}
+
+/// Starts node `n{n}` of test `test`, seeded with the given node numbers.
+fn start(test: u8, n: u8, seeds: &[u8], replicas: u32, env: &[(&str, &str)]) -> Node {
+    let name = format!("n{n}");
+    let listen = addr(test, n);
+    let seed_addrs: Vec<String> = seeds.iter().map(|s| addr(test, *s)).collect();
+    let mut args: Vec<&str> = vec!["--name", &name, "--listen", &listen];
+    for s in &seed_addrs {
+        args.push("--seed");
+        args.push(s);
+    }
+    Node::start_args(&config(replicas), &args, env)
+}
+
+/// The digest of the last ring a node built, and its member count.
+fn last_ring(node: &Node) -> Option<(String, usize)> {
+    let log = node.log();
+    let line = log.lines().rfind(|l| l.contains("ring rebuilt:"))?;
+    let digest = line
+        .split("digest=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let members = line
+        .split("members=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((digest, members))
+}
+
+/// Waits until every node runs a ring of `members` members with one digest and has finished
+/// its hand-offs; returns the digest.
+fn wait_converged(nodes: &[&Node], members: usize, within: Duration) -> String {
+    wait_until(
+        &format!("{} nodes to agree on a {members}-member ring", nodes.len()),
+        within,
+        || {
+            let rings: Vec<_> = nodes.iter().map(|n| last_ring(n)).collect();
+            let first = rings[0].clone()?;
+            let agreed = first.1 == members && rings.iter().all(|r| r.as_ref() == Some(&first));
+            let settled = nodes.iter().all(|n| {
+                let log = n.log();
+                log.lines()
+                    .rfind(|l| l.contains("targets owned:"))
+                    .is_some_and(|l| l.contains("(+0 kept"))
+            });
+            (agreed && settled).then_some(first.0)
+        },
+    )
+}
+
+/// All results of all nodes.
+fn all_results(nodes: &[&Node]) -> BTreeMap<String, Vec<(i64, String, bool)>> {
+    let mut all = Vec::new();
+    for n in nodes {
+        all.extend(n.results());
+    }
+    by_target_node(&all)
+}
+
+/// Per target, the nodes that probed it within [from, to).
+fn owners_in(
+    results: &BTreeMap<String, Vec<(i64, String, bool)>>,
+    from: i64,
+    to: i64,
+) -> BTreeMap<String, Vec<String>> {
+    results
+        .iter()
+        .map(|(t, v)| {
+            (
+                t.clone(),
+                v.iter()
+                    .filter(|r| r.0 >= from && r.0 < to)
+                    .map(|r| r.1.clone())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn three_nodes_seeded_with_one_form_a_mesh_and_probe_each_target_once_per_round() {
+    let n1 = start(1, 1, &[], 1, &[]);
+    let n2 = start(1, 2, &[1], 1, &[]);
+    let n3 = start(1, 3, &[1], 1, &[]);
+    wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(15));
+    // n2 and n3 only know n1, yet each sees all three members (transitive connection).
+    for (n, others) in [(&n2, ["n1", "n3"]), (&n3, ["n1", "n2"])] {
+        for o in others {
+            assert!(
+                n.log().contains(&format!("member {o} joined")),
+                "{}",
+                n.log()
+            );
+        }
+    }
+    // Three whole rounds after convergence: every target probed, each by exactly one node,
+    // once per round.
+    let from = now_ms() + INTERVAL_MS;
+    let to = from + 3 * INTERVAL_MS;
+    wait_until("three rounds", Duration::from_secs(10), || {
+        (now_ms() > to + 1_500).then_some(())
+    });
+    let results = all_results(&[&n1, &n2, &n3]);
+    let owners = owners_in(&results, from, to);
+    assert_eq!(owners.len(), 256);
+    let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
+    for (target, probers) in &owners {
+        let distinct: BTreeSet<_> = probers.iter().collect();
+        assert_eq!(distinct.len(), 1, "{target} probed by {probers:?}");
+        assert_eq!(
+            probers.len(),
+            3,
+            "{target}: {} results in 3 rounds",
+            probers.len()
+        );
+        *per_node.entry(probers[0].clone()).or_default() += 1;
+    }
+    assert_eq!(per_node.len(), 3, "{per_node:?}");
+    assert!(
+        per_node
+            .values()
+            .all(|&c| c as f64 <= 1.10 * 256.0 / 3.0 + 1.0),
+        "{per_node:?}"
+    );
+}
+
+#[test]
+fn with_two_replicas_each_target_is_probed_by_exactly_two_nodes() {
+    let n1 = start(2, 1, &[], 2, &[]);
+    let n2 = start(2, 2, &[1], 2, &[]);
+    let n3 = start(2, 3, &[1], 2, &[]);
+    wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(15));
+    let from = now_ms() + INTERVAL_MS;
+    let to = from + 2 * INTERVAL_MS;
+    wait_until("two rounds", Duration::from_secs(10), || {
+        (now_ms() > to + 1_500).then_some(())
+    });
+    let owners = owners_in(&all_results(&[&n1, &n2, &n3]), from, to);
+    assert_eq!(owners.len(), 256);
+    for (target, probers) in &owners {
+        let distinct: BTreeSet<_> = probers.iter().collect();
+        assert_eq!(distinct.len(), 2, "{target} probed by {probers:?}");
+        assert_eq!(
+            probers.len(),
+            4,
+            "{target}: two nodes, two rounds: {probers:?}"
+        );
+    }
+}
+
+/// Every target has a result from one of `survivors` in (after, after + within].
+fn covered_after(nodes: &[&Node], survivors: &[&str], after: i64, within: i64) -> bool {
+    let results = all_results(nodes);
+    results.len() == 256
+        && results.values().all(|v| {
+            v.iter()
+                .any(|r| r.0 > after && r.0 <= after + within && survivors.contains(&r.1.as_str()))
+        })
+}
+
+#[test]
+fn crashed_and_frozen_nodes_are_replaced_and_the_frozen_one_rejoins() {
+    let n1 = start(3, 1, &[], 1, &[]);
+    let mut n2 = start(3, 2, &[1], 1, &[]);
+    let mut n3 = start(3, 3, &[1], 1, &[]);
+    wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(15));
+
+    // kill -9: out of the ring at once (connection closed); full coverage within 1 s + interval.
+    let killed_at = now_ms();
+    n3.kill9();
+    wait_until("coverage after kill -9", Duration::from_secs(5), || {
+        covered_after(
+            &[&n1, &n2, &n3],
+            &["n1", "n2"],
+            killed_at,
+            1_000 + INTERVAL_MS + 300,
+        )
+        .then_some(())
+    });
+    assert!(
+        n1.log().contains("member n3 dead (connection closed"),
+        "{}",
+        n1.log()
+    );
+
+    // SIGSTOP: the socket stays open; the failure detector evicts it within 3 s.
+    wait_converged(&[&n1, &n2], 2, Duration::from_secs(5));
+    let stopped_at = now_ms();
+    n2.signal(libc::SIGSTOP);
+    n1.wait_log("member n2 dead (", 1, Duration::from_secs(4));
+    let dead_line = n1
+        .log()
+        .lines()
+        .find(|l| l.contains("member n2 dead ("))
+        .unwrap()
+        .to_string();
+    assert!(dead_line.contains("without heartbeat"), "{dead_line}");
+    wait_until("coverage after SIGSTOP", Duration::from_secs(7), || {
+        covered_after(
+            &[&n1, &n2, &n3],
+            &["n1"],
+            stopped_at,
+            3_000 + INTERVAL_MS + 300,
+        )
+        .then_some(())
+    });
+
+    // SIGCONT: it notices it was dropped, redials, and is back in the ring within 3 s.
+    let joins_before = n1.log().matches("member n2 joined").count();
+    n2.signal(libc::SIGCONT);
+    n1.wait_log("member n2 joined", joins_before + 1, Duration::from_secs(3));
+    wait_converged(&[&n1, &n2], 2, Duration::from_secs(5));
+    let _ = n2.wait_exit_or_none();
+}
+
+#[test]
+fn a_fourth_node_takes_a_quarter_without_gaps_or_false_state_changes() {
+    let n1 = start(4, 1, &[], 1, &[]);
+    let n2 = start(4, 2, &[1], 1, &[]);
+    let n3 = start(4, 3, &[1], 1, &[]);
+    wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(15));
+    let before_from = now_ms();
+    wait_until("a round", Duration::from_secs(5), || {
+        (now_ms() > before_from + 2 * INTERVAL_MS).then_some(())
+    });
+    let before = owners_in(
+        &all_results(&[&n1, &n2, &n3]),
+        before_from,
+        before_from + 2 * INTERVAL_MS,
+    );
+
+    let joined_at = now_ms();
+    let n4 = start(4, 4, &[1], 1, &[]);
+    wait_converged(&[&n1, &n2, &n3, &n4], 4, Duration::from_secs(15));
+    let after_from = now_ms() + INTERVAL_MS;
+    wait_until("two rounds", Duration::from_secs(6), || {
+        (now_ms() > after_from + 2 * INTERVAL_MS + 1_500).then_some(())
+    });
+    let results = all_results(&[&n1, &n2, &n3, &n4]);
+    let after = owners_in(&results, after_from, after_from + 2 * INTERVAL_MS);
+
+    // About a quarter moved, all of it to the newcomer.
+    let moved: Vec<&String> = before
+        .keys()
+        .filter(|t| before[*t].first() != after[*t].first())
+        .collect();
+    assert!(
+        (40..=80).contains(&moved.len()),
+        "{} of 256 moved",
+        moved.len()
+    );
+    assert!(moved
+        .iter()
+        .all(|t| after[*t].first().map(String::as_str) == Some("n4")));
+
+    // No target missed a round: consecutive results at most one interval + 1 s apart, from
+    // before the join to the end.
+    for (target, v) in &results {
+        let span: Vec<i64> = v
+            .iter()
+            .map(|r| r.0)
+            .filter(|&t| t >= joined_at - 2 * INTERVAL_MS)
+            .collect();
+        let gap = span.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        assert!(
+            gap <= INTERVAL_MS + 1_000,
+            "{target}: {gap} ms without a result"
+        );
+    }
+    // The newcomer inherited the states: no first-result or state-change lines for moved targets.
+    let log4 = n4.log();
+    assert_eq!(log4.matches("(first result)").count(), 0, "{log4}");
+    assert_eq!(
+        log4.matches("target down").count() + log4.matches("target up").count(),
+        0
+    );
+}
+
+#[test]
+fn a_node_whose_seed_is_down_joins_when_it_comes_up() {
+    let n2 = start(5, 2, &[1], 1, &[]);
+    n2.wait_log(
+        "seed 127.77.5.1:4701 unreachable",
+        1,
+        Duration::from_secs(5),
+    );
+    let n1 = start(5, 1, &[], 1, &[]);
+    wait_converged(&[&n1, &n2], 2, Duration::from_secs(8));
+    // Retried with backoff all along, but logged once.
+    assert_eq!(
+        n2.log().matches("unreachable; retrying").count(),
+        1,
+        "{}",
+        n2.log()
+    );
+}
+
+#[test]
+fn a_restarted_seed_is_rejoined_and_the_cluster_does_not_fall_apart() {
+    let mut n1 = start(6, 1, &[], 1, &[]);
+    let n2 = start(6, 2, &[1], 1, &[]);
+    let n3 = start(6, 3, &[1], 1, &[]);
+    wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(15));
+    n1.kill9();
+    // n2 and n3 stay together without their seed.
+    wait_converged(&[&n2, &n3], 2, Duration::from_secs(5));
+    // The seed restarts alone (no seeds of its own): the others dial it back.
+    let n1 = start(6, 1, &[], 1, &[]);
+    wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(8));
+}
+
+#[test]
+fn a_wrong_cookie_is_rejected_on_both_sides() {
+    let n1 = start(7, 1, &[], 1, &[("RINGPOLL_COOKIE", "right")]);
+    let n2 = start(7, 2, &[1], 1, &[("RINGPOLL_COOKIE", "wrong")]);
+    n1.wait_log("failed to authenticate", 1, Duration::from_secs(6));
+    n2.wait_log(
+        "rejected our connection during authentication",
+        1,
+        Duration::from_secs(6),
+    );
+    assert!(!n1.log().contains("member n2 joined"));
+    assert!(!n2.log().contains("member n1 joined"));
+    // Both still run alone.
+    assert_eq!(last_ring(&n1).map(|r| r.1), Some(1));
+    assert_eq!(last_ring(&n2).map(|r| r.1), Some(1));
+}
+
+#[test]
+fn a_second_node_with_a_taken_name_is_refused() {
+    let n1 = start(8, 1, &[], 1, &[]);
+    let n2 = start(8, 2, &[1], 1, &[]);
+    wait_converged(&[&n1, &n2], 2, Duration::from_secs(10));
+    // Another "n2", at another address.
+    let listen = addr(8, 9);
+    let seed = addr(8, 1);
+    let mut impostor = Node::start_args(
+        &config(1),
+        &["--name", "n2", "--listen", &listen, "--seed", &seed],
+        &[],
+    );
+    let status = impostor.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{}", impostor.log());
+    assert!(
+        impostor
+            .log()
+            .contains("node name n2 is already used by the member at 127.77.8.2:4701"),
+        "{}",
+        impostor.log()
+    );
+    assert!(
+        n1.log()
+            .contains("refusing a node: node name n2 is already used"),
+        "{}",
+        n1.log()
+    );
+    // The real n2 is unaffected.
+    assert_eq!(last_ring(&n1).map(|r| r.1), Some(2));
+    assert!(!n1.log().contains("member n2 dead"));
+}
