@@ -95,19 +95,29 @@ fn all_results(nodes: &[&Node]) -> BTreeMap<String, Vec<(i64, String, bool)>> {
     by_target_node(&all)
 }
 
-/// Per target, the nodes that probed it within [from, to).
+/// Per target, the nodes that probed it in the `rounds` slots starting at the first slot at or
+/// after `from`. A target's slots are one interval apart at a fixed phase, so each slot is
+/// counted in a window of ± half an interval around it, whatever the completion jitter.
 fn owners_in(
     results: &BTreeMap<String, Vec<(i64, String, bool)>>,
     from: i64,
-    to: i64,
+    rounds: i64,
 ) -> BTreeMap<String, Vec<String>> {
     results
         .iter()
         .map(|(t, v)| {
+            let mut phases: Vec<i64> = v.iter().map(|r| r.0.rem_euclid(INTERVAL_MS)).collect();
+            phases.sort_unstable();
+            let phase = phases[phases.len() / 2];
+            let first_slot = from + (phase - from).rem_euclid(INTERVAL_MS);
+            let (lo, hi) = (
+                first_slot - INTERVAL_MS / 2,
+                first_slot + (rounds - 1) * INTERVAL_MS + INTERVAL_MS / 2,
+            );
             (
                 t.clone(),
                 v.iter()
-                    .filter(|r| r.0 >= from && r.0 < to)
+                    .filter(|r| r.0 >= lo && r.0 < hi)
                     .map(|r| r.1.clone())
                     .collect(),
             )
@@ -139,7 +149,7 @@ fn three_nodes_seeded_with_one_form_a_mesh_and_probe_each_target_once_per_round(
         (now_ms() > to + 1_500).then_some(())
     });
     let results = all_results(&[&n1, &n2, &n3]);
-    let owners = owners_in(&results, from, to);
+    let owners = owners_in(&results, from, 3);
     assert_eq!(owners.len(), 256);
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     for (target, probers) in &owners {
@@ -173,7 +183,7 @@ fn with_two_replicas_each_target_is_probed_by_exactly_two_nodes() {
     wait_until("two rounds", Duration::from_secs(10), || {
         (now_ms() > to + 1_500).then_some(())
     });
-    let owners = owners_in(&all_results(&[&n1, &n2, &n3]), from, to);
+    let owners = owners_in(&all_results(&[&n1, &n2, &n3]), from, 2);
     assert_eq!(owners.len(), 256);
     for (target, probers) in &owners {
         let distinct: BTreeSet<_> = probers.iter().collect();
@@ -261,11 +271,7 @@ fn a_fourth_node_takes_a_quarter_without_gaps_or_false_state_changes() {
     wait_until("a round", Duration::from_secs(5), || {
         (now_ms() > before_from + 2 * INTERVAL_MS).then_some(())
     });
-    let before = owners_in(
-        &all_results(&[&n1, &n2, &n3]),
-        before_from,
-        before_from + 2 * INTERVAL_MS,
-    );
+    let before = owners_in(&all_results(&[&n1, &n2, &n3]), before_from, 2);
 
     let joined_at = now_ms();
     let n4 = start(4, 4, &[1], 1, &[]);
@@ -275,7 +281,7 @@ fn a_fourth_node_takes_a_quarter_without_gaps_or_false_state_changes() {
         (now_ms() > after_from + 2 * INTERVAL_MS + 1_500).then_some(())
     });
     let results = all_results(&[&n1, &n2, &n3, &n4]);
-    let after = owners_in(&results, after_from, after_from + 2 * INTERVAL_MS);
+    let after = owners_in(&results, after_from, 2);
 
     // About a quarter moved, all of it to the newcomer.
     let moved: Vec<&String> = before
