@@ -47,6 +47,8 @@ pub const DEFAULT_REBALANCE: Duration = Duration::from_millis(100);
 pub const DEFAULT_REDIAL_MAX: Duration = Duration::from_secs(1);
 /// Largest `[cluster] replicas`.
 pub const MAX_REPLICAS: u32 = 16;
+/// Default `[cluster.tls] server_name`.
+pub const DEFAULT_TLS_SERVER_NAME: &str = "ringpoll";
 /// The environment variable the cluster cookie is read from.
 pub const COOKIE_ENV: &str = "RINGPOLL_COOKIE";
 /// The cookie of loopback-only clusters with no cookie configured (logged as insecure).
@@ -89,6 +91,8 @@ pub struct ClusterNet {
     pub cookie: String,
     /// Where the secret came from.
     pub cookie_source: CookieSource,
+    /// `[cluster.tls]`, when set.
+    pub tls: Option<ringpoll_actors::membership::tls::TlsFiles>,
     /// Heartbeat period.
     pub heartbeat: Duration,
     /// Silence before suspicion.
@@ -278,8 +282,9 @@ impl fmt::Display for Settings {
             None => writeln!(f, "cluster        none (single node; set cluster.listen to cluster)")?,
             Some(n) => writeln!(
                 f,
-                "cluster        listen {}, advertise {}, {} seed(s), weight {}, replicas {}, cookie from {}",
+                "cluster        listen {}{}, advertise {}, {} seed(s), weight {}, replicas {}, cookie from {}",
                 n.listen,
+                if n.tls.is_some() { " (TLS)" } else { "" },
                 n.advertise,
                 self.cluster.seeds.len(),
                 self.cluster.weight,

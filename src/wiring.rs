@@ -12,6 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{oneshot, Semaphore};
 
 use ringpoll_actors::fault::FaultInjection;
+use ringpoll_actors::membership::tls::ClusterTls;
 use ringpoll_actors::membership::ClusterSettings;
 use ringpoll_actors::model::targets_digest;
 use ringpoll_actors::probe::{ProbeContext, ProbeEngine};
@@ -33,6 +34,10 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
     // Fail before starting anything if the results file cannot be written.
     drop(JsonLinesWriter::open(&settings.results.path)?);
 
+    let tls = match settings.cluster.net.as_ref().and_then(|n| n.tls.as_ref()) {
+        Some(files) => Some(ClusterTls::load(files)?),
+        None => None,
+    };
     let cluster = settings.cluster.net.as_ref().map(|n| {
         if n.cookie_source == CookieSource::LoopbackDefault {
             tracing::warn!(
@@ -49,6 +54,7 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
             dead_after: n.dead_after,
             redial_max: n.redial_max,
             targets_digest: targets_digest(&settings.targets),
+            tls: tls.clone(),
         }
     });
     // A node with seeds to join waits briefly for the cluster before its first ring, rather

@@ -12,12 +12,17 @@ use common::{by_target_node, now_ms, wait_until, Node};
 const INTERVAL_MS: i64 = 1_000;
 
 fn config(replicas: u32) -> String {
+    config_with(replicas, "")
+}
+
+fn config_with(replicas: u32, cluster_extra: &str) -> String {
     format!(
         r#"
 [node]
 name = "unset"
 [cluster]
 replicas = {replicas}
+{cluster_extra}
 [probe]
 interval = "1s"
 timeout = "500ms"
@@ -34,6 +39,10 @@ fn addr(test: u8, n: u8) -> String {
 
 /// Starts node `n{n}` of test `test`, seeded with the given node numbers.
 fn start(test: u8, n: u8, seeds: &[u8], replicas: u32, env: &[(&str, &str)]) -> Node {
+    start_with(test, n, seeds, &config(replicas), env)
+}
+
+fn start_with(test: u8, n: u8, seeds: &[u8], config: &str, env: &[(&str, &str)]) -> Node {
     let name = format!("n{n}");
     let listen = addr(test, n);
     let seed_addrs: Vec<String> = seeds.iter().map(|s| addr(test, *s)).collect();
@@ -42,7 +51,7 @@ fn start(test: u8, n: u8, seeds: &[u8], replicas: u32, env: &[(&str, &str)]) -> 
         args.push("--seed");
         args.push(s);
     }
-    Node::start_args(&config(replicas), &args, env)
+    Node::start_args(config, &args, env)
 }
 
 /// The digest of the last ring a node built, and its member count.
@@ -401,4 +410,122 @@ fn a_second_node_with_a_taken_name_is_refused() {
     // The real n2 is unaffected.
     assert_eq!(last_ring(&n1).map(|r| r.1), Some(2));
     assert!(!n1.log().contains("member n2 dead"));
+}
+
+/// A CA and one node certificate (DNS name "ringpoll", server and client use) made with the
+/// openssl command; returns the `[cluster.tls]` table.
+fn make_certs(dir: &std::path::Path) -> String {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ringpoll-test-ca",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "node.key",
+            "-out",
+            "node.csr",
+            "-subj",
+            "/CN=ringpoll",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:ringpoll\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "node.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let p = |f: &str| dir.join(f).display().to_string();
+    format!(
+        "[cluster.tls]\ncert = \"{}\"\nkey = \"{}\"\nca = \"{}\"\n",
+        p("node.crt"),
+        p("node.key"),
+        p("ca.crt")
+    )
+}
+
+#[test]
+fn three_tls_nodes_form_a_full_mesh_and_a_plain_node_cannot_join() {
+    let certs = tempfile::tempdir().unwrap();
+    let tls = config_with(1, &make_certs(certs.path()));
+    let n1 = start_with(9, 1, &[], &tls, &[]);
+    let n2 = start_with(9, 2, &[1], &tls, &[]);
+    let n3 = start_with(9, 3, &[1], &tls, &[]);
+    wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(15));
+    // n2 and n3 were seeded with n1 only: their link to each other is TLS too (dialled by ringpoll).
+    assert!(n2.log().contains("member n3 joined") && n3.log().contains("member n2 joined"));
+    assert!(n1.log().contains("tls=true"));
+
+    // A node without TLS is rejected at the handshake and never becomes a member.
+    let plain = start(9, 4, &[1], 1, &[]);
+    n1.wait_log("TLS handshake with 127.77.9.4", 1, Duration::from_secs(6));
+    plain.wait_log("127.77.9.1:4701 rejected our connection", 1, Duration::from_secs(6));
+    assert!(!n1.log().contains("member n4 joined"));
+    assert_eq!(last_ring(&n1).map(|r| r.1), Some(3));
+    assert_eq!(last_ring(&plain).map(|r| r.1), Some(1));
+}
+
+#[test]
+fn a_silent_connection_does_not_hold_up_a_tls_listener() {
+    let certs = tempfile::tempdir().unwrap();
+    let tls = config_with(1, &make_certs(certs.path()));
+    let n1 = start_with(10, 1, &[], &tls, &[]);
+    n1.wait_log("cluster node listening", 1, Duration::from_secs(5));
+    // A client that connects and never speaks (ractor_cluster's own TLS listener would stall
+    // on it, without a timeout).
+    let silent = std::net::TcpStream::connect("127.77.10.1:4701").unwrap();
+    let n2 = start_with(10, 2, &[1], &tls, &[]);
+    wait_converged(&[&n1, &n2], 2, Duration::from_secs(5));
+    // And the silent one is closed after the handshake timeout.
+    n1.wait_log("did not finish within 5s", 1, Duration::from_secs(8));
+    drop(silent);
 }

@@ -5,8 +5,9 @@
 //! - [`restart`]: restart budgets and backoff (pure).
 //! - [`probe`]: probe schedule and health (pure), ICMP and TCP checks, the probe actor.
 //! - [`sink`]: bounded result buffer (pure), JSON-lines writer, the result sink actor.
-//! - [`ring`]: ownership of targets and the ring owner actor.
-//! - [`membership`]: the membership view and actor.
+//! - [`ring`]: the placement function (pure) and the ring owner actor with hand-offs.
+//! - [`membership`]: membership table and failure detector, dialler, wire format (pure), the
+//!   transport over ractor_cluster, and the membership actor.
 //! - [`supervisor`]: the root and probe supervisors.
 //! - [`fault`]: test-only fault injection.
 //!
@@ -16,8 +17,10 @@
 //! ├── ResultSink                 bounded buffer → JSON lines, flushed ≥ 1/s and at shutdown
 //! ├── ProbeSupervisor            per-target restart budget, quarantine, never escalates
 //! │   └── ProbeActor × owned     one probe in flight, next one scheduled at its slot
-//! ├── RingOwner                  membership view → owned targets (+ epoch)
-//! └── Membership                 the cluster view (a single node for now)
+//! ├── RingOwner                  membership view → owned targets (+ epoch), hand-offs
+//! └── Membership                 heartbeats, failure detector, dialler; the cluster view
+//!     ├── NodeServer             ractor_cluster's sessions (cookie handshake)
+//!     └── Port                   the one remotable actor peers talk to
 //! ```
 //! Started top to bottom (consumers before producers), stopped bottom to top.
 //!
@@ -28,6 +31,9 @@
 //!   node down.
 //! - Results accepted by the sink are written unless the buffer overflows (drops are counted and
 //!   logged) or the writer still fails at shutdown (reported).
+//! - Every node computes the same owners from the same member set; during a planned change a
+//!   moved target is probed by its old owner until its new owner runs, so no slot is skipped
+//!   (a round or two may be probed twice).
 
 #![warn(missing_docs, missing_debug_implementations)]
 

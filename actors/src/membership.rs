@@ -12,6 +12,7 @@
 pub mod actor;
 pub mod dialer;
 pub mod table;
+pub mod tls;
 pub mod transport;
 pub mod wire;
 
@@ -47,7 +48,7 @@ impl MembershipView {
 }
 
 /// Settings of a clustered node (`[cluster]`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ClusterSettings {
     /// Address the cluster listener binds.
     pub listen: SocketAddr,
@@ -67,4 +68,6 @@ pub struct ClusterSettings {
     pub redial_max: Duration,
     /// Digest of the configured targets (peers with another digest are warned about).
     pub targets_digest: u64,
+    /// TLS for every cluster link; `None` for plain TCP.
+    pub tls: Option<tls::ClusterTls>,
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use ringpoll_actors::membership::tls::TlsFiles;
 use ringpoll_actors::model::{NodeName, ProbeKind};
 use ringpoll_actors::restart::RestartPolicy;
 use ringpoll_actors::ring::placement::MAX_WEIGHT;
@@ -83,6 +84,17 @@ struct RawCluster {
     dead_after: Option<Spanned<Dur>>,
     rebalance_delay: Option<Spanned<Dur>>,
     redial_max: Option<Spanned<Dur>>,
+    tls: Option<Spanned<RawTls>>,
+}
+
+/// `[cluster.tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: String,
+    key: String,
+    ca: String,
+    server_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -549,12 +561,34 @@ impl RawCluster {
                 });
             }
         };
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => {
+                let raw = t.get_ref();
+                let server_name = raw
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_TLS_SERVER_NAME.to_string());
+                if ringpoll_actors::model::Host::parse(&server_name).is_err()
+                    || server_name.parse::<std::net::IpAddr>().is_ok()
+                {
+                    return Err(loc.at(t.span().start, format!("cluster.tls.server_name {server_name:?}: expected a DNS name that every node certificate carries")));
+                }
+                Some(TlsFiles {
+                    cert: base.join(&raw.cert),
+                    key: base.join(&raw.key),
+                    ca: base.join(&raw.ca),
+                    server_name,
+                })
+            }
+        };
         Ok(ClusterConfig {
             net: Some(ClusterNet {
                 listen,
                 advertise,
                 cookie,
                 cookie_source,
+                tls,
                 heartbeat,
                 suspect_after,
                 dead_after,

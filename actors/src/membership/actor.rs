@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ractor::pg::GroupChangeMessage;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{NodeServer, NodeServerMessage, NodeSessionMessage, RactorMessage};
+use ractor_cluster::{
+    IncomingEncryptionMode, NodeServer, NodeServerMessage, NodeSessionMessage, RactorMessage,
+};
 use tokio::time::Instant;
 
 use super::dialer::{DialEvent, Dialer};
@@ -168,12 +170,18 @@ impl Actor for Membership {
                     settings.listen
                 )
             })?;
+        // Its own listener is never advertised; with TLS it requires TLS too, so nothing on this
+        // host can reach the node in plain text.
+        let internal_encryption = settings
+            .tls
+            .as_ref()
+            .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
         let node_server = NodeServer::new(
             0,
             settings.cookie.clone(),
             args.me.to_string(),
             settings.advertise.to_string(),
-            None,
+            internal_encryption,
             Some(NodeConnectionMode::Isolated),
         )
         .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into());
@@ -188,8 +196,12 @@ impl Actor for Membership {
         ractor::pg::monitor(PORT_GROUP.into(), myself.get_cell());
         ractor::pg::join(PORT_GROUP.into(), vec![port.get_cell()]);
         let unauthenticated = Arc::new(AtomicUsize::new(0));
-        let listener =
-            transport::spawn_listener(listener, node_server.clone(), unauthenticated.clone());
+        let listener = transport::spawn_listener(
+            listener,
+            node_server.clone(),
+            unauthenticated.clone(),
+            settings.tls.clone(),
+        );
         let mut dialer = Dialer::new(Duration::from_millis(100), settings.redial_max);
         for seed in &settings.seeds {
             if seed.parse::<SocketAddr>().ok() != Some(settings.advertise) {
@@ -199,7 +211,7 @@ impl Actor for Membership {
         myself.send_interval(settings.heartbeat, || MembershipMsg::Tick);
         tracing::info!(
             node = %args.me, listen = %settings.listen, advertise = %settings.advertise,
-            seeds = settings.seeds.len(), "membership: cluster node listening"
+            seeds = settings.seeds.len(), tls = settings.tls.is_some(), "membership: cluster node listening"
         );
         let detector = Detector {
             suspect_after: settings.suspect_after,
@@ -401,9 +413,10 @@ impl MembershipState {
             let ns = net.node_server.clone();
             let me = myself.clone();
             let bind = Some(net.settings.advertise.ip());
+            let tls = net.settings.tls.clone();
             tracing::debug!(%addr, attempt, "dialling");
             tokio::spawn(async move {
-                let result = transport::dial(&ns, &addr, bind, DIAL_TIMEOUT).await;
+                let result = transport::dial(&ns, &addr, bind, tls.as_ref(), DIAL_TIMEOUT).await;
                 let _ = me.cast(MembershipMsg::DialDone { addr, result });
             });
         }
@@ -530,7 +543,7 @@ impl MembershipState {
         if incoming {
             tracing::warn!(peer = %peer_addr, suppressed = more, "cluster connection from {who} failed to authenticate (wrong cookie, or not a ringpoll node); rejected");
         } else {
-            tracing::warn!(peer = %peer_addr, suppressed = more, "{who} rejected our connection during authentication: check that both nodes use the same cookie ({} or cluster.cookie_file)", "RINGPOLL_COOKIE");
+            tracing::warn!(peer = %peer_addr, suppressed = more, "{who} rejected our connection during authentication: check that both nodes use the same cookie ({} or cluster.cookie_file) and the same TLS setting", "RINGPOLL_COOKIE");
         }
     }
 

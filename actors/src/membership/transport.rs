@@ -22,6 +22,7 @@ use ractor_cluster::{
 };
 use tokio::net::{TcpListener, TcpSocket};
 
+use super::tls::ClusterTls;
 use super::wire::PeerMessage;
 use super::MembershipMsg;
 
@@ -30,6 +31,9 @@ pub const PORT_GROUP: &str = "ringpoll.membership";
 
 /// Connections accepted but not yet authenticated, at most; more are closed at once.
 pub const MAX_UNAUTHENTICATED: usize = 128;
+
+/// A TLS handshake must finish within this.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What happened to a ractor_cluster session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,14 +102,18 @@ impl NodeEventSubscription for ClusterEvents {
 }
 
 /// Accepts cluster connections on `listener` and hands them to the node server, closing new
-/// ones at once while `unauthenticated` is at [`MAX_UNAUTHENTICATED`].
+/// ones at once while `unauthenticated` is at [`MAX_UNAUTHENTICATED`]. With TLS, each handshake
+/// runs in a task of its own under [`TLS_HANDSHAKE_TIMEOUT`], so a silent client holds up nothing.
 pub fn spawn_listener(
     listener: TcpListener,
     node_server: ActorRef<NodeServerMessage>,
     unauthenticated: Arc<AtomicUsize>,
+    tls: Option<ClusterTls>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut refused_logged = false;
+        let mut tls_failures_logged_at: Option<std::time::Instant> = None;
+        let tls_failures = Arc::new(AtomicUsize::new(0));
         loop {
             let (stream, peer_addr) = match listener.accept().await {
                 Ok(c) => c,
@@ -129,17 +137,62 @@ pub fn spawn_listener(
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let opened = NodeServerMessage::ConnectionOpened {
-                stream: Box::new(NetworkStream::Raw {
-                    peer_addr,
-                    local_addr,
-                    stream,
-                }),
-                is_server: true,
+            let Some(tls) = &tls else {
+                let opened = NodeServerMessage::ConnectionOpened {
+                    stream: Box::new(NetworkStream::Raw {
+                        peer_addr,
+                        local_addr,
+                        stream,
+                    }),
+                    is_server: true,
+                };
+                if node_server.cast(opened).is_err() {
+                    return;
+                }
+                continue;
             };
-            if node_server.cast(opened).is_err() {
-                return;
+            // Counted as unauthenticated while the handshake runs.
+            unauthenticated.fetch_add(1, Ordering::Relaxed);
+            let (acceptor, ns, unauth, failures) = (
+                tls.acceptor.clone(),
+                node_server.clone(),
+                unauthenticated.clone(),
+                tls_failures.clone(),
+            );
+            let log_now =
+                tls_failures_logged_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+            if log_now {
+                tls_failures_logged_at = Some(std::time::Instant::now());
             }
+            tokio::spawn(async move {
+                let result =
+                    tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                unauth.fetch_sub(1, Ordering::Relaxed);
+                match result {
+                    Ok(Ok(stream)) => {
+                        let _ = ns.cast(NodeServerMessage::ConnectionOpened {
+                            stream: Box::new(NetworkStream::TlsServer {
+                                peer_addr,
+                                local_addr,
+                                stream,
+                            }),
+                            is_server: true,
+                        });
+                    }
+                    Ok(Err(err)) => {
+                        let n = failures.fetch_add(1, Ordering::Relaxed);
+                        if log_now || n == 0 {
+                            tracing::warn!(peer = %peer_addr, error = %err, "TLS handshake with {peer_addr} failed; connection rejected");
+                        }
+                    }
+                    Err(_) => {
+                        let n = failures.fetch_add(1, Ordering::Relaxed);
+                        if log_now || n == 0 {
+                            tracing::warn!(peer = %peer_addr, "TLS handshake with {peer_addr} did not finish within {TLS_HANDSHAKE_TIMEOUT:?}; connection closed");
+                        }
+                    }
+                }
+            });
         }
     })
 }
@@ -150,6 +203,7 @@ pub async fn dial(
     node_server: &ActorRef<NodeServerMessage>,
     addr: &str,
     bind_ip: Option<IpAddr>,
+    tls: Option<&ClusterTls>,
     timeout: Duration,
 ) -> Result<SocketAddr, String> {
     let attempt = async {
@@ -172,13 +226,28 @@ pub async fn dial(
         let stream = socket.connect(target).await.map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr().map_err(|e| e.to_string())?;
-        node_server
-            .cast(NodeServerMessage::ConnectionOpened {
-                stream: Box::new(NetworkStream::Raw {
+        let stream = match tls {
+            None => NetworkStream::Raw {
+                peer_addr: target,
+                local_addr,
+                stream,
+            },
+            Some(tls) => {
+                let stream = tls
+                    .connector
+                    .connect(tls.server_name.clone(), stream)
+                    .await
+                    .map_err(|e| format!("TLS handshake failed: {e}"))?;
+                NetworkStream::TlsClient {
                     peer_addr: target,
                     local_addr,
                     stream,
-                }),
+                }
+            }
+        };
+        node_server
+            .cast(NodeServerMessage::ConnectionOpened {
+                stream: Box::new(stream),
                 is_server: false,
             })
             .map_err(|e| e.to_string())?;
