@@ -508,7 +508,11 @@ fn three_tls_nodes_form_a_full_mesh_and_a_plain_node_cannot_join() {
     // A node without TLS is rejected at the handshake and never becomes a member.
     let plain = start(9, 4, &[1], 1, &[]);
     n1.wait_log("TLS handshake with 127.77.9.4", 1, Duration::from_secs(6));
-    plain.wait_log("127.77.9.1:4701 rejected our connection", 1, Duration::from_secs(6));
+    plain.wait_log(
+        "127.77.9.1:4701 rejected our connection",
+        1,
+        Duration::from_secs(6),
+    );
     assert!(!n1.log().contains("member n4 joined"));
     assert_eq!(last_ring(&n1).map(|r| r.1), Some(3));
     assert_eq!(last_ring(&plain).map(|r| r.1), Some(1));
@@ -528,4 +532,34 @@ fn a_silent_connection_does_not_hold_up_a_tls_listener() {
     // And the silent one is closed after the handshake timeout.
     n1.wait_log("did not finish within 5s", 1, Duration::from_secs(8));
     drop(silent);
+}
+
+#[test]
+fn a_lost_link_between_two_live_nodes_is_redialled() {
+    let n1 = start(11, 1, &[], 1, &[]);
+    let n2 = start(11, 2, &[1], 1, &[]);
+    let n3 = start(11, 3, &[1], 1, &[]);
+    wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(15));
+    let joins = n2.log().matches("member n3 joined").count();
+    // Destroy every TCP connection between n2 and n3 (both stay up and connected to n1).
+    let out = std::process::Command::new("ss")
+        .args(["-K", "-t", "src", "127.77.11.2", "dst", "127.77.11.3"])
+        .output()
+        .expect("ss");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new("ss")
+        .args(["-K", "-t", "src", "127.77.11.3", "dst", "127.77.11.2"])
+        .output()
+        .expect("ss");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    n2.wait_log("member n3 joined", joins + 1, Duration::from_secs(5));
+    wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(5));
 }

@@ -12,12 +12,13 @@ if [ "$(id -u)" != 0 ]; then
     echo "  net.ipv4.ping_group_range covering your group; they will fail otherwise." >&2
 fi
 
-# Debian packages the tests use: openssl makes the TLS test certificates. The list grows with
-# the SSH (openssh-server) and fault-injection (iproute2, nftables) tests.
-need=(openssl)
+# Debian packages the tests use: openssl makes the TLS test certificates; iproute2's ss cuts
+# a cluster link. The list grows with the SSH (openssh-server) and fault-injection (nftables)
+# tests.
+need=(openssl iproute2)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
-    for p in "${need[@]}"; do command -v "$p" >/dev/null 2>&1 || dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
