@@ -6,6 +6,7 @@
 //! Unknown keys are rejected.
 
 mod raw;
+mod ssh;
 mod targets;
 
 use std::fmt;
@@ -194,6 +195,8 @@ pub struct GroupSummary {
     pub interval: Duration,
     /// Effective timeout.
     pub timeout: Duration,
+    /// SSH groups: login name and host-key policy.
+    pub ssh: Option<(String, ringpoll_actors::probe::ssh::HostKeyPolicy)>,
 }
 
 /// A validated configuration.
@@ -213,6 +216,8 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// Cap on configured targets.
     pub max_targets: usize,
+    /// SSH sessions in flight at most.
+    pub max_concurrent_ssh: usize,
     /// The result sink.
     pub results: SinkSettings,
     /// Restart policy.
@@ -303,10 +308,11 @@ impl fmt::Display for Settings {
         )?;
         writeln!(
             f,
-            "targets        {} (icmp {}, tcp {}) in {} group(s), max {}",
+            "targets        {} (icmp {}, tcp {}, ssh {}) in {} group(s), max {}",
             self.targets.len(),
             count(ProbeKind::Icmp),
             count(ProbeKind::Tcp),
+            count(ProbeKind::Ssh),
             self.groups.len(),
             self.max_targets
         )?;
@@ -343,6 +349,16 @@ impl fmt::Display for Settings {
                 d(g.interval),
                 d(g.timeout),
                 g.source
+            )?;
+            if let Some((user, policy)) = &g.ssh {
+                writeln!(f, "                    ssh as {user}, host keys {policy:?}")?;
+            }
+        }
+        if count(ProbeKind::Ssh) > 0 {
+            writeln!(
+                f,
+                "ssh            at most {} sessions at once",
+                self.max_concurrent_ssh
             )?;
         }
         Ok(())

@@ -15,6 +15,7 @@ use ringpoll_actors::fault::FaultInjection;
 use ringpoll_actors::membership::tls::ClusterTls;
 use ringpoll_actors::membership::ClusterSettings;
 use ringpoll_actors::model::targets_digest;
+use ringpoll_actors::probe::ssh::HostKeyPolicy;
 use ringpoll_actors::probe::{ProbeContext, ProbeEngine};
 use ringpoll_actors::ring::RingSettings;
 use ringpoll_actors::sink::JsonLinesWriter;
@@ -30,7 +31,13 @@ const JOIN_WAIT: Duration = Duration::from_secs(1);
 /// Runs a node until a signal (Ok) or until the supervision tree gives up (Err).
 pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
     let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.probe).collect();
-    let engine = ProbeEngine::open(kinds.iter().copied()).context("starting the probes")?;
+    let engine = ProbeEngine::open(kinds.iter().copied(), settings.max_concurrent_ssh)
+        .context("starting the probes")?;
+    for (i, g) in settings.groups.iter().enumerate() {
+        if let Some((_, HostKeyPolicy::Off)) = g.ssh {
+            tracing::warn!(group = i, "targets[{i}]: host_key_policy = \"off\": SSH host keys are not checked for {} target(s)", g.count);
+        }
+    }
     // Fail before starting anything if the results file cannot be written.
     drop(JsonLinesWriter::open(&settings.results.path)?);
 

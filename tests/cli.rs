@@ -17,7 +17,7 @@ fn check_config_summarises_a_valid_file() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("config.toml: OK"), "{text}");
     assert!(text.contains("node           n1"), "{text}");
-    assert!(text.contains("256 (icmp 256, tcp 0)"), "{text}");
+    assert!(text.contains("256 (icmp 256, tcp 0, ssh 0)"), "{text}");
     assert!(text.contains("interval 10s, timeout 1s"), "{text}");
 }
 

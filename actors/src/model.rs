@@ -53,6 +53,8 @@ pub enum ProbeKind {
     Icmp,
     /// A TCP connect to `port`.
     Tcp,
+    /// An SSH login (and optionally a command) on `port`.
+    Ssh,
 }
 
 impl ProbeKind {
@@ -61,6 +63,7 @@ impl ProbeKind {
         match self {
             ProbeKind::Icmp => "icmp",
             ProbeKind::Tcp => "tcp",
+            ProbeKind::Ssh => "ssh",
         }
     }
 }
@@ -118,7 +121,7 @@ impl fmt::Display for Host {
 pub type Labels = Arc<BTreeMap<String, String>>;
 
 /// One thing to probe, fully resolved from the config (defaults applied, validated).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct TargetSpec {
     /// What results call the target: the host for ICMP, `host:port` for TCP.
     pub id: Arc<str>,
@@ -134,6 +137,8 @@ pub struct TargetSpec {
     pub timeout: Duration,
     /// Labels of the target's group.
     pub labels: Labels,
+    /// SSH settings of the target's group (SSH targets only).
+    pub ssh: Option<Arc<crate::probe::ssh::SshTarget>>,
 }
 
 impl TargetSpec {
@@ -159,7 +164,14 @@ impl TargetSpec {
             interval,
             timeout,
             labels,
+            ssh: None,
         }
+    }
+
+    /// The same target with its group's SSH settings.
+    pub fn with_ssh(mut self, ssh: Arc<crate::probe::ssh::SshTarget>) -> Self {
+        self.ssh = Some(ssh);
+        self
     }
 
     /// The key that identifies this target node-wide and cluster-wide.
@@ -217,6 +229,18 @@ pub enum DownReason {
     Unresolved(String),
     /// Any other I/O error, with the system's message.
     Io(String),
+    /// SSH: the server's host key is not in known_hosts (strict policy).
+    HostKeyUnknown,
+    /// SSH: known_hosts holds another key for the host (or the key is revoked).
+    HostKeyChanged,
+    /// SSH: the key was not accepted.
+    Auth,
+    /// SSH: the command exited with another status than expected (None: no status).
+    ExitCode(Option<u32>),
+    /// SSH: the command's output did not match `expect_output`.
+    OutputMismatch,
+    /// SSH: a protocol error.
+    Protocol(String),
 }
 
 impl DownReason {
@@ -228,13 +252,19 @@ impl DownReason {
             DownReason::Unreachable => "unreachable",
             DownReason::Unresolved(_) => "unresolved",
             DownReason::Io(_) => "io",
+            DownReason::HostKeyUnknown => "hostkey_unknown",
+            DownReason::HostKeyChanged => "hostkey_changed",
+            DownReason::Auth => "auth_failed",
+            DownReason::ExitCode(_) => "exit_code",
+            DownReason::OutputMismatch => "output_mismatch",
+            DownReason::Protocol(_) => "protocol",
         }
     }
 
     /// Extra detail for codes that carry one.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            DownReason::Unresolved(d) | DownReason::Io(d) => Some(d),
+            DownReason::Unresolved(d) | DownReason::Io(d) | DownReason::Protocol(d) => Some(d),
             _ => None,
         }
     }
@@ -295,6 +325,52 @@ pub struct ProbeResult {
     pub epoch: u64,
     /// What the probe found.
     pub outcome: ProbeOutcome,
+    /// SSH details (SSH probes only).
+    pub ssh: Option<Box<SshReport>>,
+}
+
+/// An SSH probe's stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SshStage {
+    /// TCP connect.
+    Connect,
+    /// Banner and key exchange.
+    Handshake,
+    /// Host-key check.
+    Hostkey,
+    /// Public-key authentication.
+    Auth,
+    /// The command.
+    Command,
+}
+
+/// What an SSH probe reports besides up or down.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SshReport {
+    /// The stage that failed; null when up.
+    pub stage: Option<SshStage>,
+    /// The command's exit status.
+    pub exit_code: Option<u32>,
+    /// The signal that ended the command, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_signal: Option<String>,
+    /// The command's stdout (first `max_output` bytes; UTF-8, other bytes as `\xNN`).
+    pub stdout: Option<String>,
+    /// True when stdout was longer than `max_output`.
+    pub stdout_truncated: bool,
+    /// The command's stderr, as stdout.
+    pub stderr: Option<String>,
+    /// True when stderr was longer than `max_output`.
+    pub stderr_truncated: bool,
+    /// Milliseconds per completed stage.
+    pub stages_ms: BTreeMap<&'static str, f64>,
+    /// The server's host key, SHA256 fingerprint as OpenSSH prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_key: Option<String>,
+    /// On a changed host key: the fingerprints known_hosts holds for the host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub known_host_keys: Vec<String>,
 }
 
 /// The JSON-lines shape of a [`ProbeResult`] (one object per line).
@@ -321,6 +397,9 @@ pub struct ResultLine<'a> {
     pub epoch: u64,
     /// The group's labels.
     pub labels: &'a BTreeMap<String, String>,
+    /// SSH fields, flattened into the line (SSH probes only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<&'a SshReport>,
 }
 
 impl ProbeResult {
@@ -341,6 +420,7 @@ impl ProbeResult {
             detail,
             epoch: self.epoch,
             labels: &self.target.labels,
+            ssh: self.ssh.as_deref(),
         }
     }
 }
@@ -420,6 +500,7 @@ mod tests {
             outcome: ProbeOutcome::Up {
                 rtt: Duration::from_micros(1234),
             },
+            ssh: None,
         };
         let v: serde_json::Value = serde_json::to_value(r.line()).unwrap();
         assert_eq!(v["ts"], "2023-11-14T22:13:20.123Z");
@@ -439,5 +520,44 @@ mod tests {
         assert_eq!(v["rtt_ms"], serde_json::Value::Null);
         assert_eq!(v["error"], "refused");
         assert!(v.get("detail").is_none());
+        assert!(v.get("stage").is_none(), "no SSH fields on other probes");
+    }
+
+    #[test]
+    fn ssh_results_carry_stage_output_and_fingerprints() {
+        let t = Arc::new(TargetSpec::new(
+            Host::parse("127.0.0.1").unwrap(),
+            ProbeKind::Ssh,
+            Some(2222),
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+            Arc::default(),
+        ));
+        let mut report = SshReport {
+            stage: Some(SshStage::Hostkey),
+            host_key: Some("SHA256:new".into()),
+            known_host_keys: vec!["SHA256:old".into()],
+            ..Default::default()
+        };
+        report.stages_ms.insert("connect", 0.5);
+        let r = ProbeResult {
+            ts: SystemTime::UNIX_EPOCH,
+            node: NodeName::new("n1").unwrap(),
+            target: t,
+            epoch: 1,
+            outcome: ProbeOutcome::Down {
+                reason: DownReason::HostKeyChanged,
+            },
+            ssh: Some(Box::new(report)),
+        };
+        let v: serde_json::Value = serde_json::to_value(r.line()).unwrap();
+        assert_eq!(v["target"], "127.0.0.1:2222");
+        assert_eq!(v["probe"], "ssh");
+        assert_eq!(v["error"], "hostkey_changed");
+        assert_eq!(v["stage"], "hostkey");
+        assert_eq!(v["host_key"], "SHA256:new");
+        assert_eq!(v["known_host_keys"][0], "SHA256:old");
+        assert_eq!(v["exit_code"], serde_json::Value::Null);
+        assert_eq!(v["stages_ms"]["connect"], 0.5);
     }
 }

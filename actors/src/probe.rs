@@ -16,6 +16,7 @@ pub(crate) mod fake;
 pub mod health;
 pub mod icmp;
 pub mod schedule;
+pub mod ssh;
 pub mod tcp;
 
 use std::net::IpAddr;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::fault::FaultInjection;
-use crate::model::{DownReason, Host, NodeName, ProbeKind, ProbeOutcome, TargetSpec};
+use crate::model::{DownReason, Host, NodeName, ProbeKind, ProbeOutcome, SshReport, TargetSpec};
 use crate::supervisor::TreeRefs;
 
 /// The prober cannot work at all; the node does not start.
@@ -47,6 +48,7 @@ pub const RESOLVE_TTL: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 pub struct ProbeEngine {
     icmp: Option<icmp::IcmpEngine>,
+    ssh: Option<ssh::SshEngine>,
     #[cfg(test)]
     pub(crate) fake: Option<fake::FakeProbe>,
 }
@@ -54,23 +56,50 @@ pub struct ProbeEngine {
 impl ProbeEngine {
     /// An engine for the given kinds; opens ICMP sockets only when `Icmp` is among them.
     /// Must run inside a Tokio runtime.
-    pub fn open(kinds: impl IntoIterator<Item = ProbeKind>) -> Result<Self, ProbeSetupError> {
+    pub fn open(
+        kinds: impl IntoIterator<Item = ProbeKind>,
+        max_concurrent_ssh: usize,
+    ) -> Result<Self, ProbeSetupError> {
         let mut engine = ProbeEngine::default();
         for kind in kinds {
             if kind == ProbeKind::Icmp && engine.icmp.is_none() {
                 engine.icmp = Some(icmp::IcmpEngine::open()?);
             }
+            if kind == ProbeKind::Ssh && engine.ssh.is_none() {
+                engine.ssh = Some(ssh::SshEngine::new(max_concurrent_ssh));
+            }
         }
         Ok(engine)
     }
 
-    /// Runs one check of `target` at `addr`, bounded by the target's timeout.
-    pub async fn check(&self, target: &TargetSpec, addr: IpAddr, seq: u16) -> ProbeOutcome {
+    /// Runs one check of `target` at `addr`, bounded by the target's timeout (for SSH, counted
+    /// from when a session slot is free).
+    pub async fn check(
+        &self,
+        target: &TargetSpec,
+        addr: IpAddr,
+        seq: u16,
+    ) -> (ProbeOutcome, Option<Box<SshReport>>) {
         #[cfg(test)]
         if let Some(fake) = &self.fake {
-            return fake.check(target).await;
+            return (fake.check(target).await, None);
         }
-        match target.probe {
+        if target.probe == ProbeKind::Ssh {
+            let (Some(engine), Some(ssh)) = (&self.ssh, &target.ssh) else {
+                return (
+                    ProbeOutcome::Down {
+                        reason: DownReason::Io("SSH is not set up".into()),
+                    },
+                    None,
+                );
+            };
+            let port = target.port.unwrap_or(22);
+            let (outcome, report) = engine
+                .check(&target.host.to_string(), addr, port, ssh, target.timeout)
+                .await;
+            return (outcome, Some(Box::new(report)));
+        }
+        let outcome = match target.probe {
             ProbeKind::Icmp => match &self.icmp {
                 Some(icmp) => icmp.ping(addr, seq, target.timeout).await,
                 None => ProbeOutcome::Down {
@@ -78,7 +107,9 @@ impl ProbeEngine {
                 },
             },
             ProbeKind::Tcp => tcp::connect(addr, target.port.unwrap_or(0), target.timeout).await,
-        }
+            ProbeKind::Ssh => unreachable!("handled above"),
+        };
+        (outcome, None)
     }
 }
 

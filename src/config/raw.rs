@@ -14,6 +14,7 @@ use ringpoll_actors::restart::RestartPolicy;
 use ringpoll_actors::ring::placement::MAX_WEIGHT;
 use ringpoll_actors::sink::SinkSettings;
 
+use super::ssh::SshLoader;
 use super::targets::Expander;
 use super::*;
 
@@ -41,6 +42,8 @@ pub enum RawProbeKind {
     Icmp,
     /// `probe = "tcp"`.
     Tcp,
+    /// `probe = "ssh"`.
+    Ssh,
 }
 
 /// The whole file.
@@ -110,6 +113,76 @@ struct RawProbe {
     timeout: Option<Spanned<Dur>>,
     max_in_flight: Option<Spanned<usize>>,
     max_targets: Option<Spanned<usize>>,
+    #[serde(default)]
+    ssh: RawSshDefaults,
+}
+
+/// `[probe.ssh]`: defaults for every SSH group, and the node's SSH limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSshDefaults {
+    pub(super) port: Option<u16>,
+    pub(super) max_concurrent_ssh: Option<Spanned<usize>>,
+    pub(super) user: Option<Spanned<String>>,
+    pub(super) identity: Option<Spanned<String>>,
+    pub(super) identity_passphrase_env: Option<Spanned<String>>,
+    pub(super) known_hosts: Option<Spanned<String>>,
+    pub(super) host_key_policy: Option<Spanned<RawHostKeyPolicy>>,
+    pub(super) command: Option<Spanned<String>>,
+    pub(super) expect_exit: Option<Spanned<u32>>,
+    pub(super) expect_output: Option<Spanned<String>>,
+    pub(super) max_output: Option<Spanned<usize>>,
+}
+
+/// The SSH keys of a group, or of `[probe.ssh]` (same names, same meaning).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct SshKeys<'a> {
+    pub(super) user: &'a Option<Spanned<String>>,
+    pub(super) identity: &'a Option<Spanned<String>>,
+    pub(super) identity_passphrase_env: &'a Option<Spanned<String>>,
+    pub(super) known_hosts: &'a Option<Spanned<String>>,
+    pub(super) host_key_policy: &'a Option<Spanned<RawHostKeyPolicy>>,
+    pub(super) command: &'a Option<Spanned<String>>,
+    pub(super) expect_exit: &'a Option<Spanned<u32>>,
+    pub(super) expect_output: &'a Option<Spanned<String>>,
+    pub(super) max_output: &'a Option<Spanned<usize>>,
+}
+
+macro_rules! ssh_keys {
+    ($raw:expr) => {
+        SshKeys {
+            user: &$raw.user,
+            identity: &$raw.identity,
+            identity_passphrase_env: &$raw.identity_passphrase_env,
+            known_hosts: &$raw.known_hosts,
+            host_key_policy: &$raw.host_key_policy,
+            command: &$raw.command,
+            expect_exit: &$raw.expect_exit,
+            expect_output: &$raw.expect_output,
+            max_output: &$raw.max_output,
+        }
+    };
+}
+
+impl RawSshDefaults {
+    pub(super) fn keys(&self) -> SshKeys<'_> {
+        ssh_keys!(self)
+    }
+}
+
+impl RawGroup {
+    pub(super) fn ssh_keys(&self) -> SshKeys<'_> {
+        ssh_keys!(self)
+    }
+}
+
+/// `host_key_policy`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RawHostKeyPolicy {
+    Strict,
+    AcceptNew,
+    Off,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +216,15 @@ pub struct RawGroup {
     pub(super) timeout: Option<Spanned<Dur>>,
     #[serde(default)]
     pub(super) labels: Option<Spanned<BTreeMap<String, String>>>,
+    pub(super) user: Option<Spanned<String>>,
+    pub(super) identity: Option<Spanned<String>>,
+    pub(super) identity_passphrase_env: Option<Spanned<String>>,
+    pub(super) known_hosts: Option<Spanned<String>>,
+    pub(super) host_key_policy: Option<Spanned<RawHostKeyPolicy>>,
+    pub(super) command: Option<Spanned<String>>,
+    pub(super) expect_exit: Option<Spanned<u32>>,
+    pub(super) expect_output: Option<Spanned<String>>,
+    pub(super) max_output: Option<Spanned<usize>>,
 }
 
 /// The value of an optional spanned key, or a default.
@@ -277,8 +359,20 @@ impl RawConfig {
             ));
         }
 
+        let max_concurrent_ssh = match &p.ssh.max_concurrent_ssh {
+            None => ringpoll_actors::probe::ssh::DEFAULT_MAX_CONCURRENT,
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(loc.at(
+                    m.span().start,
+                    "probe.ssh.max_concurrent_ssh must be at least 1",
+                ))
+            }
+            Some(m) => *m.get_ref(),
+        };
+
         // [[targets]]
         let mut expander = Expander::new(loc, base, max_targets);
+        let mut ssh_loader = SshLoader::new(loc, base, self.probe.ssh.keys());
         let mut groups = Vec::with_capacity(self.targets.len());
         for (i, g) in self.targets.iter().enumerate() {
             let group = g.get_ref();
@@ -302,6 +396,7 @@ impl RawConfig {
             let probe = match group.probe.get_ref() {
                 RawProbeKind::Icmp => ProbeKind::Icmp,
                 RawProbeKind::Tcp => ProbeKind::Tcp,
+                RawProbeKind::Ssh => ProbeKind::Ssh,
             };
             let port = match (probe, &group.port) {
                 (ProbeKind::Tcp, None) => {
@@ -313,7 +408,8 @@ impl RawConfig {
                         ),
                     ))
                 }
-                (ProbeKind::Tcp, Some(p)) if *p.get_ref() == 0 => {
+                (ProbeKind::Ssh, None) => Some(self.probe.ssh.port.unwrap_or(22)),
+                (ProbeKind::Tcp | ProbeKind::Ssh, Some(p)) if *p.get_ref() == 0 => {
                     return Err(loc.at(
                         p.span().start,
                         format!("{}: expected a port from 1 to 65535", key("port")),
@@ -323,9 +419,9 @@ impl RawConfig {
                     return Err(loc.at(
                         p.span().start,
                         format!(
-                            "{}: only tcp targets take a port; remove it for probe = \"icmp\"",
-                            key("port")
-                        ),
+                        "{}: only tcp and ssh targets take a port; remove it for probe = \"icmp\"",
+                        key("port")
+                    ),
                     ))
                 }
                 (_, p) => p.as_ref().map(|p| *p.get_ref()),
@@ -341,14 +437,31 @@ impl RawConfig {
                     std::sync::Arc::new(l.get_ref().clone())
                 }
             };
+            let ssh = match probe {
+                ProbeKind::Ssh => Some(ssh_loader.group(i, group.ssh_keys(), g.span().start)?),
+                other => {
+                    ssh_loader.reject(i, group.ssh_keys(), other.as_str())?;
+                    None
+                }
+            };
             let before = expander.len();
-            let source = expander.group(i, g, probe, port, g_interval, g_timeout, labels)?;
+            let source = expander.group(
+                i,
+                g,
+                probe,
+                port,
+                g_interval,
+                g_timeout,
+                labels,
+                ssh.as_ref().map(|s| s.0.clone()),
+            )?;
             groups.push(GroupSummary {
                 source,
                 probe,
                 count: expander.len() - before,
                 interval: g_interval,
                 timeout: g_timeout,
+                ssh: ssh.map(|(t, policy)| (t.user.clone(), policy)),
             });
         }
 
@@ -360,6 +473,7 @@ impl RawConfig {
             timeout,
             max_in_flight,
             max_targets,
+            max_concurrent_ssh,
             results: SinkSettings {
                 path,
                 buffer,

@@ -15,6 +15,7 @@ use ipnet::{IpNet, Ipv4AddrRange, Ipv6AddrRange};
 use toml::Spanned;
 
 use ringpoll_actors::model::{Host, Labels, ProbeKind, TargetKey, TargetSpec};
+use ringpoll_actors::probe::ssh::SshTarget;
 
 use super::raw::RawGroup;
 use super::{ConfigError, Locator};
@@ -30,6 +31,7 @@ pub(super) struct Expander<'a> {
 
 /// The settings shared by a group's targets.
 struct GroupTemplate {
+    ssh: Option<Arc<SshTarget>>,
     probe: ProbeKind,
     port: Option<u16>,
     interval: Duration,
@@ -67,9 +69,11 @@ impl<'a> Expander<'a> {
         interval: Duration,
         timeout: Duration,
         labels: Labels,
+        ssh: Option<Arc<SshTarget>>,
     ) -> Result<String, ConfigError> {
         let raw = g.get_ref();
         let t = GroupTemplate {
+            ssh,
             probe,
             port,
             interval,
@@ -258,7 +262,7 @@ impl<'a> Expander<'a> {
                 self.max
             )));
         }
-        let spec = TargetSpec::new(
+        let mut spec = TargetSpec::new(
             host,
             t.probe,
             t.port,
@@ -266,6 +270,9 @@ impl<'a> Expander<'a> {
             t.timeout,
             t.labels.clone(),
         );
+        if let Some(ssh) = &t.ssh {
+            spec = spec.with_ssh(ssh.clone());
+        }
         let key = spec.key();
         if let Some(first) = self.seen.get(&key) {
             return Err(err(format!(

@@ -231,7 +231,7 @@ fn probe_kinds_and_ports() {
         "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"smtp\"\n"
     ));
     assert!(
-        e.contains("unknown variant `smtp`, expected `icmp` or `tcp`"),
+        e.contains("unknown variant `smtp`, expected one of `icmp`, `tcp`, `ssh`"),
         "{e}"
     );
     let e = err(&format!(
@@ -244,7 +244,7 @@ fn probe_kinds_and_ports() {
     let e = err(&format!(
         "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\nport = 22\n"
     ));
-    assert!(e.contains("only tcp targets take a port"), "{e}");
+    assert!(e.contains("only tcp and ssh targets take a port"), "{e}");
     let e = err(&format!(
         "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = 70000\n"
     ));
@@ -440,7 +440,7 @@ fn the_summary_fits_on_one_screen() {
     .unwrap();
     let out = s.to_string();
     assert!(
-        out.contains("targets        256 (icmp 256, tcp 0) in 1 group(s)"),
+        out.contains("targets        256 (icmp 256, tcp 0, ssh 0) in 1 group(s)"),
         "{out}"
     );
     assert!(out.contains("interval 10s, timeout 1s"), "{out}");
@@ -571,4 +571,190 @@ fn cluster_values_are_checked() {
     );
     let e = err(&format!("{NODE}[cluster]\ncookie = \"inline\"\n"));
     assert!(e.contains("unknown field `cookie`"), "{e}");
+}
+
+/// A fresh ed25519 key (made by ssh-keygen) in `dir`, mode 600; returns its path.
+fn keygen(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-C", "test", "-f"])
+        .arg(&path)
+        .args(if extra.is_empty() {
+            &["-N", ""][..]
+        } else {
+            extra
+        })
+        .output()
+        .expect("ssh-keygen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+#[test]
+fn ssh_groups_take_defaults_from_probe_ssh() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "id", &[]);
+    std::fs::write(dir.path().join("kh"), "").unwrap();
+    let text = format!(
+        "{NODE}[probe.ssh]\nuser = \"monitor\"\nidentity = \"id\"\nknown_hosts = \"kh\"\nmax_concurrent_ssh = 64\n\
+         [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"ssh\"\ncommand = \"uptime\"\nexpect_output = \"load\"\n\
+         [[targets]]\nhosts = [\"127.0.0.2\"]\nprobe = \"ssh\"\nport = 2222\nuser = \"other\"\nhost_key_policy = \"accept-new\"\n"
+    );
+    let s = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.max_concurrent_ssh, 64);
+    let a = s.targets[0].ssh.as_ref().unwrap();
+    assert_eq!(&*s.targets[0].id, "127.0.0.1:22");
+    assert_eq!(
+        (a.user.as_str(), a.command.as_deref(), a.max_output),
+        ("monitor", Some("uptime"), 4096)
+    );
+    assert!(a.expect_output.is_some());
+    let b = s.targets[1].ssh.as_ref().unwrap();
+    assert_eq!(&*s.targets[1].id, "127.0.0.2:2222");
+    assert_eq!(b.user, "other");
+    assert_eq!(
+        b.policy,
+        ringpoll_actors::probe::ssh::HostKeyPolicy::AcceptNew
+    );
+    assert!(
+        std::sync::Arc::ptr_eq(&a.identity, &b.identity),
+        "a key file is loaded once"
+    );
+    assert!(s.to_string().contains("ssh as monitor, host keys Strict"));
+}
+
+#[test]
+fn ssh_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(dir.path(), "id", &[]);
+    std::fs::write(dir.path().join("kh"), "").unwrap();
+    let bad = |group: &str| {
+        let text = format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"ssh\"\n{group}");
+        parse(
+            &dir.path().join("c.toml"),
+            &text,
+            dir.path(),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    assert!(bad("identity = \"id\"\nknown_hosts = \"kh\"\n")
+        .contains("targets[0].user: probe = \"ssh\" needs user"));
+    assert!(bad("user = \"u\"\nknown_hosts = \"kh\"\n").contains("needs identity"));
+    assert!(bad("user = \"u\"\nidentity = \"id\"\n").contains("needs known_hosts"));
+    let e = bad("user = \"u\"\nidentity = \"id\"\nknown_hosts = \"nope\"\n");
+    assert!(
+        e.contains("known_hosts") && e.contains("does not exist") && e.contains("accept-new"),
+        "{e}"
+    );
+    let e = bad("user = \"u\"\nidentity = \"missing\"\nknown_hosts = \"kh\"\n");
+    assert!(
+        e.contains("targets[0].identity:") && e.contains("missing"),
+        "{e}"
+    );
+    let e = bad("user = \"u\"\nidentity = \"id\"\nknown_hosts = \"kh\"\ncommand = \"x\"\nexpect_output = \"(\"\n");
+    assert!(
+        e.contains("targets[0].expect_output: not a valid regular expression"),
+        "{e}"
+    );
+    let e = bad("user = \"u\"\nidentity = \"id\"\nhost_key_policy = \"maybe\"\n");
+    assert!(e.contains("unknown variant `maybe`"), "{e}");
+    let e = bad("user = \"u\"\nidentity = \"id\"\nknown_hosts = \"kh\"\nmax_output = 0\n");
+    assert!(e.contains("targets[0].max_output: expected 1 to"), "{e}");
+    // host_key_policy = "off" needs no known_hosts.
+    let text = format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"ssh\"\nuser = \"u\"\nidentity = \"id\"\nhost_key_policy = \"off\"\n");
+    parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap();
+    // SSH keys on another kind of group.
+    let text =
+        format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\nuser = \"u\"\n");
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("targets[0].user: only ssh targets take user"),
+        "{e}"
+    );
+}
+
+#[test]
+fn ssh_keys_are_checked_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let id = keygen(dir.path(), "id", &[]);
+    std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(dir.path().join("kh"), "").unwrap();
+    let text = format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"ssh\"\nuser = \"u\"\nidentity = \"id\"\nknown_hosts = \"kh\"\n");
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains(":7:12: targets[0].identity:") && e.contains("permissions 0644 are too open"),
+        "{e}"
+    );
+
+    // An encrypted key takes its passphrase from the environment variable named in the config.
+    keygen(dir.path(), "enc", &["-N", "s3cret"]);
+    let text = format!("{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"ssh\"\nuser = \"u\"\nidentity = \"enc\"\nknown_hosts = \"kh\"\n");
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("the key is encrypted") && e.contains("identity_passphrase_env"),
+        "{e}"
+    );
+    let with_env = format!("{text}identity_passphrase_env = \"RINGPOLL_TEST_PASSPHRASE_UNSET\"\n");
+    let e = parse(
+        &dir.path().join("c.toml"),
+        &with_env,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("RINGPOLL_TEST_PASSPHRASE_UNSET is not set"),
+        "{e}"
+    );
+    // SAFETY (edition 2021: set_var is safe): a variable no other test reads.
+    std::env::set_var("RINGPOLL_TEST_PASSPHRASE_A", "s3cret");
+    let ok = format!("{text}identity_passphrase_env = \"RINGPOLL_TEST_PASSPHRASE_A\"\n");
+    parse(
+        &dir.path().join("c.toml"),
+        &ok,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap();
 }

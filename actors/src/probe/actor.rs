@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::health::{HealthTracker, TargetState};
 use super::schedule::{target_hash, ProbeSchedule};
 use super::{resolve, ProbeContext, RESOLVE_TTL};
-use crate::model::{DownReason, Host, ProbeOutcome, ProbeResult, TargetSpec};
+use crate::model::{DownReason, Host, ProbeOutcome, ProbeResult, SshReport, TargetSpec};
 use crate::sink::SinkMsg;
 use crate::supervisor::ProbeSupMsg;
 
@@ -59,6 +59,8 @@ pub struct Finished {
     pub seq: u64,
     /// What it found.
     pub outcome: ProbeOutcome,
+    /// SSH details.
+    pub ssh: Option<Box<SshReport>>,
     /// The address a host name resolved to, to be cached.
     pub resolved: Option<IpAddr>,
     /// When it finished.
@@ -175,10 +177,11 @@ impl ProbeState {
         let task = tokio::spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = ctx.permits.clone().acquire_owned().await;
-            let (outcome, resolved) = run_once(&ctx, &target, cached, icmp_seq).await;
+            let (outcome, ssh, resolved) = run_once(&ctx, &target, cached, icmp_seq).await;
             let done = Finished {
                 seq,
                 outcome,
+                ssh,
                 resolved,
                 at: SystemTime::now(),
             };
@@ -205,6 +208,7 @@ impl ProbeState {
             target: self.target.clone(),
             epoch: self.ctx.epoch.load(Ordering::Relaxed),
             outcome: done.outcome,
+            ssh: done.ssh,
         };
         if !self.ctx.refs.sink.cast(SinkMsg::Record(result)) {
             self.ctx.refs.undelivered.fetch_add(1, Ordering::Relaxed);
@@ -257,35 +261,39 @@ impl ProbeState {
     }
 }
 
-/// One probe: resolve (unless cached), then check, all within the target's timeout.
+/// One probe: resolve (unless cached), then check. ICMP and TCP checks are bounded by the
+/// target's timeout; SSH bounds each stage itself, counting from when a session slot is free.
+/// Name resolution is bounded by the timeout too.
 async fn run_once(
     ctx: &ProbeContext,
     target: &TargetSpec,
     cached: Option<IpAddr>,
     icmp_seq: u16,
-) -> (ProbeOutcome, Option<IpAddr>) {
-    let attempt = async {
-        let (addr, fresh) = match (cached, &target.host) {
-            (Some(ip), _) => (ip, None),
-            (None, Host::Ip(ip)) => (*ip, None),
-            (None, host @ Host::Name(_)) => match resolve(host).await {
-                Ok(ip) => (ip, Some(ip)),
-                Err(reason) => return (ProbeOutcome::Down { reason }, None),
-            },
-        };
-        (ctx.engine.check(target, addr, icmp_seq).await, fresh)
+) -> (ProbeOutcome, Option<Box<SshReport>>, Option<IpAddr>) {
+    let timed_out = || ProbeOutcome::Down {
+        reason: DownReason::Timeout,
     };
-    // The checks bound themselves by the timeout; this also bounds name resolution. A little
-    // slack lets a check report its own, more precise, outcome first.
+    let (addr, fresh) = match (cached, &target.host) {
+        (Some(ip), _) => (ip, None),
+        (None, Host::Ip(ip)) => (*ip, None),
+        (None, host @ Host::Name(_)) => {
+            match tokio::time::timeout(target.timeout, resolve(host)).await {
+                Ok(Ok(ip)) => (ip, Some(ip)),
+                Ok(Err(reason)) => return (ProbeOutcome::Down { reason }, None, None),
+                Err(_) => return (timed_out(), None, None),
+            }
+        }
+    };
+    if target.probe == crate::model::ProbeKind::Ssh {
+        let (outcome, ssh) = ctx.engine.check(target, addr, icmp_seq).await;
+        return (outcome, ssh, fresh);
+    }
+    // The checks bound themselves by the timeout; a little slack lets them report their own,
+    // more precise, outcome first.
     let limit = target.timeout + Duration::from_millis(50);
-    match tokio::time::timeout(limit, attempt).await {
-        Ok(done) => done,
-        Err(_) => (
-            ProbeOutcome::Down {
-                reason: DownReason::Timeout,
-            },
-            None,
-        ),
+    match tokio::time::timeout(limit, ctx.engine.check(target, addr, icmp_seq)).await {
+        Ok((outcome, ssh)) => (outcome, ssh, fresh),
+        Err(_) => (timed_out(), None, fresh),
     }
 }
 

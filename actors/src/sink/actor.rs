@@ -262,6 +262,7 @@ mod tests {
             outcome: ProbeOutcome::Up {
                 rtt: Duration::from_millis(1),
             },
+            ssh: None,
         }
     }
 
