@@ -13,9 +13,10 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 # Debian packages the tests use: openssl makes the TLS test certificates; iproute2's ss cuts
-# a cluster link. The list grows with the SSH (openssh-server) and fault-injection (nftables)
-# tests.
-need=(openssl iproute2)
+# a cluster link and its ip makes network namespaces; openssh-server is the real sshd the SSH
+# probe is tested against (ssh-keygen makes its keys). The fault-injection tests will add
+# nftables.
+need=(openssl iproute2 openssh-server openssh-client)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -64,11 +64,36 @@ impl Node {
         Self::spawn(dir, config, &[], env)
     }
 
+    /// Like [`Node::start_args`], inside network namespace `netns`.
+    pub fn start_in_netns(netns: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config).expect("write config");
+        Self::spawn_with(dir, &path, args, env, Some(netns))
+    }
+
     fn spawn(dir: tempfile::TempDir, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Node {
+        Self::spawn_with(dir, config, args, env, None)
+    }
+
+    fn spawn_with(
+        dir: tempfile::TempDir,
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        netns: Option<&str>,
+    ) -> Node {
         let results = dir.path().join("results.jsonl");
         let log = dir.path().join("node.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(bin());
+        let mut cmd = match netns {
+            None => Command::new(bin()),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+        };
         cmd.arg("node")
             .arg("--config")
             .arg(config)
@@ -219,4 +244,39 @@ pub fn by_target(results: &[Value]) -> std::collections::BTreeMap<String, Vec<(i
             .push((ms, r["ok"].as_bool().unwrap()));
     }
     map
+}
+
+/// A network namespace of the test's own (only `lo`, up), removed on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("rp-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .expect("ip netns add")
+            .success()
+            && Command::new("ip")
+                .args(["-n", &name, "link", "set", "lo", "up"])
+                .status()
+                .expect("ip link")
+                .success();
+        assert!(
+            ok,
+            "cannot create network namespace {name} (the tests run as root)"
+        );
+        Netns { name }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
 }

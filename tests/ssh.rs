@@ -1,0 +1,454 @@
+//! SSH probes against a real OpenSSH server (Debian's openssh-server, installed by the test
+//! command): `sshd -D` on loopback addresses of the test's own, with host keys and authorized
+//! keys generated into a temp dir, no PAM, no DNS, raised MaxStartups; stopped on drop.
+//! Logins use a throw-away user whose shell is /bin/sh.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{wait_until, Netns, Node};
+use serde_json::Value;
+
+const USER: &str = "ringpoll-probe";
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ensure_user() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let exists = Command::new("id")
+            .arg(USER)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        if !exists {
+            sh(Command::new("useradd").args(["-M", "-d", "/", "-s", "/bin/sh", USER]));
+        }
+        // With UsePAM no, a locked ("!") account is refused; "*" only disables passwords.
+        // Home "/" so sshd's chdir works and prints nothing to stderr.
+        sh(Command::new("usermod").args(["-p", "*", "-d", "/", "-s", "/bin/sh", USER]));
+        std::fs::create_dir_all("/run/sshd").unwrap();
+    });
+}
+
+fn keygen(path: &Path, kind: &str) {
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-q", "-N", "", "-C", "ringpoll-test", "-t", kind]);
+    if kind == "rsa" {
+        cmd.args(["-b", "2048"]);
+    }
+    sh(cmd.arg("-f").arg(path));
+}
+
+fn public_key(path: &Path) -> String {
+    std::fs::read_to_string(path.with_extension("pub"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A running sshd.
+struct Sshd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Sshd {
+    /// sshd listening on every `ip:port` given (inside `netns` when set), accepting the client
+    /// keys `id_ed25519` and `id_rsa` of its dir.
+    fn start(listen: &[String], netns: Option<&str>) -> Sshd {
+        ensure_user();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        keygen(&d.join("host_ed25519"), "ed25519");
+        keygen(&d.join("id_ed25519"), "ed25519");
+        keygen(&d.join("id_rsa"), "rsa");
+        keygen(&d.join("id_other"), "ed25519");
+        let authorized = format!(
+            "{}\n{}\n",
+            public_key(&d.join("id_ed25519")),
+            public_key(&d.join("id_rsa"))
+        );
+        std::fs::write(d.join("authorized_keys"), authorized).unwrap();
+        std::fs::set_permissions(
+            d.join("authorized_keys"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let mut cfg = String::new();
+        for l in listen {
+            cfg.push_str(&format!("ListenAddress {l}\n"));
+        }
+        cfg.push_str(&format!(
+            "HostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+             UsePAM no\nUseDNS no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PermitRootLogin no\nAllowUsers {USER}\nMaxStartups 10000:100:10000\nMaxSessions 100\n\
+             LogLevel ERROR\nPrintMotd no\nPrintLastLog no\n",
+            d = d.display()
+        ));
+        std::fs::write(d.join("sshd_config"), cfg).unwrap();
+        let mut cmd = match netns {
+            None => Command::new("/usr/sbin/sshd"),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "/usr/sbin/sshd"]);
+                c
+            }
+        };
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let child = cmd
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start sshd (is openssh-server installed? tests/run.sh installs it)");
+        let sshd = Sshd { child, dir };
+        // Ready when the pid file exists (written once listening).
+        wait_until("sshd to listen", Duration::from_secs(10), || {
+            sshd.dir.path().join("sshd.pid").exists().then_some(())
+        });
+        sshd
+    }
+
+    fn path(&self, f: &str) -> PathBuf {
+        self.dir.path().join(f)
+    }
+
+    fn host_key(&self) -> String {
+        public_key(&self.path("host_ed25519"))
+    }
+
+    /// A known_hosts file holding this server's key for each `[ip]:port` pattern.
+    fn known_hosts(&self, name: &str, patterns: &[String]) -> PathBuf {
+        let text: String = patterns
+            .iter()
+            .map(|p| format!("{p} {}\n", self.host_key()))
+            .collect();
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- sshd log ----\n{}",
+                std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn group(host: &str, port: u16, keys: &str) -> String {
+    format!("[[targets]]\nhosts = [\"{host}\"]\nprobe = \"ssh\"\nport = {port}\nuser = \"{USER}\"\n{keys}\n")
+}
+
+fn node_config(groups: &[String]) -> String {
+    format!(
+        "[node]\nname = \"ssh-test\"\n[probe]\ninterval = \"2s\"\ntimeout = \"1500ms\"\n{}",
+        groups.concat()
+    )
+}
+
+/// The first result of each target.
+fn first_results(node: &Node, targets: &[&str], within: Duration) -> BTreeMap<String, Value> {
+    wait_until("a result for every SSH target", within, || {
+        let mut first = BTreeMap::new();
+        for r in node.results() {
+            let t = r["target"].as_str().unwrap().to_string();
+            first.entry(t).or_insert(r);
+        }
+        targets
+            .iter()
+            .all(|t| first.contains_key(*t))
+            .then_some(first)
+    })
+}
+
+#[test]
+fn logins_run_commands_with_ed25519_and_rsa_keys_and_report_exit_and_output() {
+    let sshd = Sshd::start(
+        &(1..=4)
+            .map(|i| format!("127.88.1.{i}:2222"))
+            .collect::<Vec<_>>(),
+        None,
+    );
+    let kh = sshd.known_hosts(
+        "known_hosts",
+        &(1..=4)
+            .map(|i| format!("[127.88.1.{i}]:2222"))
+            .collect::<Vec<_>>(),
+    );
+    let keys = |id: &str, cmd: &str| {
+        format!(
+            "identity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"{cmd}\"\nmax_output = 1000\n",
+            sshd.path(id).display(),
+            kh.display()
+        )
+    };
+    let config = node_config(&[
+        group("127.88.1.1", 2222, &keys("id_ed25519", "echo hello")),
+        group("127.88.1.2", 2222, &keys("id_rsa", "echo hello")),
+        group(
+            "127.88.1.3",
+            2222,
+            &keys("id_ed25519", "echo oops >&2; exit 3"),
+        ),
+        group(
+            "127.88.1.4",
+            2222,
+            &keys("id_ed25519", "head -c 10000000 /dev/zero | tr '\\\\0' x"),
+        ),
+    ]);
+    let node = Node::start(&config, &[]);
+    let r = first_results(
+        &node,
+        &[
+            "127.88.1.1:2222",
+            "127.88.1.2:2222",
+            "127.88.1.3:2222",
+            "127.88.1.4:2222",
+        ],
+        Duration::from_secs(15),
+    );
+    for t in ["127.88.1.1:2222", "127.88.1.2:2222"] {
+        let x = &r[t];
+        assert_eq!(x["ok"], true, "{x}");
+        assert_eq!(x["probe"], "ssh");
+        assert_eq!(x["stdout"], "hello\n", "{x}");
+        assert_eq!(x["exit_code"], 0);
+        assert_eq!(x["stage"], Value::Null);
+        assert!(x["host_key"].as_str().unwrap().starts_with("SHA256:"));
+        for stage in ["connect", "handshake", "auth", "command"] {
+            assert!(x["stages_ms"][stage].as_f64().is_some(), "{x}");
+        }
+    }
+    let x = &r["127.88.1.3:2222"];
+    assert_eq!(
+        (x["ok"].clone(), x["stage"].clone(), x["error"].clone()),
+        (false.into(), "command".into(), "exit_code".into()),
+        "{x}"
+    );
+    assert_eq!(x["exit_code"], 3);
+    assert_eq!(x["stderr"], "oops\n");
+    let x = &r["127.88.1.4:2222"];
+    assert_eq!(x["ok"], true, "{x}");
+    assert_eq!(x["stdout"].as_str().unwrap().len(), 1000);
+    assert_eq!(x["stdout_truncated"], true);
+}
+
+#[test]
+fn host_keys_and_client_keys_are_checked() {
+    let ips: Vec<String> = (1..=4).map(|i| format!("127.88.2.{i}:2222")).collect();
+    let sshd = Sshd::start(&ips, None);
+    // Strict, empty known_hosts: the host key is unknown and the command never runs.
+    std::fs::write(sshd.path("empty_known_hosts"), "").unwrap();
+    let ran = sshd.path("ran");
+    // accept-new with a changed key: known_hosts holds another key for 127.88.2.3.
+    keygen(&sshd.path("other_host"), "ed25519");
+    std::fs::write(
+        sshd.path("changed_known_hosts"),
+        format!(
+            "[127.88.2.3]:2222 {}\n",
+            public_key(&sshd.path("other_host"))
+        ),
+    )
+    .unwrap();
+    // accept-new, unknown key: learnt and recorded.
+    let tofu = sshd.path("tofu_known_hosts");
+    let good_kh = sshd.known_hosts("known_hosts", &["[127.88.2.1]:2222".to_string()]);
+    let config = node_config(&[
+        group("127.88.2.1", 2222, &format!("identity = \"{}\"\nknown_hosts = \"{}\"\n", sshd.path("id_other").display(), good_kh.display())),
+        group(
+            "127.88.2.2",
+            2222,
+            &format!("identity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"touch {}\"\n", sshd.path("id_ed25519").display(), sshd.path("empty_known_hosts").display(), ran.display()),
+        ),
+        group(
+            "127.88.2.3",
+            2222,
+            &format!("identity = \"{}\"\nknown_hosts = \"{}\"\nhost_key_policy = \"accept-new\"\n", sshd.path("id_ed25519").display(), sshd.path("changed_known_hosts").display()),
+        ),
+        group(
+            "127.88.2.4",
+            2222,
+            &format!("identity = \"{}\"\nknown_hosts = \"{}\"\nhost_key_policy = \"accept-new\"\ncommand = \"true\"\n", sshd.path("id_ed25519").display(), tofu.display()),
+        ),
+    ]);
+    let node = Node::start(&config, &[]);
+    let r = first_results(
+        &node,
+        &[
+            "127.88.2.1:2222",
+            "127.88.2.2:2222",
+            "127.88.2.3:2222",
+            "127.88.2.4:2222",
+        ],
+        Duration::from_secs(15),
+    );
+    let x = &r["127.88.2.1:2222"];
+    assert_eq!(
+        (x["ok"].clone(), x["stage"].clone(), x["error"].clone()),
+        (false.into(), "auth".into(), "auth_failed".into()),
+        "{x}"
+    );
+    let x = &r["127.88.2.2:2222"];
+    assert_eq!(
+        (x["stage"].clone(), x["error"].clone()),
+        ("hostkey".into(), "hostkey_unknown".into()),
+        "{x}"
+    );
+    assert!(!ran.exists(), "the command must not run on an unknown host");
+    let x = &r["127.88.2.3:2222"];
+    assert_eq!(
+        (x["stage"].clone(), x["error"].clone()),
+        ("hostkey".into(), "hostkey_changed".into()),
+        "{x}"
+    );
+    let server_fp = x["host_key"].as_str().unwrap();
+    let known_fp = x["known_host_keys"][0].as_str().unwrap();
+    assert!(
+        server_fp.starts_with("SHA256:")
+            && known_fp.starts_with("SHA256:")
+            && server_fp != known_fp,
+        "{x}"
+    );
+    let x = &r["127.88.2.4:2222"];
+    assert_eq!(x["ok"], true, "{x}");
+    let learnt = std::fs::read_to_string(&tofu).unwrap();
+    assert_eq!(
+        learnt.trim(),
+        format!(
+            "[127.88.2.4]:2222 {}",
+            sshd.host_key().rsplit_once(' ').unwrap().0
+        ),
+        "{learnt}"
+    );
+}
+
+#[test]
+fn dead_and_silent_servers_end_in_time_without_holding_up_the_others() {
+    let sshd = Sshd::start(&["127.88.3.1:2222".to_string()], None);
+    let kh = sshd.known_hosts(
+        "known_hosts",
+        &[
+            "[127.88.3.1]:2222".to_string(),
+            "[127.88.3.2]:2222".to_string(),
+            "[127.88.3.3]:2222".to_string(),
+        ],
+    );
+    // A listener that accepts and never sends a banner.
+    let silent = std::net::TcpListener::bind("127.88.3.3:2222").unwrap();
+    let keys = format!(
+        "identity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"true\"\n",
+        sshd.path("id_ed25519").display(),
+        kh.display()
+    );
+    let config = format!(
+        "[node]\nname = \"ssh-test\"\n[probe]\ninterval = \"1s\"\ntimeout = \"800ms\"\n{}{}{}",
+        group("127.88.3.1", 2222, &keys),
+        group("127.88.3.2", 2222, &keys), // nothing listens
+        group("127.88.3.3", 2222, &keys),
+    );
+    let node = Node::start(&config, &[]);
+    let r = first_results(
+        &node,
+        &["127.88.3.1:2222", "127.88.3.2:2222", "127.88.3.3:2222"],
+        Duration::from_secs(10),
+    );
+    let x = &r["127.88.3.2:2222"];
+    assert_eq!(
+        (x["stage"].clone(), x["error"].clone()),
+        ("connect".into(), "refused".into()),
+        "{x}"
+    );
+    let x = &r["127.88.3.3:2222"];
+    assert_eq!(
+        (x["stage"].clone(), x["error"].clone()),
+        ("handshake".into(), "timeout".into()),
+        "{x}"
+    );
+    // The healthy server keeps its once-a-second rhythm while the silent one eats timeouts.
+    let times = wait_until(
+        "five rounds of the healthy target",
+        Duration::from_secs(10),
+        || {
+            let t: Vec<i64> = common::by_target(&node.results())
+                .get("127.88.3.1:2222")
+                .map(|v| v.iter().filter(|x| x.1).map(|x| x.0).collect())
+                .unwrap_or_default();
+            (t.len() >= 5).then_some(t)
+        },
+    );
+    let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        gap <= 1_500,
+        "{gap} ms between results of the healthy target"
+    );
+    drop(silent);
+}
+
+#[test]
+fn a_thousand_loopback_hosts_behind_one_sshd_are_all_up_in_one_round() {
+    let ns = Netns::new("ssh1k");
+    let sshd = Sshd::start(&["0.0.0.0:2222".to_string()], Some(&ns.name));
+    // One known_hosts line covers every address (OpenSSH wildcard syntax).
+    let kh = sshd.known_hosts("known_hosts", &["[127.1.*]:2222".to_string()]);
+    let hosts: String = (0..1000u32)
+        .map(|i| format!("127.1.{}.{}\n", i / 250, 1 + i % 250))
+        .collect();
+    std::fs::write(sshd.path("hosts.txt"), hosts).unwrap();
+    let config = format!(
+        "[node]\nname = \"ssh-1k\"\n[probe]\ninterval = \"40s\"\ntimeout = \"15s\"\n[probe.ssh]\nmax_concurrent_ssh = 100\n\
+         [[targets]]\nfile = \"{}\"\nprobe = \"ssh\"\nport = 2222\nuser = \"{USER}\"\nidentity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"true\"\n",
+        sshd.path("hosts.txt").display(),
+        sshd.path("id_ed25519").display(),
+        kh.display()
+    );
+    let node = Node::start_in_netns(&ns.name, &config, &[], &[]);
+    // One round: every target has its first result within the interval (+ its timeout).
+    let firsts = wait_until(
+        "a result for each of the 1,000 hosts",
+        Duration::from_secs(60),
+        || {
+            let mut first: BTreeMap<String, bool> = BTreeMap::new();
+            for r in node.results() {
+                first
+                    .entry(r["target"].as_str().unwrap().to_string())
+                    .or_insert(r["ok"].as_bool().unwrap());
+            }
+            (first.len() == 1000).then_some(first)
+        },
+    );
+    let down: Vec<&String> = firsts
+        .iter()
+        .filter(|(_, ok)| !**ok)
+        .map(|(t, _)| t)
+        .collect();
+    assert!(
+        down.is_empty(),
+        "{} of 1000 down, e.g. {:?}",
+        down.len(),
+        &down[..down.len().min(5)]
+    );
+}
