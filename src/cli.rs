@@ -20,6 +20,47 @@ pub enum Command {
     Node(NodeArgs),
     /// Validate a config file and print a one-screen summary; exit 2 if it is invalid.
     CheckConfig(CheckArgs),
+    /// Show the whole cluster from any node: members, shares, up/down counts, down targets.
+    Status(StatusArgs),
+    /// Who owns a target and its last result; or what would move if a node left or joined.
+    Owner(OwnerArgs),
+}
+
+/// `ringpoll status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A node's HTTP endpoint (RINGPOLL_HTTP_TOKEN holds its bearer token, if it needs one).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9464")]
+    pub http: String,
+    /// Print the raw JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ringpoll owner`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["target", "if_leaves", "if_joins"])))]
+pub struct OwnerArgs {
+    /// The target, as results name it (`127.0.0.1`, `127.0.0.1:22`).
+    pub target: Option<String>,
+    /// The probe kind, when the same id is probed by several kinds.
+    #[arg(long, value_name = "KIND")]
+    pub probe: Option<String>,
+    /// Show what would move if NODE left (computed, nothing changes).
+    #[arg(long, value_name = "NODE", conflicts_with_all = ["target", "if_joins"])]
+    pub if_leaves: Option<String>,
+    /// Show what would move if NAME joined with WEIGHT (default 1).
+    #[arg(long, value_name = "NAME[:WEIGHT]", conflicts_with_all = ["target", "if_leaves"])]
+    pub if_joins: Option<String>,
+    /// List the targets that would move, too.
+    #[arg(long)]
+    pub list: bool,
+    /// A node's HTTP endpoint.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9464")]
+    pub http: String,
+    /// Print the raw JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `ringpoll node`.

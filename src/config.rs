@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use ringpoll_actors::model::{Host, NodeName, ProbeKind, TargetSpec};
 use ringpoll_actors::restart::RestartPolicy;
-use ringpoll_actors::sink::SinkSettings;
+use ringpoll_actors::sink::{SinkSettings, SinkSpec};
 
 pub use raw::RawConfig;
 
@@ -50,6 +50,8 @@ pub const DEFAULT_REDIAL_MAX: Duration = Duration::from_secs(1);
 pub const MAX_REPLICAS: u32 = 16;
 /// Default `[cluster.tls] server_name`.
 pub const DEFAULT_TLS_SERVER_NAME: &str = "ringpoll";
+/// The environment variable the HTTP bearer token is read from.
+pub const HTTP_TOKEN_ENV: &str = "RINGPOLL_HTTP_TOKEN";
 /// The environment variable the cluster cookie is read from.
 pub const COOKIE_ENV: &str = "RINGPOLL_COOKIE";
 /// The cookie of loopback-only clusters with no cookie configured (logged as insecure).
@@ -180,6 +182,17 @@ pub struct Overrides {
     pub results: Option<PathBuf>,
     /// The value of `RINGPOLL_COOKIE`, if set.
     pub cookie_env: Option<String>,
+    /// The value of `RINGPOLL_HTTP_TOKEN`, if set.
+    pub http_token_env: Option<String>,
+}
+
+/// `[http]`, validated (None when `off`).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Where the endpoint listens.
+    pub listen: std::net::SocketAddr,
+    /// Bearer token every request must carry; required off loopback.
+    pub token: Option<String>,
 }
 
 /// A summary of one `[[targets]]` group, for `check-config`.
@@ -206,8 +219,8 @@ pub struct Settings {
     pub node: NodeName,
     /// `[cluster]`.
     pub cluster: ClusterConfig,
-    /// HTTP endpoint address, `None` when `off`.
-    pub http: Option<String>,
+    /// HTTP endpoint, `None` when `off`.
+    pub http: Option<HttpConfig>,
     /// Default interval.
     pub interval: Duration,
     /// Default timeout.
@@ -301,11 +314,19 @@ impl fmt::Display for Settings {
                 }
             )?,
         }
-        writeln!(
-            f,
-            "http           {}",
-            self.http.as_deref().unwrap_or("off")
-        )?;
+        match &self.http {
+            None => writeln!(f, "http           off")?,
+            Some(h) => writeln!(
+                f,
+                "http           {}{}",
+                h.listen,
+                if h.token.is_some() {
+                    " (bearer token)"
+                } else {
+                    ""
+                }
+            )?,
+        }
         writeln!(
             f,
             "targets        {} (icmp {}, tcp {}, ssh {}) in {} group(s), max {}",
@@ -323,10 +344,19 @@ impl fmt::Display for Settings {
             d(self.timeout),
             self.max_in_flight
         )?;
+        let sinks: Vec<String> = self
+            .results
+            .sinks
+            .iter()
+            .map(|s| match s {
+                SinkSpec::Jsonl { path } => format!("jsonl {}", path.display()),
+                SinkSpec::Sqlite { path, .. } => format!("sqlite {}", path.display()),
+            })
+            .collect();
         writeln!(
             f,
             "results        {} (buffer {}, flush every {})",
-            self.results.path.display(),
+            sinks.join(", "),
             self.results.buffer,
             d(self.results.flush_interval)
         )?;

@@ -4,7 +4,10 @@
 //! (cannot start, or its supervision tree gives up), 2 for an invalid config or command line.
 
 mod cli;
+mod client;
 mod config;
+mod http;
+mod metrics;
 mod telemetry;
 mod wiring;
 
@@ -35,6 +38,20 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Status(args) => match client::status(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringpoll status: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Owner(args) => match client::owner(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringpoll owner: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Node(args) => {
             telemetry::init();
             let overrides = Overrides {
@@ -44,6 +61,7 @@ fn main() -> ExitCode {
                 http: args.http,
                 results: args.results,
                 cookie_env: std::env::var(config::COOKIE_ENV).ok(),
+                http_token_env: std::env::var(config::HTTP_TOKEN_ENV).ok(),
             };
             let settings = match config::load(&args.config, &overrides) {
                 Ok(s) => s,

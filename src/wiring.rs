@@ -18,7 +18,6 @@ use ringpoll_actors::model::targets_digest;
 use ringpoll_actors::probe::ssh::HostKeyPolicy;
 use ringpoll_actors::probe::{ProbeContext, ProbeEngine};
 use ringpoll_actors::ring::RingSettings;
-use ringpoll_actors::sink::JsonLinesWriter;
 use ringpoll_actors::supervisor::{RootArgs, RootMsg, RootSupervisor, TreeRefs};
 
 use crate::config::{CookieSource, Settings, COOKIE_ENV};
@@ -39,7 +38,9 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
         }
     }
     // Fail before starting anything if the results file cannot be written.
-    drop(JsonLinesWriter::open(&settings.results.path)?);
+    for sink in &settings.results.sinks {
+        drop(sink.open()?);
+    }
 
     let tls = match settings.cluster.net.as_ref().and_then(|n| n.tls.as_ref()) {
         Some(files) => Some(ClusterTls::load(files)?),
@@ -92,22 +93,49 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
     tracing::info!(
         node = %settings.node,
         targets = settings.targets.len(),
-        results = %settings.results.path.display(),
+        sinks = settings.results.sinks.len(),
         "starting node"
     );
     let args = RootArgs {
         node: settings.node.clone(),
         targets: settings.targets.clone().into(),
-        ctx,
+        ctx: ctx.clone(),
         sink: settings.results.clone(),
         policy: settings.supervision,
         on_give_up: Some(give_up_tx),
         ring,
         cluster,
     };
+    // Bind the status endpoint before starting, so a taken port is a clear error.
+    let http = match &settings.http {
+        Some(h) => Some((
+            tokio::net::TcpListener::bind(h.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen for HTTP on {} (http.listen / --http)",
+                        h.listen
+                    )
+                })?,
+            h.token.clone(),
+        )),
+        None => None,
+    };
+    let http_ctx = ctx.clone();
     let (root, root_done) = Actor::spawn(None, RootSupervisor, args)
         .await
         .map_err(|e| anyhow!("the supervision tree did not start: {e}"))?;
+    if let Some((listener, token)) = http {
+        let addr = listener.local_addr()?;
+        crate::http::spawn(
+            listener,
+            http_ctx,
+            settings.node.clone(),
+            token,
+            settings.targets.clone().into(),
+        );
+        tracing::info!(%addr, "HTTP endpoint listening (/metrics, /status, /targets, /owner/TARGET, /plan)");
+    }
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

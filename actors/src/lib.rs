@@ -9,6 +9,8 @@
 //! - [`membership`]: membership table and failure detector, dialler, wire format (pure), the
 //!   transport over ractor_cluster, and the membership actor.
 //! - [`supervisor`]: the root and probe supervisors.
+//! - [`status`]: the status API's answers, and gathering them from every member.
+//! - [`state`]: the latest result per target and the node's counters, for status and metrics.
 //! - [`fault`]: test-only fault injection.
 //!
 //! # Supervision tree
@@ -44,6 +46,8 @@ pub mod probe;
 pub mod restart;
 pub mod ring;
 pub mod sink;
+pub mod state;
+pub mod status;
 pub mod supervisor;
 #[cfg(test)]
 mod testkit;

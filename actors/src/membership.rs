@@ -47,6 +47,23 @@ impl MembershipView {
     }
 }
 
+/// One member as membership sees it, for the status API.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MemberRow {
+    /// Name.
+    pub name: String,
+    /// `alive`, `suspect`, `dead`, `left` (this node: `alive`).
+    pub state: &'static str,
+    /// Address (`ip:port`), empty for a single node.
+    pub address: String,
+    /// Ring weight.
+    pub weight: u32,
+    /// True for this node.
+    pub local: bool,
+    /// Targets it reported as unprobed for too long (in its last heartbeat).
+    pub unprobed: u64,
+}
+
 /// Settings of a clustered node (`[cluster]`).
 #[derive(Clone, Debug)]
 pub struct ClusterSettings {

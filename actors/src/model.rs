@@ -139,6 +139,10 @@ pub struct TargetSpec {
     pub labels: Labels,
     /// SSH settings of the target's group (SSH targets only).
     pub ssh: Option<Arc<crate::probe::ssh::SshTarget>>,
+    /// Consecutive results needed to confirm a change of state.
+    pub thresholds: crate::probe::health::Thresholds,
+    /// Time between probes while the target is failing but not yet confirmed down.
+    pub retry_interval: Duration,
 }
 
 impl TargetSpec {
@@ -165,7 +169,20 @@ impl TargetSpec {
             timeout,
             labels,
             ssh: None,
+            thresholds: crate::probe::health::Thresholds::default(),
+            retry_interval: default_retry_interval(interval),
         }
+    }
+
+    /// The same target with rise/fall thresholds and a retry interval.
+    pub fn with_health(
+        mut self,
+        thresholds: crate::probe::health::Thresholds,
+        retry_interval: Duration,
+    ) -> Self {
+        self.thresholds = thresholds;
+        self.retry_interval = retry_interval;
+        self
     }
 
     /// The same target with its group's SSH settings.
@@ -181,6 +198,11 @@ impl TargetSpec {
             id: self.id.clone(),
         }
     }
+}
+
+/// The default `retry_interval`: a quarter of the interval.
+pub fn default_retry_interval(interval: Duration) -> Duration {
+    interval / 4
 }
 
 /// Identity of a target: its probe kind and its id. Two groups may not produce the same key.
@@ -327,6 +349,72 @@ pub struct ProbeResult {
     pub outcome: ProbeOutcome,
     /// SSH details (SSH probes only).
     pub ssh: Option<Box<SshReport>>,
+}
+
+/// A confirmed change of a target's state (rise/fall), written beside the results.
+#[derive(Clone, Debug)]
+pub struct StateEvent {
+    /// When it was confirmed.
+    pub ts: SystemTime,
+    /// The node that confirmed it.
+    pub node: NodeName,
+    /// The target.
+    pub target: Arc<TargetSpec>,
+    /// The ownership epoch.
+    pub epoch: u64,
+    /// State before.
+    pub from: crate::probe::health::TargetState,
+    /// State now.
+    pub to: crate::probe::health::TargetState,
+}
+
+/// The JSON-lines shape of a [`StateEvent`].
+#[derive(Debug, Serialize)]
+pub struct EventLine<'a> {
+    /// RFC 3339 UTC timestamp with milliseconds.
+    pub ts: String,
+    /// Node.
+    pub node: &'a str,
+    /// Target id.
+    pub target: &'a str,
+    /// Probe kind.
+    pub probe: ProbeKind,
+    /// Always `"state"`.
+    pub event: &'static str,
+    /// State before.
+    pub from: &'static str,
+    /// State now.
+    pub to: &'static str,
+    /// Ownership epoch.
+    pub epoch: u64,
+    /// The group's labels.
+    pub labels: &'a BTreeMap<String, String>,
+}
+
+impl StateEvent {
+    /// The line as it is written to a JSON-lines file.
+    pub fn line(&self) -> EventLine<'_> {
+        EventLine {
+            ts: humantime::format_rfc3339_millis(self.ts).to_string(),
+            node: self.node.as_str(),
+            target: &self.target.id,
+            probe: self.target.probe,
+            event: "state",
+            from: self.from.as_str(),
+            to: self.to.as_str(),
+            epoch: self.epoch,
+            labels: &self.target.labels,
+        }
+    }
+}
+
+/// What the sink writes: results, and state events.
+#[derive(Clone, Debug)]
+pub enum Record {
+    /// A probe result.
+    Result(ProbeResult),
+    /// A confirmed state change.
+    Event(StateEvent),
 }
 
 /// An SSH probe's stages.

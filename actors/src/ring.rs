@@ -54,6 +54,38 @@ impl Default for RingSettings {
     }
 }
 
+/// The ring as last built, for the status API: members, placement of every target.
+#[derive(Debug)]
+pub struct RingView {
+    /// Ownership epoch.
+    pub epoch: u64,
+    /// The ring.
+    pub ring: Ring,
+    /// Every configured target, in config order.
+    pub keys: Arc<Vec<TargetKey>>,
+    /// Owners of `keys[i]`, as member indexes, best first.
+    pub owners: Vec<Vec<u16>>,
+    /// Targets this node owns.
+    pub owned: usize,
+    /// Targets this node keeps during a hand-off.
+    pub kept: usize,
+}
+
+impl RingView {
+    /// The index of `key` in `keys`.
+    pub fn position(&self, key: &TargetKey) -> Option<usize> {
+        self.keys.iter().position(|k| k == key)
+    }
+
+    /// The owners' names of target `i`.
+    pub fn owner_names(&self, i: usize) -> Vec<NodeName> {
+        self.owners[i]
+            .iter()
+            .map(|&m| self.ring.members()[m as usize].0.clone())
+            .collect()
+    }
+}
+
 /// The ring owner actor.
 #[derive(Debug)]
 pub struct RingOwner;
@@ -108,8 +140,9 @@ pub enum RingOwnerMsg {
 pub struct RingOwnerState {
     me: NodeName,
     targets: Arc<[Arc<TargetSpec>]>,
-    keys: Vec<TargetKey>,
+    keys: Arc<Vec<TargetKey>>,
     settings: RingSettings,
+    placement: Vec<Vec<u16>>,
     refs: Arc<TreeRefs>,
     view: Option<MembershipView>,
     rebuild_pending: bool,
@@ -128,7 +161,25 @@ impl RingOwnerState {
         idx.iter().map(|&i| self.targets[i].clone()).collect()
     }
 
+    fn publish_view(&self) {
+        let Some(ring) = &self.ring else { return };
+        let view = RingView {
+            epoch: self.epoch,
+            ring: ring.clone(),
+            keys: self.keys.clone(),
+            owners: self.placement.clone(),
+            owned: self.owned.len(),
+            kept: self.keep.len(),
+        };
+        *self
+            .refs
+            .ring_view
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(view));
+    }
+
     fn send_assignment(&self, handed_off: Vec<TargetKey>) {
+        self.publish_view();
         let Some(ring) = &self.ring else { return };
         self.refs.probes.cast(ProbeSupMsg::Assign {
             epoch: self.epoch,
@@ -161,10 +212,12 @@ impl RingOwnerState {
             members.remove(&self.me);
         }
         let ring = Ring::new(members, self.settings.replicas);
+        let placement = ring.place(&self.keys);
         let new_owned: BTreeSet<usize> = match ring.index_of(&self.me) {
-            Some(me) => ring.place(&self.keys).owned_by(me).collect(),
+            Some(me) => placement.owned_by(me).collect(),
             None => BTreeSet::new(),
         };
+        self.placement = placement.owners;
         let lost: BTreeSet<usize> = self.owned.difference(&new_owned).copied().collect();
         let gained = new_owned.difference(&self.owned).count();
         let others = ring.members().iter().filter(|(n, _)| *n != self.me).count();
@@ -239,7 +292,8 @@ impl Actor for RingOwner {
     ) -> Result<RingOwnerState, ActorProcessingErr> {
         Ok(RingOwnerState {
             me: args.me,
-            keys: args.targets.iter().map(|t| t.key()).collect(),
+            keys: Arc::new(args.targets.iter().map(|t| t.key()).collect()),
+            placement: Vec::new(),
             targets: args.targets,
             settings: args.settings,
             refs: args.refs,

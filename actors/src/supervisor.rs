@@ -71,4 +71,10 @@ pub struct TreeRefs {
     pub undelivered: AtomicU64,
     /// Digest of the ring the running probes were assigned by (sent in heartbeats).
     pub adopted: AtomicU64,
+    /// Latest results and counters, for status and metrics.
+    pub state: std::sync::Arc<crate::state::NodeState>,
+    /// The ring as last built.
+    pub ring_view: RwLock<Option<std::sync::Arc<crate::ring::RingView>>>,
+    /// The members this node knows, as last seen by membership.
+    pub members: RwLock<Vec<crate::membership::MemberRow>>,
 }

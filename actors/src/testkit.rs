@@ -8,7 +8,7 @@ use ractor::{Actor, ActorRef};
 use tokio::sync::Semaphore;
 
 use crate::fault::FaultInjection;
-use crate::model::{Host, NodeName, ProbeKind, ProbeResult, TargetSpec};
+use crate::model::{Host, NodeName, ProbeKind, ProbeResult, Record, TargetSpec};
 use crate::probe::fake::FakeProbe;
 use crate::probe::{ProbeContext, ProbeEngine};
 use crate::sink::{ResultSink, ResultWriter, SinkArgs, SinkMsg};
@@ -18,12 +18,22 @@ use crate::supervisor::TreeRefs;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MemWriter {
     pub(crate) results: Arc<Mutex<Vec<ProbeResult>>>,
+    pub(crate) events: Arc<Mutex<Vec<crate::model::StateEvent>>>,
 }
 
 impl ResultWriter for MemWriter {
-    fn write_batch(&mut self, batch: &[ProbeResult]) -> std::io::Result<()> {
-        self.results.lock().unwrap().extend_from_slice(batch);
+    fn write_batch(&mut self, batch: &[Record]) -> std::io::Result<()> {
+        for r in batch {
+            match r {
+                Record::Result(r) => self.results.lock().unwrap().push(r.clone()),
+                Record::Event(e) => self.events.lock().unwrap().push(e.clone()),
+            }
+        }
         Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
     }
 }
 
@@ -48,9 +58,10 @@ pub(crate) async fn context(
     let refs = Arc::new(TreeRefs::default());
     let writer = MemWriter::default();
     let args = SinkArgs {
-        writer: Box::new(writer.clone()),
+        writers: vec![Box::new(writer.clone())],
         buffer: 1_000_000,
         flush_interval: Duration::from_millis(100),
+        state: refs.state.clone(),
     };
     let (sink, _) = Actor::spawn(None, ResultSink, args).await.unwrap();
     refs.sink.set(Some(sink.clone()));

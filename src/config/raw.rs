@@ -10,9 +10,10 @@ use toml::Spanned;
 
 use ringpoll_actors::membership::tls::TlsFiles;
 use ringpoll_actors::model::{NodeName, ProbeKind};
+use ringpoll_actors::probe::health::Thresholds;
 use ringpoll_actors::restart::RestartPolicy;
 use ringpoll_actors::ring::placement::MAX_WEIGHT;
-use ringpoll_actors::sink::SinkSettings;
+use ringpoll_actors::sink::{SinkSettings, SinkSpec};
 
 use super::ssh::SshLoader;
 use super::targets::Expander;
@@ -63,6 +64,8 @@ pub struct RawConfig {
     #[serde(default)]
     supervision: RawSupervision,
     #[serde(default)]
+    sinks: Vec<Spanned<RawSink>>,
+    #[serde(default)]
     targets: Vec<Spanned<RawGroup>>,
 }
 
@@ -104,6 +107,24 @@ struct RawTls {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<Spanned<String>>,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<String>>,
+}
+
+/// One `[[sinks]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    kind: Spanned<RawSinkKind>,
+    path: Spanned<String>,
+    retention: Option<Spanned<Dur>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawSinkKind {
+    Jsonl,
+    Sqlite,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -113,6 +134,9 @@ struct RawProbe {
     timeout: Option<Spanned<Dur>>,
     max_in_flight: Option<Spanned<usize>>,
     max_targets: Option<Spanned<usize>>,
+    rise: Option<Spanned<u32>>,
+    fall: Option<Spanned<u32>>,
+    retry_interval: Option<Spanned<Dur>>,
     #[serde(default)]
     ssh: RawSshDefaults,
 }
@@ -214,6 +238,9 @@ pub struct RawGroup {
     pub(super) port: Option<Spanned<u16>>,
     pub(super) interval: Option<Spanned<Dur>>,
     pub(super) timeout: Option<Spanned<Dur>>,
+    pub(super) rise: Option<Spanned<u32>>,
+    pub(super) fall: Option<Spanned<u32>>,
+    pub(super) retry_interval: Option<Spanned<Dur>>,
     #[serde(default)]
     pub(super) labels: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) user: Option<Spanned<String>>,
@@ -265,24 +292,7 @@ impl RawConfig {
         let cluster = self.cluster.validate(loc, base, ov)?;
 
         // [http]
-        let http_of = |s: &str| -> Result<Option<String>, String> {
-            if s == "off" {
-                Ok(None)
-            } else {
-                check_host_port(s, true)
-                    .map(Some)
-                    .map_err(|m| format!("{m}, or \"off\""))
-            }
-        };
-        let http = match (&ov.http, &self.http.listen) {
-            (Some(h), _) => http_of(h).map_err(|msg| ConfigError::Flag {
-                flag: "--http",
-                msg,
-            })?,
-            (None, Some(h)) => http_of(h.get_ref())
-                .map_err(|m| loc.at(h.span().start, format!("http.listen: {m}")))?,
-            (None, None) => Some(DEFAULT_HTTP.to_string()),
-        };
+        let http = self.http.validate(loc, base, ov)?;
 
         // [probe]
         let p = &self.probe;
@@ -308,19 +318,60 @@ impl RawConfig {
             return Err(loc.at(pos(&p.max_targets), "probe.max_targets must be at least 1"));
         }
 
-        // [results]
+        // [results] and [[sinks]]
         let r = &self.results;
-        let path = match (&ov.results, &r.path) {
-            (Some(p), _) => p.clone(),
+        let mut sinks = Vec::new();
+        for (i, sink) in self.sinks.iter().enumerate() {
+            let raw = sink.get_ref();
+            if raw.path.get_ref().is_empty() {
+                return Err(loc.at(
+                    raw.path.span().start,
+                    format!("sinks[{i}].path is empty; expected a file path"),
+                ));
+            }
+            let path = base.join(raw.path.get_ref());
+            sinks.push(match raw.kind.get_ref() {
+                RawSinkKind::Jsonl => {
+                    if let Some(r) = &raw.retention {
+                        return Err(loc.at(
+                            r.span().start,
+                            format!("sinks[{i}].retention: only sqlite sinks take a retention"),
+                        ));
+                    }
+                    SinkSpec::Jsonl { path }
+                }
+                RawSinkKind::Sqlite => SinkSpec::Sqlite {
+                    path,
+                    retention: raw.retention.as_ref().map(|r| r.get_ref().0),
+                },
+            });
+        }
+        // The JSON-lines file: [results] path (or --results), unless [[sinks]] list one.
+        let results_path = match (&ov.results, &r.path) {
+            (Some(p), _) => Some(p.clone()),
             (None, Some(p)) if p.get_ref().is_empty() => {
                 return Err(loc.at(
                     p.span().start,
                     "results.path is empty; expected a file path",
                 ))
             }
-            (None, Some(p)) => base.join(p.get_ref()),
-            (None, None) => PathBuf::from(DEFAULT_RESULTS),
+            (None, Some(p)) => Some(base.join(p.get_ref())),
+            (None, None) => None,
         };
+        let first_jsonl = sinks.iter_mut().find_map(|s| match s {
+            SinkSpec::Jsonl { path } => Some(path),
+            _ => None,
+        });
+        match (first_jsonl, results_path) {
+            (Some(path), Some(p)) => *path = p,
+            (Some(_), None) => {}
+            (None, p) => sinks.insert(
+                0,
+                SinkSpec::Jsonl {
+                    path: p.unwrap_or_else(|| PathBuf::from(DEFAULT_RESULTS)),
+                },
+            ),
+        }
         let buffer = or(&r.buffer, DEFAULT_BUFFER);
         if buffer == 0 {
             return Err(loc.at(pos(&r.buffer), "results.buffer must be at least 1"));
@@ -437,6 +488,7 @@ impl RawConfig {
                     std::sync::Arc::new(l.get_ref().clone())
                 }
             };
+            let health = health_of(loc, &self.probe, group, i, g_interval)?;
             let ssh = match probe {
                 ProbeKind::Ssh => Some(ssh_loader.group(i, group.ssh_keys(), g.span().start)?),
                 other => {
@@ -454,6 +506,7 @@ impl RawConfig {
                 g_timeout,
                 labels,
                 ssh.as_ref().map(|s| s.0.clone()),
+                health,
             )?;
             groups.push(GroupSummary {
                 source,
@@ -475,7 +528,7 @@ impl RawConfig {
             max_targets,
             max_concurrent_ssh,
             results: SinkSettings {
-                path,
+                sinks,
                 buffer,
                 flush_interval,
             },
@@ -727,4 +780,116 @@ fn parse_listen(s: &str) -> Result<SocketAddr, String> {
         ));
     }
     Ok(addr)
+}
+
+/// Rise, fall and retry interval of group `i`: the group's, else `[probe]`'s, else defaults.
+fn health_of(
+    loc: &Locator<'_>,
+    probe: &RawProbe,
+    group: &RawGroup,
+    i: usize,
+    interval: Duration,
+) -> Result<(Thresholds, Duration), ConfigError> {
+    let mut t = Thresholds::default();
+    for (name, g, d, slot) in [
+        ("rise", &group.rise, &probe.rise, &mut t.rise),
+        ("fall", &group.fall, &probe.fall, &mut t.fall),
+    ] {
+        if let Some(v) = g.as_ref().or(d.as_ref()) {
+            if !(1..=100).contains(v.get_ref()) {
+                return Err(loc.at(
+                    v.span().start,
+                    format!("targets[{i}].{name}: expected 1 to 100 consecutive results"),
+                ));
+            }
+            *slot = *v.get_ref();
+        }
+    }
+    let retry = match group
+        .retry_interval
+        .as_ref()
+        .or(probe.retry_interval.as_ref())
+    {
+        None => ringpoll_actors::model::default_retry_interval(interval),
+        Some(r) if r.get_ref().0.is_zero() || r.get_ref().0 > interval => {
+            return Err(loc.at(
+                r.span().start,
+                format!(
+                    "targets[{i}].retry_interval must be more than 0 and at most the interval ({})",
+                    humantime::format_duration(interval)
+                ),
+            ))
+        }
+        Some(r) => r.get_ref().0,
+    };
+    Ok((t, retry))
+}
+
+impl RawHttp {
+    fn validate(
+        &self,
+        loc: &Locator<'_>,
+        base: &Path,
+        ov: &Overrides,
+    ) -> Result<Option<HttpConfig>, ConfigError> {
+        let parse = |s: &str| -> Result<Option<SocketAddr>, String> {
+            if s == "off" {
+                return Ok(None);
+            }
+            s.parse::<SocketAddr>().map(Some).map_err(|_| {
+                format!("{s:?}: expected IP:PORT, e.g. \"127.0.0.1:9464\", or \"off\"")
+            })
+        };
+        let listen = match (&ov.http, &self.listen) {
+            (Some(h), _) => parse(h).map_err(|msg| ConfigError::Flag {
+                flag: "--http",
+                msg,
+            })?,
+            (None, Some(h)) => parse(h.get_ref())
+                .map_err(|m| loc.at(h.span().start, format!("http.listen: {m}")))?,
+            (None, None) => Some(DEFAULT_HTTP.parse().expect("valid default")),
+        };
+        let Some(listen) = listen else {
+            return Ok(None);
+        };
+        let token = match (&ov.http_token_env, &self.token, &self.token_file) {
+            (Some(t), _, _) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            (_, Some(t), _) if t.get_ref().trim().is_empty() => {
+                return Err(loc.at(t.span().start, "http.token is empty"))
+            }
+            (_, Some(t), _) => Some(t.get_ref().trim().to_string()),
+            (_, None, Some(f)) => {
+                let path = base.join(f.get_ref());
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    loc.at(
+                        f.span().start,
+                        format!("http.token_file: cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let token = text.lines().next().unwrap_or("").trim().to_string();
+                if token.is_empty() {
+                    return Err(loc.at(
+                        f.span().start,
+                        format!("http.token_file: {} is empty", path.display()),
+                    ));
+                }
+                Some(token)
+            }
+            _ => None,
+        };
+        if token.is_none() && !listen.ip().is_loopback() {
+            let msg = format!(
+                "{listen} is not a loopback address: set http.token or http.token_file (or {HTTP_TOKEN_ENV}) so the status port is not open to anyone, or listen on 127.0.0.1"
+            );
+            return Err(match (&ov.http, &self.listen) {
+                (Some(_), _) => ConfigError::Flag {
+                    flag: "--http",
+                    msg,
+                },
+                (None, Some(l)) => loc.at(l.span().start, format!("http.listen: {msg}")),
+                (None, None) => loc.at(0, msg),
+            });
+        }
+        Ok(Some(HttpConfig { listen, token }))
+    }
 }

@@ -15,6 +15,7 @@ use ipnet::{IpNet, Ipv4AddrRange, Ipv6AddrRange};
 use toml::Spanned;
 
 use ringpoll_actors::model::{Host, Labels, ProbeKind, TargetKey, TargetSpec};
+use ringpoll_actors::probe::health::Thresholds;
 use ringpoll_actors::probe::ssh::SshTarget;
 
 use super::raw::RawGroup;
@@ -32,6 +33,7 @@ pub(super) struct Expander<'a> {
 /// The settings shared by a group's targets.
 struct GroupTemplate {
     ssh: Option<Arc<SshTarget>>,
+    health: (Thresholds, Duration),
     probe: ProbeKind,
     port: Option<u16>,
     interval: Duration,
@@ -70,10 +72,12 @@ impl<'a> Expander<'a> {
         timeout: Duration,
         labels: Labels,
         ssh: Option<Arc<SshTarget>>,
+        health: (Thresholds, Duration),
     ) -> Result<String, ConfigError> {
         let raw = g.get_ref();
         let t = GroupTemplate {
             ssh,
+            health,
             probe,
             port,
             interval,
@@ -269,7 +273,8 @@ impl<'a> Expander<'a> {
             t.interval,
             t.timeout,
             t.labels.clone(),
-        );
+        )
+        .with_health(t.health.0, t.health.1);
         if let Some(ssh) = &t.ssh {
             spec = spec.with_ssh(ssh.clone());
         }

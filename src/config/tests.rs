@@ -1,4 +1,5 @@
 use super::*;
+use ringpoll_actors::sink::SinkSpec;
 
 fn parse_str(text: &str) -> Result<Settings, ConfigError> {
     parse(
@@ -57,8 +58,22 @@ fn defaults_apply() {
     assert_eq!(s.interval, DEFAULT_INTERVAL);
     assert_eq!(s.timeout, DEFAULT_TIMEOUT);
     assert_eq!(s.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
-    assert_eq!(s.results.path, PathBuf::from(DEFAULT_RESULTS));
-    assert_eq!(s.http.as_deref(), Some(DEFAULT_HTTP));
+    assert_eq!(
+        s.results.sinks,
+        vec![SinkSpec::Jsonl {
+            path: PathBuf::from(DEFAULT_RESULTS)
+        }]
+    );
+    assert_eq!(
+        s.http.as_ref().map(|h| h.listen.to_string()).as_deref(),
+        Some(DEFAULT_HTTP)
+    );
+    assert!(s.http.as_ref().unwrap().token.is_none());
+    let t = &s.targets[0];
+    assert_eq!(
+        (t.thresholds.rise, t.thresholds.fall, t.retry_interval),
+        (2, 2, DEFAULT_INTERVAL / 4)
+    );
     assert!(s.cluster.seeds.is_empty() && s.cluster.net.is_none());
     assert_eq!((s.cluster.weight, s.cluster.replicas), (1, 1));
 }
@@ -88,6 +103,7 @@ fn overrides_win_over_the_file() {
         http: Some("off".into()),
         results: Some(PathBuf::from("/tmp/x.jsonl")),
         cookie_env: None,
+        http_token_env: None,
     };
     let text = format!("{NODE}[cluster]\nlisten = \"127.0.0.1:1\"\nseeds = [\"127.0.0.1:2\"]\n");
     let s = parse(Path::new("t.toml"), &text, Path::new("."), &ov).unwrap();
@@ -97,8 +113,13 @@ fn overrides_win_over_the_file() {
     assert_eq!(net.advertise.to_string(), "127.0.0.9:4709");
     assert_eq!(net.cookie_source, CookieSource::LoopbackDefault);
     assert_eq!(s.cluster.seeds, vec!["127.0.0.1:4701", "[::1]:4702"]);
-    assert_eq!(s.http, None);
-    assert_eq!(s.results.path, PathBuf::from("/tmp/x.jsonl"));
+    assert!(s.http.is_none());
+    assert_eq!(
+        s.results.sinks,
+        vec![SinkSpec::Jsonl {
+            path: PathBuf::from("/tmp/x.jsonl")
+        }]
+    );
 }
 
 #[test]
@@ -757,4 +778,52 @@ fn ssh_keys_are_checked_at_start() {
         &Overrides::default(),
     )
     .unwrap();
+}
+
+#[test]
+fn sinks_rise_fall_and_http_are_checked() {
+    let s = parse_str(&format!(
+        "{NODE}[probe]\nrise = 3\nfall = 1\nretry_interval = \"1s\"\n[[sinks]]\nkind = \"sqlite\"\npath = \"h.db\"\nretention = \"7d\"\n\
+         [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\nfall = 4\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        s.results.sinks.len(),
+        2,
+        "the JSON-lines file stays beside the SQLite sink"
+    );
+    assert!(
+        matches!(&s.results.sinks[1], SinkSpec::Sqlite { retention: Some(r), .. } if *r == Duration::from_secs(7 * 86400))
+    );
+    let t = &s.targets[0];
+    assert_eq!(
+        (t.thresholds.rise, t.thresholds.fall, t.retry_interval),
+        (3, 4, Duration::from_secs(1))
+    );
+    assert!(err(&format!(
+        "{NODE}[probe]\nrise = 0\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n"
+    ))
+    .contains("targets[0].rise: expected 1 to 100"));
+    assert!(err(&format!("{NODE}[probe]\nretry_interval = \"1h\"\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n")).contains("retry_interval must be more than 0 and at most the interval"));
+    assert!(err(&format!(
+        "{NODE}[[sinks]]\nkind = \"kafka\"\npath = \"x\"\n"
+    ))
+    .contains("unknown variant `kafka`"));
+    assert!(err(&format!(
+        "{NODE}[[sinks]]\nkind = \"jsonl\"\npath = \"x\"\nretention = \"1d\"\n"
+    ))
+    .contains("only sqlite sinks take a retention"));
+    let e = err(&format!("{NODE}[http]\nlisten = \"0.0.0.0:9464\"\n"));
+    assert!(
+        e.starts_with("test.toml:4:10: http.listen: 0.0.0.0:9464 is not a loopback address"),
+        "{e}"
+    );
+    let s = parse_str(&format!(
+        "{NODE}[http]\nlisten = \"0.0.0.0:9464\"\ntoken = \"t\"\n"
+    ))
+    .unwrap();
+    assert_eq!(s.http.unwrap().token.as_deref(), Some("t"));
+    assert!(
+        err(&format!("{NODE}[http]\nlisten = \"localhost:9464\"\n")).contains("expected IP:PORT")
+    );
 }

@@ -100,6 +100,12 @@ impl Node {
             .arg("--results")
             .arg(&results)
             .args(args)
+            // Tests run nodes side by side: no HTTP endpoint unless a test asks for one.
+            .args(if args.contains(&"--http") {
+                &[][..]
+            } else {
+                &["--http", "off"][..]
+            })
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().unwrap())

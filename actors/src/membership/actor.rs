@@ -21,7 +21,7 @@ use super::transport::{
     self, ClusterEvents, PortActor, PortMsg, SessionEvent, SessionEventKind, PORT_GROUP,
 };
 use super::wire::{HandoffState, Heartbeat, PeerAddr, PeerMessage, HANDOFF_CHUNK};
-use super::{ClusterSettings, MembershipView};
+use super::{ClusterSettings, MemberRow, MembershipView};
 use crate::model::NodeName;
 use crate::ring::RingOwnerMsg;
 use crate::supervisor::{ProbeSupMsg, RootMsg, TreeRefs};
@@ -88,6 +88,8 @@ pub enum MembershipMsg {
     Leave(RpcReplyPort<()>),
     /// Send these target states to every peer (targets this node no longer owns).
     HandoffOut(Vec<HandoffState>),
+    /// Reply with the port of every connected member (for cluster-wide queries).
+    Ports(RpcReplyPort<Vec<(NodeName, ActorCell)>>),
 }
 
 #[derive(Debug)]
@@ -116,6 +118,7 @@ struct Net {
     ports: HashMap<u64, ActorCell>,
     beats: u64,
     leaving: bool,
+    peer_unprobed: HashMap<NodeName, u64>,
     /// Dials whose TCP connection is up but not yet authenticated: socket address → dial address.
     dialing: HashMap<String, String>,
     auth_warned_at: Option<std::time::Instant>,
@@ -191,8 +194,12 @@ impl Actor for Membership {
             id: "ringpoll-membership".into(),
             subscription: Box::new(ClusterEvents(myself.clone())),
         })?;
-        let (port, _) =
-            Actor::spawn_linked(None, PortActor, myself.clone(), myself.get_cell()).await?;
+        let port_args = transport::PortArgs {
+            membership: myself.clone(),
+            refs: args.refs.clone(),
+            me: args.me.clone(),
+        };
+        let (port, _) = Actor::spawn_linked(None, PortActor, port_args, myself.get_cell()).await?;
         ractor::pg::monitor(PORT_GROUP.into(), myself.get_cell());
         ractor::pg::join(PORT_GROUP.into(), vec![port.get_cell()]);
         let unauthenticated = Arc::new(AtomicUsize::new(0));
@@ -229,6 +236,7 @@ impl Actor for Membership {
             ports: HashMap::new(),
             beats: 0,
             leaving: false,
+            peer_unprobed: HashMap::new(),
             dialing: HashMap::new(),
             auth_warned_at: None,
             auth_warn_suppressed: 0,
@@ -308,6 +316,9 @@ impl Actor for Membership {
                 let _ = reply.send(());
             }
             MembershipMsg::HandoffOut(states) => state.handoff_out(states),
+            MembershipMsg::Ports(reply) => {
+                let _ = reply.send(state.ports());
+            }
         }
         Ok(())
     }
@@ -355,6 +366,55 @@ impl MembershipState {
         self.refs
             .ring
             .cast(RingOwnerMsg::MembershipChanged(self.view()));
+        self.publish_rows();
+    }
+
+    /// The member table, for the status API.
+    fn publish_rows(&self) {
+        let mut rows = vec![MemberRow {
+            name: self.me.to_string(),
+            state: "alive",
+            address: self
+                .net
+                .as_ref()
+                .map(|n| n.settings.advertise.to_string())
+                .unwrap_or_default(),
+            weight: self.weight,
+            local: true,
+            unprobed: 0,
+        }];
+        if let Some(net) = &self.net {
+            for (name, state, info) in net.table.members() {
+                rows.push(MemberRow {
+                    name: name.to_string(),
+                    state: state.as_str(),
+                    address: info.addr.clone(),
+                    weight: info.weight,
+                    local: false,
+                    unprobed: net.peer_unprobed.get(name).copied().unwrap_or(0),
+                });
+            }
+        }
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        *self.refs.members.write().unwrap_or_else(|p| p.into_inner()) = rows;
+    }
+
+    /// The port of every connected member, by name.
+    fn ports(&self) -> Vec<(NodeName, ActorCell)> {
+        let Some(net) = &self.net else {
+            return Vec::new();
+        };
+        net.ports
+            .iter()
+            .filter_map(|(id, cell)| {
+                let name = net.sessions.get(id)?.name.clone()?;
+                matches!(
+                    net.table.state_of(&name),
+                    Some(super::table::MemberState::Alive | super::table::MemberState::Suspect)
+                )
+                .then(|| (name, cell.clone()))
+            })
+            .collect()
     }
 
     fn tick(&mut self, myself: &ActorRef<MembershipMsg>) {
@@ -363,6 +423,7 @@ impl MembershipState {
         self.apply(changes);
         self.heartbeat();
         self.dial_due(myself);
+        self.publish_rows();
     }
 
     fn heartbeat(&mut self) {
@@ -396,6 +457,7 @@ impl MembershipState {
             incarnation: net.incarnation,
             adopted,
             targets: net.settings.targets_digest,
+            unprobed: self.refs.state.unprobed_now() as u64,
             members,
         });
         let bytes = hb.encode();
@@ -581,6 +643,7 @@ impl MembershipState {
                 let Ok(name) = NodeName::new(&hb.name) else {
                     return;
                 };
+                net.peer_unprobed.insert(name.clone(), hb.unprobed);
                 if hb.targets != net.settings.targets_digest
                     && net.warned_targets.insert(name.clone())
                 {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::{
     NetworkStream, NodeEventSubscription, NodeServerMessage, NodeSessionMessage,
     RactorClusterMessage,
@@ -262,38 +262,59 @@ pub async fn dial(
 #[derive(Debug)]
 pub struct PortActor;
 
-/// The port's only message: an encoded [`PeerMessage`].
+/// What the port starts with.
+#[derive(Debug)]
+pub struct PortArgs {
+    /// Where decoded peer messages go.
+    pub membership: ActorRef<MembershipMsg>,
+    /// For answering queries.
+    pub refs: Arc<crate::supervisor::TreeRefs>,
+    /// This node.
+    pub me: crate::model::NodeName,
+}
+
+/// The port's messages: an encoded [`PeerMessage`], or a query for the status API.
 #[derive(Debug, RactorClusterMessage)]
 pub enum PortMsg {
     /// Bytes from (or for) a peer.
     Wire(Vec<u8>),
+    /// A JSON-encoded [`crate::status::PeerQuery`]; the reply is JSON.
+    #[rpc]
+    Query(Vec<u8>, RpcReplyPort<Vec<u8>>),
 }
 
 impl Actor for PortActor {
     type Msg = PortMsg;
-    type State = ActorRef<MembershipMsg>;
-    type Arguments = ActorRef<MembershipMsg>;
+    type State = PortArgs;
+    type Arguments = PortArgs;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<PortMsg>,
-        membership: ActorRef<MembershipMsg>,
+        args: PortArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(membership)
+        Ok(args)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<PortMsg>,
         msg: PortMsg,
-        membership: &mut ActorRef<MembershipMsg>,
+        state: &mut PortArgs,
     ) -> Result<(), ActorProcessingErr> {
-        let PortMsg::Wire(bytes) = msg;
-        match PeerMessage::decode(&bytes) {
-            Ok(m) => {
-                let _ = membership.cast(MembershipMsg::Peer(Box::new(m)));
+        match msg {
+            PortMsg::Wire(bytes) => match PeerMessage::decode(&bytes) {
+                Ok(m) => {
+                    let _ = state.membership.cast(MembershipMsg::Peer(Box::new(m)));
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err, "dropped a malformed message from a peer")
+                }
+            },
+            PortMsg::Query(bytes, reply) => {
+                let answer = crate::status::answer_bytes(&state.refs, &state.me, &bytes);
+                let _ = reply.send(answer);
             }
-            Err(err) => tracing::debug!(error = %err, "dropped a malformed message from a peer"),
         }
         Ok(())
     }

@@ -59,6 +59,9 @@ pub struct Heartbeat {
     pub adopted: u64,
     /// Digest of the sender's configured targets (a mismatch is logged).
     pub targets: u64,
+    /// Targets the sender probes that have had no result for longer than interval + grace.
+    #[serde(default)]
+    pub unprobed: u64,
     /// Members the sender knows to be in the ring (for transitive dialling); sent every few
     /// heartbeats, not every one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -146,6 +149,7 @@ mod tests {
             incarnation: 7,
             adopted: 9,
             targets: 3,
+            unprobed: 0,
             members: vec![PeerAddr {
                 name: "n2".into(),
                 addr: "127.0.1.2:4701".into(),

@@ -20,7 +20,9 @@ use tokio::time::Instant;
 use super::health::{HealthTracker, TargetState};
 use super::schedule::{target_hash, ProbeSchedule};
 use super::{resolve, ProbeContext, RESOLVE_TTL};
-use crate::model::{DownReason, Host, ProbeOutcome, ProbeResult, SshReport, TargetSpec};
+use crate::model::{
+    DownReason, Host, ProbeOutcome, ProbeResult, SshReport, StateEvent, TargetSpec,
+};
 use crate::sink::SinkMsg;
 use crate::supervisor::ProbeSupMsg;
 
@@ -81,6 +83,8 @@ pub struct ProbeState {
     resolved: Option<(IpAddr, Instant)>,
     health: HealthTracker,
     retiring: bool,
+    /// The probe in flight is an early retry, off the slot schedule.
+    retrying: bool,
 }
 
 impl Actor for ProbeActor {
@@ -98,6 +102,9 @@ impl Actor for ProbeActor {
         }: ProbeArgs,
     ) -> Result<ProbeState, ActorProcessingErr> {
         let key = target.key();
+        if let Some(s) = initial {
+            ctx.refs.state.set_confirmed(key.clone(), s);
+        }
         let schedule = ProbeSchedule::new(&key, target.interval);
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -111,8 +118,9 @@ impl Actor for ProbeActor {
             seq_base: target_hash(&key) as u16,
             in_flight: None,
             resolved: None,
-            health: HealthTracker::with_state(initial),
+            health: HealthTracker::new(target.thresholds, initial),
             retiring: false,
+            retrying: false,
             target,
             ctx,
         })
@@ -128,7 +136,9 @@ impl Actor for ProbeActor {
             ProbeMsg::Tick => state.start_probe(myself),
             ProbeMsg::Finished(done) => state.finish_probe(myself, *done),
             ProbeMsg::Inherit(s) => {
-                state.health.inherit(s);
+                if state.health.inherit(s) {
+                    state.ctx.refs.state.set_confirmed(state.target.key(), s);
+                }
             }
             ProbeMsg::Retire => {
                 state.retiring = true;
@@ -201,7 +211,9 @@ impl ProbeState {
         if let Some(ip) = done.resolved {
             self.resolved = Some((ip, now));
         }
-        self.log_transition(&done.outcome);
+        let was_retry = self.retrying;
+        self.retrying = false;
+        self.log_transition(&done.outcome, done.at);
         let result = ProbeResult {
             ts: done.at,
             node: self.ctx.node.clone(),
@@ -221,37 +233,74 @@ impl ProbeState {
         let (next, skipped) = self
             .schedule
             .next_after(self.due.into_std(), now.into_std());
-        if skipped > 0 {
+        if skipped > 0 && !was_retry {
             self.ctx.overruns.fetch_add(skipped, Ordering::Relaxed);
         }
         let next = Instant::from_std(next);
+        // While failing but not yet confirmed down, probe again sooner than the next slot; the
+        // slot schedule stays as it is, so the target keeps its phase.
+        let retry_at = now + self.target.retry_interval;
+        if self.health.soft_failing() && retry_at < next {
+            self.retrying = true;
+            myself.send_after(self.target.retry_interval, || ProbeMsg::Tick);
+            return;
+        }
         self.due = next;
         myself.send_after(next.saturating_duration_since(now), || ProbeMsg::Tick);
     }
 
-    fn log_transition(&mut self, outcome: &ProbeOutcome) {
+    fn log_transition(&mut self, outcome: &ProbeOutcome, at: SystemTime) {
         let Some(t) = self.health.record(outcome.is_up()) else {
             return;
         };
+        let key = self.target.key();
+        self.ctx.refs.state.set_confirmed(key.clone(), t.to);
         self.ctx.refs.probes.cast(ProbeSupMsg::StateChanged {
-            key: self.target.key(),
-            up: outcome.is_up(),
+            key,
+            up: t.to == TargetState::Up,
         });
         let host = &*self.target.id;
         let probe = self.target.probe.as_str();
-        match (t.from, outcome) {
-            (None, ProbeOutcome::Up { .. }) => {
-                tracing::info!(host, probe, state = "up", "target up (first result)")
-            }
-            (None, ProbeOutcome::Down { reason }) => {
-                tracing::info!(host, probe, state = "down", %reason, "target down (first result)")
-            }
-            (Some(from), ProbeOutcome::Up { .. }) => {
-                tracing::info!(host, probe, from = from.as_str(), state = "up", "target up")
-            }
-            (Some(from), ProbeOutcome::Down { reason }) => {
-                tracing::info!(host, probe, from = from.as_str(), state = "down", %reason, "target down")
-            }
+        let reason = match outcome {
+            ProbeOutcome::Down { reason } => reason.to_string(),
+            ProbeOutcome::Up { .. } => String::new(),
+        };
+        let Some(from) = t.from else {
+            tracing::info!(
+                host,
+                probe,
+                state = t.to.as_str(),
+                reason,
+                "target {} (first result)",
+                t.to.as_str()
+            );
+            return;
+        };
+        // A confirmed change: one event, logged and written beside the results.
+        let needed = match t.to {
+            TargetState::Up => self.target.thresholds.rise,
+            TargetState::Down => self.target.thresholds.fall,
+        };
+        tracing::info!(
+            host,
+            probe,
+            from = from.as_str(),
+            to = t.to.as_str(),
+            reason,
+            "target {} ({} consecutive)",
+            t.to.as_str(),
+            needed
+        );
+        let event = StateEvent {
+            ts: at,
+            node: self.ctx.node.clone(),
+            target: self.target.clone(),
+            epoch: self.ctx.epoch.load(Ordering::Relaxed),
+            from,
+            to: t.to,
+        };
+        if !self.ctx.refs.sink.cast(SinkMsg::Event(event)) {
+            self.ctx.refs.undelivered.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -402,6 +451,71 @@ mod tests {
             }
         }
         assert_eq!(probe.get_status(), ractor::ActorStatus::Running);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rise_and_fall_confirm_changes_and_failures_are_retried_sooner() {
+        let up = || {
+            (
+                Duration::from_millis(5),
+                ProbeOutcome::Up {
+                    rtt: Duration::from_millis(5),
+                },
+            )
+        };
+        let down = || {
+            (
+                Duration::from_millis(5),
+                ProbeOutcome::Down {
+                    reason: DownReason::Refused,
+                },
+            )
+        };
+        let fake = FakeProbe::always_up(Duration::from_millis(5));
+        fake.script("127.0.0.3", vec![up(), down(), down(), down(), up(), up()]);
+        let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
+        let t = target("127.0.0.3", 10 * S, S);
+        let t = Arc::new(
+            (*t).clone()
+                .with_health(crate::probe::health::Thresholds { rise: 2, fall: 2 }, 2 * S),
+        );
+        let (_probe, _) = Actor::spawn(
+            None,
+            ProbeActor,
+            ProbeArgs {
+                target: t,
+                ctx: ctx.clone(),
+                initial: None,
+            },
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(55 * S).await;
+        let calls = ctx.engine.fake.as_ref().unwrap().calls();
+        let gaps: Vec<u64> = calls
+            .windows(2)
+            .map(|w| (w[1].1 - w[0].1).as_millis() as u64)
+            .collect();
+        // up | slot: down (soft) → retry 2 s after it finished: down (confirmed) | slot: down |
+        // slot: up | slot: up (confirmed)
+        assert_eq!(
+            &gaps[..5],
+            &[10_000, 2_005, 7_995, 10_000, 10_000],
+            "{gaps:?}"
+        );
+        written(&sink, &w).await;
+        let events: Vec<(&str, &str)> = w
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.from.as_str(), e.to.as_str()))
+            .collect();
+        assert_eq!(events, [("up", "down"), ("down", "up")]);
+        assert_eq!(
+            ctx.refs.state.confirmed(&target("127.0.0.3", S, S).key()),
+            Some(TargetState::Up)
+        );
     }
 
     #[tokio::test(start_paused = true)]

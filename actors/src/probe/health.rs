@@ -1,14 +1,19 @@
-//! A target's up/down state as seen from its results, and the transitions worth logging.
+//! A target's confirmed up/down state, with rise/fall thresholds as in HAProxy and Icinga.
 //!
-//! Pure: one `record` per result, returning the transition (if any) so the actor logs a state
-//! change once, not every probe.
+//! The first result sets the state at once (there is nothing to confirm it against). After
+//! that, `fall` consecutive failures are needed to go down and `rise` consecutive successes to go
+//! up; results in between are "soft" (the target is failing but not yet down). Each confirmed
+//! change is one [`Transition`]; a target whose state was handed over by its previous owner
+//! starts from that state, so moving it never raises a change that did not happen.
+//!
+//! Pure: one `record` per result.
 
 /// The observed state of a target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetState {
-    /// The last probe succeeded.
+    /// Confirmed up.
     Up,
-    /// The last probe failed.
+    /// Confirmed down.
     Down,
 }
 
@@ -31,16 +36,43 @@ pub struct Transition {
     pub to: TargetState,
 }
 
+/// Consecutive results needed to change state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Successes to go from down to up.
+    pub rise: u32,
+    /// Failures to go from up to down.
+    pub fall: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { rise: 2, fall: 2 }
+    }
+}
+
 /// Tracks the state of one target.
 #[derive(Clone, Debug, Default)]
 pub struct HealthTracker {
     state: Option<TargetState>,
+    /// Consecutive results that contradict `state`.
+    streak: u32,
+    thresholds: Thresholds,
 }
 
 impl HealthTracker {
-    /// A tracker starting from a known state (handed over by the target's previous owner).
+    /// A tracker with these thresholds, starting from `state` (handed over, or unknown).
+    pub fn new(thresholds: Thresholds, state: Option<TargetState>) -> Self {
+        HealthTracker {
+            state,
+            streak: 0,
+            thresholds,
+        }
+    }
+
+    /// A tracker with default thresholds starting from a known state.
     pub fn with_state(state: Option<TargetState>) -> Self {
-        HealthTracker { state }
+        Self::new(Thresholds::default(), state)
     }
 
     /// Takes over a state learnt from the previous owner, unless this node has a result already.
@@ -53,20 +85,49 @@ impl HealthTracker {
         }
     }
 
-    /// Records one result; returns the transition when the state changed.
+    /// Records one result; returns the transition when the confirmed state changed.
     pub fn record(&mut self, up: bool) -> Option<Transition> {
-        let to = if up {
+        let seen = if up {
             TargetState::Up
         } else {
             TargetState::Down
         };
-        let from = self.state.replace(to);
-        (from != Some(to)).then_some(Transition { from, to })
+        let Some(state) = self.state else {
+            self.state = Some(seen);
+            return Some(Transition {
+                from: None,
+                to: seen,
+            });
+        };
+        if seen == state {
+            self.streak = 0;
+            return None;
+        }
+        self.streak += 1;
+        let needed = match seen {
+            TargetState::Up => self.thresholds.rise,
+            TargetState::Down => self.thresholds.fall,
+        };
+        if self.streak >= needed.max(1) {
+            self.state = Some(seen);
+            self.streak = 0;
+            Some(Transition {
+                from: Some(state),
+                to: seen,
+            })
+        } else {
+            None
+        }
     }
 
-    /// The current state, `None` before the first result.
+    /// The confirmed state, `None` before the first result.
     pub fn state(&self) -> Option<TargetState> {
         self.state
+    }
+
+    /// True while the target is up but failing (not yet confirmed down): time to retry sooner.
+    pub fn soft_failing(&self) -> bool {
+        self.state == Some(TargetState::Up) && self.streak > 0
     }
 }
 
@@ -74,9 +135,12 @@ impl HealthTracker {
 mod tests {
     use super::*;
 
+    const UP: Option<TargetState> = Some(TargetState::Up);
+    const DOWN: Option<TargetState> = Some(TargetState::Down);
+
     #[test]
-    fn only_changes_are_reported() {
-        let mut h = HealthTracker::default();
+    fn the_first_result_sets_the_state_then_thresholds_apply() {
+        let mut h = HealthTracker::new(Thresholds { rise: 2, fall: 3 }, None);
         assert_eq!(
             h.record(true),
             Some(Transition {
@@ -84,49 +148,72 @@ mod tests {
                 to: TargetState::Up
             })
         );
-        assert_eq!(h.record(true), None);
+        assert_eq!(h.record(false), None);
+        assert!(h.soft_failing());
+        assert_eq!(h.record(false), None);
         assert_eq!(
             h.record(false),
             Some(Transition {
-                from: Some(TargetState::Up),
+                from: UP,
                 to: TargetState::Down
             })
         );
-        assert_eq!(h.record(false), None);
+        assert!(!h.soft_failing());
+        assert_eq!(h.record(true), None);
+        assert_eq!(h.record(false), None, "a flap resets the streak");
+        assert_eq!(h.record(true), None);
         assert_eq!(
             h.record(true),
             Some(Transition {
-                from: Some(TargetState::Down),
+                from: DOWN,
                 to: TargetState::Up
             })
         );
-        assert_eq!(h.state(), Some(TargetState::Up));
+        assert_eq!(h.state(), UP);
+    }
+
+    #[test]
+    fn single_failures_never_confirm_with_fall_two() {
+        let mut h = HealthTracker::new(Thresholds { rise: 2, fall: 2 }, UP);
+        for _ in 0..10 {
+            assert_eq!(h.record(false), None);
+            assert_eq!(h.record(true), None);
+        }
+        assert_eq!(h.state(), UP);
+    }
+
+    #[test]
+    fn thresholds_of_one_follow_every_result() {
+        let mut h = HealthTracker::new(Thresholds { rise: 1, fall: 1 }, UP);
+        assert_eq!(
+            h.record(false),
+            Some(Transition {
+                from: UP,
+                to: TargetState::Down
+            })
+        );
+        assert_eq!(
+            h.record(true),
+            Some(Transition {
+                from: DOWN,
+                to: TargetState::Up
+            })
+        );
     }
 
     #[test]
     fn an_inherited_state_suppresses_the_first_transition() {
-        let mut h = HealthTracker::with_state(Some(TargetState::Up));
+        let mut h = HealthTracker::with_state(UP);
         assert_eq!(h.record(true), None);
         let mut h = HealthTracker::default();
         assert!(h.inherit(TargetState::Down));
         assert!(!h.inherit(TargetState::Up), "own results win");
+        assert_eq!(h.record(true), None);
         assert_eq!(
             h.record(true),
             Some(Transition {
-                from: Some(TargetState::Down),
+                from: DOWN,
                 to: TargetState::Up
-            })
-        );
-    }
-
-    #[test]
-    fn a_first_failure_is_a_transition_too() {
-        let mut h = HealthTracker::default();
-        assert_eq!(
-            h.record(false),
-            Some(Transition {
-                from: None,
-                to: TargetState::Down
             })
         );
     }

@@ -187,6 +187,43 @@ impl Ring {
         Placement { owners }
     }
 
+    /// Every member ranked by its preference for `key` (name, weight, score), best first —
+    /// the order `place` tries them in.
+    pub fn preferences(&self, key: &TargetKey) -> Vec<(NodeName, u32, u64)> {
+        let bytes = target_hash(key).to_le_bytes();
+        let equal = self
+            .members
+            .iter()
+            .all(|(_, w)| *w == self.members.first().map_or(1, |m| m.1));
+        let mut prefs: Vec<(u128, u64, usize)> = self
+            .name_hashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let s = xxh3_64_with_seed(&bytes, *h);
+                (
+                    if equal {
+                        0
+                    } else {
+                        u128::from(neg_log2_q32(s))
+                    },
+                    s,
+                    i,
+                )
+            })
+            .collect();
+        prefs.sort_unstable_by(|a, b| {
+            (a.0 * u128::from(self.members[b.2].1))
+                .cmp(&(b.0 * u128::from(self.members[a.2].1)))
+                .then(b.1.cmp(&a.1))
+                .then(a.2.cmp(&b.2))
+        });
+        prefs
+            .into_iter()
+            .map(|(_, s, i)| (self.members[i].0.clone(), self.members[i].1, s))
+            .collect()
+    }
+
     fn caps(&self, targets: usize, r: usize) -> Vec<u64> {
         let total = targets as u128 * r as u128;
         let w_sum: u128 = self.members.iter().map(|(_, w)| u128::from(*w)).sum();

@@ -1,5 +1,8 @@
-//! The ResultSink actor: buffers results and writes them in batches off the actor threads.
+//! The ResultSink actor: buffers records (results and state events) and writes them in batches,
+//! off the actor threads, to one or more writers ("lanes"). Each lane has its own bounded buffer
+//! and its own failure state, so a failing SQLite file does not hold up the JSON-lines file.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -7,9 +10,10 @@ use ractor_cluster::RactorMessage;
 
 use super::batch::ResultBuffer;
 use super::writer::ResultWriter;
-use crate::model::ProbeResult;
+use crate::model::{ProbeResult, Record, StateEvent};
+use crate::state::NodeState;
 
-/// Results handed to the writer at once, at most.
+/// Records handed to a writer at once, at most.
 const BATCH_MAX: usize = 8192;
 
 /// The sink actor.
@@ -19,20 +23,22 @@ pub struct ResultSink;
 /// What the sink starts with.
 #[derive(Debug)]
 pub struct SinkArgs {
-    /// Where batches go.
-    pub writer: Box<dyn ResultWriter>,
-    /// Results held at most while the writer is busy or failing.
+    /// Where batches go: one lane per writer.
+    pub writers: Vec<Box<dyn ResultWriter>>,
+    /// Records held at most per lane while its writer is busy or failing.
     pub buffer: usize,
-    /// Longest wait before a result is written.
+    /// Longest wait before a record is written.
     pub flush_interval: Duration,
+    /// Where the latest result per target and the node's counters are kept.
+    pub state: Arc<NodeState>,
 }
 
-/// What a drain achieved.
+/// What a drain achieved (summed over lanes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DrainReport {
-    /// Results written since the sink started.
+    /// Records written since the sink started.
     pub written: u64,
-    /// Results dropped since the sink started (buffer overflow, or a writer still failing at
+    /// Records dropped since the sink started (buffer overflow, or a writer still failing at
     /// the drain).
     pub dropped: u64,
 }
@@ -42,9 +48,11 @@ pub struct DrainReport {
 pub enum SinkMsg {
     /// One result to write.
     Record(ProbeResult),
-    /// Time to hand the buffer to the writer (sent to itself every flush interval).
+    /// One confirmed state change to write.
+    Event(StateEvent),
+    /// Time to hand the buffers to the writers (sent to itself every flush interval).
     FlushTick,
-    /// The writer finished batch `seq`.
+    /// A writer finished a batch.
     Written(Box<WriteDone>),
     /// Write everything buffered, then reply (used at shutdown).
     Drain(RpcReplyPort<DrainReport>),
@@ -52,38 +60,46 @@ pub enum SinkMsg {
     Status(RpcReplyPort<SinkStatus>),
 }
 
-/// The sink's counters.
+/// The sink's counters (summed over lanes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SinkStatus {
-    /// Results waiting in memory.
+    /// Records waiting in memory.
     pub buffered: usize,
-    /// Results written since start.
+    /// Records written since start.
     pub written: u64,
-    /// Results dropped since start.
+    /// Records dropped since start.
     pub dropped: u64,
-    /// True while the writer's last attempt failed.
+    /// True while any writer's last attempt failed.
     pub failing: bool,
 }
 
-/// The writer's report on one batch, handing the writer back.
+/// A writer's report on one batch, handing the writer back.
 #[derive(Debug)]
 pub struct WriteDone {
+    lane: usize,
     seq: u64,
     writer: Box<dyn ResultWriter>,
-    batch: Vec<ProbeResult>,
+    batch: Vec<Record>,
     result: std::io::Result<()>,
 }
 
-/// The sink's state.
 #[derive(Debug)]
-pub struct SinkState {
-    buffer: ResultBuffer<ProbeResult>,
+struct Lane {
+    name: String,
+    buffer: ResultBuffer<Record>,
     /// `None` while a batch is being written.
     writer: Option<Box<dyn ResultWriter>>,
     write_seq: u64,
     written: u64,
     lost_at_drain: u64,
     failing: bool,
+}
+
+/// The sink's state.
+#[derive(Debug)]
+pub struct SinkState {
+    lanes: Vec<Lane>,
+    state: Arc<NodeState>,
     draining: Vec<RpcReplyPort<DrainReport>>,
 }
 
@@ -98,13 +114,22 @@ impl Actor for ResultSink {
         args: SinkArgs,
     ) -> Result<SinkState, ActorProcessingErr> {
         myself.send_interval(args.flush_interval, || SinkMsg::FlushTick);
+        let lanes = args
+            .writers
+            .into_iter()
+            .map(|w| Lane {
+                name: w.describe(),
+                buffer: ResultBuffer::new(args.buffer),
+                writer: Some(w),
+                write_seq: 0,
+                written: 0,
+                lost_at_drain: 0,
+                failing: false,
+            })
+            .collect();
         Ok(SinkState {
-            buffer: ResultBuffer::new(args.buffer),
-            writer: Some(args.writer),
-            write_seq: 0,
-            written: 0,
-            lost_at_drain: 0,
-            failing: false,
+            lanes,
+            state: args.state,
             draining: Vec::new(),
         })
     }
@@ -117,34 +142,43 @@ impl Actor for ResultSink {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SinkMsg::Record(result) => {
-                state.buffer.push(result);
-                if state.buffer.len() >= BATCH_MAX {
-                    state.flush(&myself);
-                }
+                state.state.record_result(&result);
+                state.push(&myself, Record::Result(result));
+            }
+            SinkMsg::Event(event) => {
+                state.state.record_event(&event);
+                state.push(&myself, Record::Event(event));
             }
             SinkMsg::FlushTick => {
-                let dropped = state.buffer.take_dropped_report();
-                if dropped > 0 {
-                    tracing::warn!(
-                        dropped,
-                        total = state.buffer.dropped_total(),
-                        "results dropped: the buffer is full"
-                    );
+                for lane in &mut state.lanes {
+                    let dropped = lane.buffer.take_dropped_report();
+                    if dropped > 0 {
+                        state.state.add_dropped(dropped);
+                        tracing::warn!(sink = %lane.name, dropped, total = lane.buffer.dropped_total(), "results dropped: the buffer is full");
+                    }
                 }
-                state.flush(&myself);
+                for i in 0..state.lanes.len() {
+                    state.flush(&myself, i);
+                }
             }
             SinkMsg::Written(done) => state.written(&myself, *done),
             SinkMsg::Drain(reply) => {
                 state.draining.push(reply);
-                state.flush(&myself);
+                for i in 0..state.lanes.len() {
+                    state.flush(&myself, i);
+                }
                 state.maybe_finish_drain();
             }
             SinkMsg::Status(reply) => {
                 let _ = reply.send(SinkStatus {
-                    buffered: state.buffer.len(),
-                    written: state.written,
-                    dropped: state.buffer.dropped_total() + state.lost_at_drain,
-                    failing: state.failing,
+                    buffered: state.lanes.iter().map(|l| l.buffer.len()).sum(),
+                    written: state.lanes.iter().map(|l| l.written).sum(),
+                    dropped: state
+                        .lanes
+                        .iter()
+                        .map(|l| l.buffer.dropped_total() + l.lost_at_drain)
+                        .sum(),
+                    failing: state.lanes.iter().any(|l| l.failing),
                 });
             }
         }
@@ -153,21 +187,40 @@ impl Actor for ResultSink {
 }
 
 impl SinkState {
-    /// Hands the oldest batch to the writer unless it is busy or there is nothing to write.
-    fn flush(&mut self, myself: &ActorRef<SinkMsg>) {
-        if self.buffer.is_empty() {
+    fn push(&mut self, myself: &ActorRef<SinkMsg>, record: Record) {
+        let last = self.lanes.len().saturating_sub(1);
+        let mut record = Some(record);
+        for i in 0..self.lanes.len() {
+            let r = if i == last {
+                record.take()
+            } else {
+                record.clone()
+            };
+            let Some(r) = r else { break };
+            self.lanes[i].buffer.push(r);
+            if self.lanes[i].buffer.len() >= BATCH_MAX {
+                self.flush(myself, i);
+            }
+        }
+    }
+
+    /// Hands the oldest batch of lane `i` to its writer unless it is busy or has nothing.
+    fn flush(&mut self, myself: &ActorRef<SinkMsg>, i: usize) {
+        let lane = &mut self.lanes[i];
+        if lane.buffer.is_empty() {
             return;
         }
-        let Some(mut writer) = self.writer.take() else {
+        let Some(mut writer) = lane.writer.take() else {
             return;
         };
-        self.write_seq += 1;
-        let seq = self.write_seq;
-        let batch = self.buffer.take(BATCH_MAX);
+        lane.write_seq += 1;
+        let seq = lane.write_seq;
+        let batch = lane.buffer.take(BATCH_MAX);
         let me = myself.clone();
         tokio::task::spawn_blocking(move || {
             let result = writer.write_batch(&batch);
             let _ = me.cast(SinkMsg::Written(Box::new(WriteDone {
+                lane: i,
                 seq,
                 writer,
                 batch,
@@ -177,30 +230,32 @@ impl SinkState {
     }
 
     fn written(&mut self, myself: &ActorRef<SinkMsg>, done: WriteDone) {
-        debug_assert_eq!(done.seq, self.write_seq);
-        self.writer = Some(done.writer);
+        let draining = !self.draining.is_empty();
+        let lane = &mut self.lanes[done.lane];
+        debug_assert_eq!(done.seq, lane.write_seq);
+        lane.writer = Some(done.writer);
         match done.result {
             Ok(()) => {
-                self.written += done.batch.len() as u64;
-                if self.failing {
-                    self.failing = false;
-                    tracing::info!(waiting = self.buffer.len(), "results writer recovered");
+                lane.written += done.batch.len() as u64;
+                if lane.failing {
+                    lane.failing = false;
+                    tracing::info!(sink = %lane.name, waiting = lane.buffer.len(), "results writer recovered");
                 }
-                if !self.draining.is_empty() || self.buffer.len() >= BATCH_MAX {
-                    self.flush(myself);
+                if draining || lane.buffer.len() >= BATCH_MAX {
+                    self.flush(myself, done.lane);
                 }
             }
             Err(err) => {
-                if !self.failing {
-                    self.failing = true;
-                    tracing::error!(error = %err, keeping = self.buffer.len() + done.batch.len(), "results writer failing; holding results in memory and retrying every flush interval");
+                if !lane.failing {
+                    lane.failing = true;
+                    tracing::error!(sink = %lane.name, error = %err, keeping = lane.buffer.len() + done.batch.len(), "results writer failing; holding results in memory and retrying every flush interval");
                 }
-                if self.draining.is_empty() {
-                    self.buffer.requeue_front(done.batch);
+                if !draining {
+                    lane.buffer.requeue_front(done.batch);
                 } else {
                     // Shutting down: one attempt per batch, then report what could not be written.
-                    self.lost_at_drain += (done.batch.len() + self.buffer.len()) as u64;
-                    self.buffer.take(usize::MAX);
+                    lane.lost_at_drain += (done.batch.len() + lane.buffer.len()) as u64;
+                    lane.buffer.take(usize::MAX);
                 }
             }
         }
@@ -208,12 +263,21 @@ impl SinkState {
     }
 
     fn maybe_finish_drain(&mut self) {
-        if self.draining.is_empty() || self.writer.is_none() || !self.buffer.is_empty() {
+        if self.draining.is_empty()
+            || self
+                .lanes
+                .iter()
+                .any(|l| l.writer.is_none() || !l.buffer.is_empty())
+        {
             return;
         }
         let report = DrainReport {
-            written: self.written,
-            dropped: self.buffer.dropped_total() + self.lost_at_drain,
+            written: self.lanes.iter().map(|l| l.written).sum(),
+            dropped: self
+                .lanes
+                .iter()
+                .map(|l| l.buffer.dropped_total() + l.lost_at_drain)
+                .sum(),
         };
         for reply in self.draining.drain(..) {
             let _ = reply.send(report);
@@ -225,7 +289,7 @@ impl SinkState {
 mod tests {
     use super::*;
     use crate::model::*;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
     use std::time::SystemTime;
 
     #[derive(Debug, Clone, Default)]
@@ -235,13 +299,20 @@ mod tests {
     }
 
     impl ResultWriter for MemWriter {
-        fn write_batch(&mut self, batch: &[ProbeResult]) -> std::io::Result<()> {
+        fn write_batch(&mut self, batch: &[Record]) -> std::io::Result<()> {
             if *self.fail.lock().unwrap() {
                 return Err(std::io::Error::other("disk full"));
             }
             let mut lines = self.lines.lock().unwrap();
-            lines.extend(batch.iter().map(|r| r.target.id.to_string()));
+            lines.extend(batch.iter().map(|r| match r {
+                Record::Result(r) => r.target.id.to_string(),
+                Record::Event(e) => format!("event {}", e.target.id),
+            }));
             Ok(())
+        }
+
+        fn describe(&self) -> String {
+            "memory".into()
         }
     }
 
@@ -266,11 +337,15 @@ mod tests {
         }
     }
 
-    async fn spawn(w: MemWriter, buffer: usize) -> ActorRef<SinkMsg> {
+    async fn spawn(writers: Vec<MemWriter>, buffer: usize) -> ActorRef<SinkMsg> {
         let args = SinkArgs {
-            writer: Box::new(w),
+            writers: writers
+                .into_iter()
+                .map(|w| Box::new(w) as Box<dyn ResultWriter>)
+                .collect(),
             buffer,
             flush_interval: Duration::from_secs(1),
+            state: Arc::new(NodeState::default()),
         };
         Actor::spawn(None, ResultSink, args).await.unwrap().0
     }
@@ -278,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn drain_writes_everything_in_order() {
         let w = MemWriter::default();
-        let sink = spawn(w.clone(), 100_000).await;
+        let sink = spawn(vec![w.clone()], 100_000).await;
         for i in 0..20_000 {
             sink.cast(SinkMsg::Record(result(i))).unwrap();
         }
@@ -297,10 +372,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failing_writer_keeps_a_bounded_buffer_and_recovers() {
-        let w = MemWriter::default();
-        *w.fail.lock().unwrap() = true;
-        let sink = spawn(w.clone(), 100).await;
+    async fn a_failing_writer_keeps_a_bounded_buffer_recovers_and_does_not_hold_up_the_others() {
+        let (failing, healthy) = (MemWriter::default(), MemWriter::default());
+        *failing.fail.lock().unwrap() = true;
+        let sink = spawn(vec![failing.clone(), healthy.clone()], 100).await;
         for i in 0..150 {
             sink.cast(SinkMsg::Record(result(i))).unwrap();
         }
@@ -308,8 +383,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let st = ractor::call_t!(sink, SinkMsg::Status, 1_000).unwrap();
-            if st.failing {
-                assert_eq!(st.buffered, 100);
+            if st.failing && healthy.lines.lock().unwrap().len() == 100 {
                 break;
             }
             assert!(
@@ -318,12 +392,15 @@ mod tests {
             );
             tokio::task::yield_now().await;
         }
-        *w.fail.lock().unwrap() = false;
-        let report = ractor::call_t!(sink, SinkMsg::Drain, 10_000).unwrap();
-        let lines = w.lines.lock().unwrap();
-        // 150 offered into room for 100: the 50 oldest dropped and counted, the rest written.
-        assert_eq!(lines.len() as u64 + report.dropped, 150);
-        assert_eq!(lines.len(), 100);
-        assert_eq!(lines.last().unwrap(), &result(149).target.id.to_string());
+        *failing.fail.lock().unwrap() = false;
+        ractor::call_t!(sink, SinkMsg::Drain, 10_000).unwrap();
+        // 150 offered into room for 100: the 50 oldest dropped (and counted) in each lane.
+        for w in [&failing, &healthy] {
+            let lines = w.lines.lock().unwrap();
+            assert_eq!(lines.len(), 100);
+            assert_eq!(lines.last().unwrap(), &result(149).target.id.to_string());
+        }
+        let st = ractor::call_t!(sink, SinkMsg::Status, 1_000).unwrap();
+        assert_eq!((st.written, st.dropped, st.failing), (200, 100, false));
     }
 }

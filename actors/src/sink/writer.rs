@@ -4,13 +4,16 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::model::ProbeResult;
+use crate::model::Record;
 use crate::sink::SinkError;
 
 /// Writes batches of results somewhere. Runs on a blocking thread, one batch at a time.
 pub trait ResultWriter: Send + std::fmt::Debug + 'static {
     /// Writes the whole batch, or fails without leaving a partial record behind.
-    fn write_batch(&mut self, batch: &[ProbeResult]) -> std::io::Result<()>;
+    fn write_batch(&mut self, batch: &[Record]) -> std::io::Result<()>;
+
+    /// What it writes to, for logs.
+    fn describe(&self) -> String;
 }
 
 /// Appends one JSON object per line to a file.
@@ -48,10 +51,18 @@ impl JsonLinesWriter {
 }
 
 impl ResultWriter for JsonLinesWriter {
-    fn write_batch(&mut self, batch: &[ProbeResult]) -> std::io::Result<()> {
+    fn describe(&self) -> String {
+        format!("jsonl:{}", self.path.display())
+    }
+
+    fn write_batch(&mut self, batch: &[Record]) -> std::io::Result<()> {
         self.buf.clear();
         for r in batch {
-            serde_json::to_writer(&mut self.buf, &r.line()).map_err(std::io::Error::other)?;
+            match r {
+                Record::Result(r) => serde_json::to_writer(&mut self.buf, &r.line()),
+                Record::Event(e) => serde_json::to_writer(&mut self.buf, &e.line()),
+            }
+            .map_err(std::io::Error::other)?;
             self.buf.push(b'\n');
         }
         match self.file.write_all(&self.buf) {

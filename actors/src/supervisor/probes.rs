@@ -279,6 +279,7 @@ impl ProbeSupState {
                 }
             }
         }
+        self.ctx.refs.state.set_running(wanted.clone());
         let mut started = 0usize;
         for target in targets.iter().chain(keep) {
             let key = target.key();
@@ -401,6 +402,7 @@ impl ProbeSupState {
         match child.budget.allow(Instant::now()) {
             Some(attempt) => {
                 self.restarts += 1;
+                self.ctx.refs.state.add_restart("probe");
                 let delay = self.policy.backoff().delay(attempt);
                 tracing::warn!(host = %key.id, probe = %key.probe, attempt, delay_ms = delay.as_millis() as u64, reason, "probe actor failed; restarting");
                 let generation = child.generation;

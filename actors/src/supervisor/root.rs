@@ -32,7 +32,7 @@ use crate::model::{NodeName, TargetSpec};
 use crate::probe::ProbeContext;
 use crate::restart::{RestartBudget, RestartPolicy};
 use crate::ring::{RingOwner, RingOwnerArgs, RingOwnerMsg, RingSettings};
-use crate::sink::{JsonLinesWriter, ResultSink, SinkArgs, SinkMsg, SinkSettings};
+use crate::sink::{ResultSink, SinkArgs, SinkMsg, SinkSettings};
 
 /// The infrastructure children, in start order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -138,10 +138,17 @@ impl RootState {
         let a = &self.args;
         let cell: ActorCell = match role {
             Role::Sink => {
+                let writers = a
+                    .sink
+                    .sinks
+                    .iter()
+                    .map(|s| s.open())
+                    .collect::<Result<Vec<_>, _>>()?;
                 let args = SinkArgs {
-                    writer: Box::new(JsonLinesWriter::open(&a.sink.path)?),
+                    writers,
                     buffer: a.sink.buffer,
                     flush_interval: a.sink.flush_interval,
+                    state: a.ctx.refs.state.clone(),
                 };
                 let (r, _) = Actor::spawn_linked(None, ResultSink, args, sup).await?;
                 a.ctx.refs.sink.set(Some(r.clone()));
@@ -206,6 +213,7 @@ impl RootState {
         match budget.allow(Instant::now()) {
             Some(attempt) => {
                 let delay = policy.backoff().delay(attempt);
+                self.args.ctx.refs.state.add_restart(role.name());
                 tracing::error!(child = %role, attempt, delay_ms = delay.as_millis() as u64, reason, "child failed; restarting");
                 myself.send_after(delay, move || RootMsg::Restart(role));
             }
@@ -400,7 +408,9 @@ mod tests {
                 .collect(),
             ctx: ctx.clone(),
             sink: SinkSettings {
-                path: dir.join("r.jsonl"),
+                sinks: vec![crate::sink::SinkSpec::Jsonl {
+                    path: dir.join("r.jsonl"),
+                }],
                 buffer: 1000,
                 flush_interval: Duration::from_millis(200),
             },

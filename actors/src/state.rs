@@ -1,0 +1,172 @@
+//! What the node knows, for its status API and metrics: the latest result per target, confirmed
+//! states, the targets it runs, and counters. Written by the sink, the probe actors and the
+//! supervisors; read by the HTTP endpoint. Plain data behind locks, no actors.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use crate::model::{ProbeResult, StateEvent, TargetKey};
+use crate::probe::health::TargetState;
+
+/// The node's observable state.
+#[derive(Debug, Default)]
+pub struct NodeState {
+    latest: RwLock<HashMap<TargetKey, ProbeResult>>,
+    confirmed: RwLock<HashMap<TargetKey, TargetState>>,
+    /// Targets this node probes, with when it started probing them.
+    running: RwLock<HashMap<TargetKey, SystemTime>>,
+    results_dropped: AtomicU64,
+    changes_up: AtomicU64,
+    changes_down: AtomicU64,
+    restarts: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl NodeState {
+    /// A result was accepted by the sink.
+    pub fn record_result(&self, r: &ProbeResult) {
+        write(&self.latest).insert(r.target.key(), r.clone());
+    }
+
+    /// A confirmed state change was accepted by the sink.
+    pub fn record_event(&self, e: &StateEvent) {
+        match e.to {
+            TargetState::Up => self.changes_up.fetch_add(1, Ordering::Relaxed),
+            TargetState::Down => self.changes_down.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// A probe actor's confirmed state (first result, change, or hand-over).
+    pub fn set_confirmed(&self, key: TargetKey, state: TargetState) {
+        write(&self.confirmed).insert(key, state);
+    }
+
+    /// The targets this node's probe actors run (owned and kept).
+    pub fn set_running(&self, keys: HashSet<TargetKey>) {
+        let now = SystemTime::now();
+        let mut running = write(&self.running);
+        running.retain(|k, _| keys.contains(k));
+        for k in keys {
+            running.entry(k).or_insert(now);
+        }
+    }
+
+    /// Targets this node probes now.
+    pub fn running_count(&self) -> usize {
+        read(&self.running).len()
+    }
+
+    /// Whether this node probes `key` now.
+    pub fn runs(&self, key: &TargetKey) -> bool {
+        read(&self.running).contains_key(key)
+    }
+
+    /// Records dropped by the sink.
+    pub fn add_dropped(&self, n: u64) {
+        self.results_dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A restart of an actor of `role`.
+    pub fn add_restart(&self, role: &'static str) {
+        *self
+            .restarts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(role)
+            .or_default() += 1;
+    }
+
+    /// Restarts per role.
+    pub fn restarts(&self) -> BTreeMap<&'static str, u64> {
+        self.restarts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records dropped so far.
+    pub fn results_dropped(&self) -> u64 {
+        self.results_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Confirmed changes so far: (to up, to down).
+    pub fn state_changes(&self) -> (u64, u64) {
+        (
+            self.changes_up.load(Ordering::Relaxed),
+            self.changes_down.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The latest result of `key`, from this node.
+    pub fn latest(&self, key: &TargetKey) -> Option<ProbeResult> {
+        read(&self.latest).get(key).cloned()
+    }
+
+    /// The confirmed state of `key`.
+    pub fn confirmed(&self, key: &TargetKey) -> Option<TargetState> {
+        read(&self.confirmed).get(key).copied()
+    }
+
+    /// Latest results of the targets this node probes now, with their confirmed states.
+    pub fn running_latest(&self) -> Vec<(ProbeResult, Option<TargetState>)> {
+        let running = read(&self.running);
+        let latest = read(&self.latest);
+        let confirmed = read(&self.confirmed);
+        running
+            .keys()
+            .filter_map(|k| {
+                latest
+                    .get(k)
+                    .map(|r| (r.clone(), confirmed.get(k).copied()))
+            })
+            .collect()
+    }
+
+    /// (up, down) counts of confirmed states of the targets this node probes.
+    pub fn up_down(&self) -> (usize, usize) {
+        let running = read(&self.running);
+        let confirmed = read(&self.confirmed);
+        running
+            .keys()
+            .fold((0, 0), |(u, d), k| match confirmed.get(k) {
+                Some(TargetState::Up) => (u + 1, d),
+                Some(TargetState::Down) => (u, d + 1),
+                None => (u, d),
+            })
+    }
+
+    /// Targets this node probes with no result for longer than interval + timeout + 1 s (a
+    /// target never probed here counts from when this node started probing it).
+    pub fn unprobed_now(&self) -> usize {
+        let now = SystemTime::now();
+        let running = read(&self.running);
+        let latest = read(&self.latest);
+        running
+            .iter()
+            .filter(|(k, since)| {
+                let last = latest.get(*k).map(|r| r.ts).unwrap_or(**since).max(**since);
+                let limit = latest
+                    .get(*k)
+                    .map(|r| r.target.interval + r.target.timeout)
+                    .unwrap_or(Duration::ZERO);
+                match latest.get(*k) {
+                    Some(_) => {
+                        now.duration_since(last).unwrap_or_default()
+                            > limit + Duration::from_secs(1)
+                    }
+                    // Not probed here yet: allow a whole interval from the start.
+                    None => false,
+                }
+            })
+            .count()
+    }
+}

@@ -1,0 +1,364 @@
+//! Observability through the real binary: /metrics parsed as Prometheus text, the status API
+//! and CLI on a three-node cluster, rise/fall state events, the SQLite sink, and the HTTP
+//! endpoint's loopback rule. Nodes use addresses of their own (127.99.T.N).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{bin, wait_until, Node};
+use serde_json::Value;
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut resp = ureq::get(&format!("http://{addr}{path}")).call().ok()?;
+    resp.body_mut().read_to_string().ok()
+}
+
+fn http_json(addr: &str, path: &str) -> Option<Value> {
+    serde_json::from_str(&http_get(addr, path)?).ok()
+}
+
+fn tcp_config(name: &str, port: u16, extra: &str) -> String {
+    format!(
+        "[node]\nname = \"{name}\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"200ms\"\nretry_interval = \"200ms\"\n{extra}\n\
+         [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = {port}\nlabels = {{ team = \"ops\" }}\n"
+    )
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_with_the_documented_families() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let node = Node::start_args(
+        &tcp_config("m1", port, ""),
+        &["--http", "127.99.1.1:9464"],
+        &[],
+    );
+    let text = wait_until(
+        "a scrape with a probe result",
+        Duration::from_secs(10),
+        || http_get("127.99.1.1:9464", "/metrics").filter(|t| t.contains("probe_success{")),
+    );
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("Prometheus text");
+    let names: BTreeSet<&str> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    for family in [
+        "probe_success",
+        "probe_duration_seconds",
+        "probe_last_result_timestamp_seconds",
+        "ringpoll_members",
+        "ringpoll_targets_owned",
+        "ringpoll_ring_epoch",
+        "ringpoll_actor_restarts_total",
+        "ringpoll_results_dropped_total",
+        "ringpoll_round_overrun_total",
+        "ringpoll_targets_unprobed",
+        "ringpoll_state_changes_total",
+    ] {
+        assert!(names.contains(family), "{family} missing from:\n{text}");
+    }
+    let success = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "probe_success")
+        .unwrap();
+    assert_eq!(
+        success.labels.get("target"),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+    assert_eq!(success.labels.get("probe"), Some("tcp"));
+    assert_eq!(success.labels.get("team"), Some("ops"));
+    assert!(matches!(success.value, prometheus_parse::Value::Gauge(v) if v == 1.0));
+    let members = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "ringpoll_members" && s.labels.get("state") == Some("alive"))
+        .unwrap();
+    assert!(matches!(members.value, prometheus_parse::Value::Gauge(v) if v == 1.0));
+    drop(node);
+    drop(listener);
+}
+
+/// State events (`"event": "state"`) in a node's results.
+fn events(node: &Node) -> Vec<(String, String)> {
+    node.results()
+        .iter()
+        .filter(|r| r["event"] == "state")
+        .map(|r| {
+            (
+                r["from"].as_str().unwrap().to_string(),
+                r["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn rise_and_fall_give_exactly_one_down_and_one_up_event() {
+    let listener = TcpListener::bind("127.99.2.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sqlite = tempfile::tempdir().unwrap();
+    let db = sqlite.path().join("history.db");
+    let extra = format!("[[sinks]]\nkind = \"jsonl\"\npath = \"results.jsonl\"\n[[sinks]]\nkind = \"sqlite\"\npath = \"{}\"\nretention = \"1h\"\n", db.display());
+    let config = format!(
+        "[node]\nname = \"rf\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"200ms\"\nretry_interval = \"200ms\"\nfall = 2\nrise = 2\n{extra}\n\
+         [[targets]]\nhosts = [\"127.99.2.1\"]\nprobe = \"tcp\"\nport = {}\n",
+        addr.port()
+    );
+    let mut node = Node::start_args(&config, &["--http", "off"], &[]);
+    node.wait_log("target up (first result)", 1, Duration::from_secs(5));
+    // Close the listener: refused, twice in a row → one "down" event.
+    drop(listener);
+    wait_until("a down event", Duration::from_secs(5), || {
+        (!events(&node).is_empty()).then_some(())
+    });
+    // Reopen on the same address: two successes → one "up" event.
+    let listener = TcpListener::bind(addr).unwrap();
+    wait_until("an up event", Duration::from_secs(5), || {
+        (events(&node).len() >= 2).then_some(())
+    });
+    // A few more rounds: nothing else happens.
+    let n = node.results().len();
+    wait_until("more rounds", Duration::from_secs(5), || {
+        (node.results().len() >= n + 6).then_some(())
+    });
+    assert_eq!(
+        events(&node),
+        [
+            ("up".to_string(), "down".to_string()),
+            ("down".to_string(), "up".to_string())
+        ]
+    );
+    assert_eq!(
+        node.log().matches("target down (2 consecutive)").count(),
+        1,
+        "{}",
+        node.log()
+    );
+
+    // SQLite: SIGKILL, then the database opens cleanly with both events.
+    node.kill9();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let evs: Vec<(String, String)> = conn
+        .prepare("SELECT from_state, to_state FROM events ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        evs,
+        [
+            ("up".to_string(), "down".to_string()),
+            ("down".to_string(), "up".to_string())
+        ]
+    );
+    let latest: i64 = conn
+        .query_row("SELECT count(*) FROM latest", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(latest, 1);
+    drop(listener);
+}
+
+#[test]
+fn a_non_loopback_http_endpoint_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[node]\nname = \"x\"\n").unwrap();
+    // Refused during validation: nothing listens, no packet is sent.
+    let out = Command::new(bin())
+        .args(["node", "--config"])
+        .arg(&config)
+        .args(["--http", "0.0.0.0:9464"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--http: 0.0.0.0:9464 is not a loopback address")
+            && err.contains("http.token"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_token_is_required_when_set() {
+    let node = Node::start_args(
+        "[node]\nname = \"tok\"\n[http]\ntoken = \"s3cret\"\n",
+        &["--http", "127.99.3.1:9464"],
+        &[],
+    );
+    node.wait_log("HTTP endpoint listening", 1, Duration::from_secs(5));
+    let no = ureq::get("http://127.99.3.1:9464/status")
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(no.status().as_u16(), 401);
+    let yes = ureq::get("http://127.99.3.1:9464/status")
+        .header("Authorization", "Bearer s3cret")
+        .call()
+        .unwrap();
+    assert_eq!(yes.status().as_u16(), 200);
+}
+
+fn cluster_node(n: u8, seeds: &[u8]) -> Node {
+    let name = format!("n{n}");
+    let listen = format!("127.99.4.{n}:4701");
+    let http = format!("127.99.4.{n}:9464");
+    let seeds: Vec<String> = seeds.iter().map(|s| format!("127.99.4.{s}:4701")).collect();
+    let mut args: Vec<&str> = vec!["--name", &name, "--listen", &listen, "--http", &http];
+    for s in &seeds {
+        args.push("--seed");
+        args.push(s);
+    }
+    let config = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"127.0.0.0/25\"\nprobe = \"icmp\"\n";
+    Node::start_args(config, &args, &[])
+}
+
+/// target → node, from a cluster-wide /targets answer (every target exactly once).
+fn owners(http: &str) -> Option<BTreeMap<String, String>> {
+    let v = http_json(http, "/targets?scope=cluster")?;
+    if !v["not_answering"].as_array()?.is_empty() {
+        return None;
+    }
+    let list = v["targets"].as_array()?;
+    let map: BTreeMap<String, String> = list
+        .iter()
+        .map(|t| {
+            (
+                format!(
+                    "{}/{}",
+                    t["probe"].as_str().unwrap(),
+                    t["target"].as_str().unwrap()
+                ),
+                t["node"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (map.len() == list.len()).then_some(map)
+}
+
+#[test]
+fn the_cluster_is_visible_from_any_node_and_owner_predicts_a_leave() {
+    let n1 = cluster_node(1, &[]);
+    let mut n2 = cluster_node(2, &[1]);
+    let n3 = cluster_node(3, &[1]);
+    // Every target once, from any node (replicas 1).
+    let before = wait_until(
+        "128 targets, each once, seen from n3",
+        Duration::from_secs(20),
+        || {
+            owners("127.99.4.3:9464")
+                .filter(|m| m.len() == 128 && m.values().collect::<BTreeSet<_>>().len() == 3)
+        },
+    );
+
+    // `ringpoll status` from n2: three alive members whose targets add up.
+    let out = Command::new(bin())
+        .args(["status", "--http", "127.99.4.2:9464", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members = st["status"]["members"].as_array().unwrap();
+    assert_eq!(
+        members.iter().filter(|m| m["state"] == "alive").count(),
+        3,
+        "{st}"
+    );
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m["targets"].as_u64().unwrap())
+            .sum::<u64>(),
+        128
+    );
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| m["up"].as_u64().unwrap())
+            .sum::<u64>(),
+        128
+    );
+    let table = Command::new(bin())
+        .args(["status", "--http", "127.99.4.2:9464"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("MEMBER") && table.contains("n3") && table.contains("0 target(s) down"),
+        "{table}"
+    );
+
+    // `ringpoll owner TARGET`.
+    let out = Command::new(bin())
+        .args(["owner", "127.0.0.5", "--http", "127.99.4.1:9464", "--json"])
+        .output()
+        .unwrap();
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        o["owners"][0].as_str(),
+        before.get("icmp/127.0.0.5").map(String::as_str),
+        "{o}"
+    );
+    assert_eq!(o["last_result"]["ok"], true, "{o}");
+
+    // `ringpoll owner --if-leaves n2` predicts exactly what moves when n2 then stops.
+    let out = Command::new(bin())
+        .args([
+            "owner",
+            "--if-leaves",
+            "n2",
+            "--http",
+            "127.99.4.1:9464",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let predicted: BTreeSet<String> = plan["moved_targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert!(!predicted.is_empty());
+    n2.signal(libc::SIGTERM);
+    assert_eq!(n2.wait_exit(Duration::from_secs(8)).code(), Some(0));
+    let after = wait_until(
+        "every target probed by n1 or n3",
+        Duration::from_secs(10),
+        || owners("127.99.4.1:9464").filter(|m| m.len() == 128 && m.values().all(|n| n != "n2")),
+    );
+    let moved: BTreeSet<String> = before
+        .iter()
+        .filter(|(t, n)| after.get(*t) != Some(*n))
+        .map(|(t, _)| t.clone())
+        .collect();
+    assert_eq!(moved, predicted);
+
+    // Killing an owner moves its targets without any state event: the survivor's first results
+    // are not changes of state.
+    let mut n3 = n3;
+    n3.kill9();
+    wait_until("every target probed by n1", Duration::from_secs(10), || {
+        owners("127.99.4.1:9464").filter(|m| m.len() == 128 && m.values().all(|n| n == "n1"))
+    });
+    assert!(
+        n1.results().iter().all(|r| r["event"].is_null()),
+        "no state event on n1"
+    );
+}
