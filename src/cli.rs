@@ -24,6 +24,54 @@ pub enum Command {
     Status(StatusArgs),
     /// Who owns a target and its last result; or what would move if a node left or joined.
     Owner(OwnerArgs),
+    /// Probe targets once, as fast as the limits allow, and print a summary (like fping or
+    /// parallel-ssh): the config's targets, or the ones given.
+    Sweep(SweepArgs),
+}
+
+/// `ringpoll sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Hosts or CIDR blocks to probe (default: the targets of --config).
+    #[arg(value_name = "TARGET|CIDR")]
+    pub targets: Vec<String>,
+    /// Config file: its targets when none are given, and its [probe] and [probe.ssh] settings.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Probe kind for the given targets.
+    #[arg(long, value_name = "KIND", default_value = "icmp", value_parser = ["icmp", "tcp", "ssh"])]
+    pub probe: String,
+    /// Port for tcp and ssh.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Time one probe may take.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Probes in flight at once (a probe unanswered after 50 ms gives its slot up and waits on,
+    /// so silent targets do not hold up live ones).
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub max_in_flight: usize,
+    /// SSH: login name.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// SSH: private key file.
+    #[arg(long, value_name = "PATH")]
+    pub identity: Option<PathBuf>,
+    /// SSH: known_hosts file.
+    #[arg(long, value_name = "PATH")]
+    pub known_hosts: Option<PathBuf>,
+    /// SSH: host-key policy (strict, accept-new, off).
+    #[arg(long, value_name = "POLICY")]
+    pub host_key_policy: Option<String>,
+    /// SSH: command to run.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// SSH: sessions in flight at once.
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_ssh: Option<usize>,
+    /// Write JSON lines here (default: standard output).
+    #[arg(long, value_name = "PATH")]
+    pub results: Option<PathBuf>,
 }
 
 /// `ringpoll status`.

@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod http;
 mod metrics;
+mod sweep;
 mod telemetry;
 mod wiring;
 
@@ -52,6 +53,18 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Sweep(args) => {
+            if std::env::var_os("RUST_LOG").is_some() {
+                telemetry::init();
+            }
+            match sweep::run(&args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ringpoll sweep: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Node(args) => {
             telemetry::init();
             let overrides = Overrides {

@@ -114,3 +114,73 @@ fn every_subcommand_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"));
     }
 }
+
+#[test]
+fn sweep_probes_every_target_once_and_summarises() {
+    let out = Command::new(bin())
+        .args(["sweep", "127.0.0.0/28", "127.0.0.200"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 17);
+    let targets: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|l| l["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets.len(), 17);
+    assert!(lines
+        .iter()
+        .all(|l| l["ok"] == true && l["probe"] == "icmp"));
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains("swept 17 target(s)") && summary.contains("up 17, down 0"),
+        "{summary}"
+    );
+
+    // A closed TCP port, results to a file, reasons in the summary.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.jsonl");
+    let out = Command::new(bin())
+        .args([
+            "sweep",
+            "127.0.0.1",
+            "--probe",
+            "tcp",
+            "--port",
+            &port.to_string(),
+            "--results",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("down 1 (refused 1)"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 1);
+
+    // Bad input is refused like a config's.
+    let out = Command::new(bin())
+        .args(["sweep", "127.0.0.0/8"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = Command::new(bin())
+        .args(["sweep", "not a host"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("is neither an IP address nor a valid host name"));
+}

@@ -1,0 +1,245 @@
+//! `ringpoll sweep`: every target once, as fast as `--max-in-flight` allows, with the same
+//! probe engines and result format as a node — no actors, no scheduler. What a user reaches for
+//! instead of fping or parallel-ssh, and what the benchmark measures.
+//!
+//! Targets given on the command line become a generated config (so they are validated exactly
+//! like a config's), with `--probe`, `--port` and the SSH flags as its group.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{anyhow, Context};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use ringpoll_actors::model::{NodeName, ProbeResult, Record};
+use ringpoll_actors::probe::{resolve, ProbeEngine};
+use ringpoll_actors::sink::{JsonLinesWriter, ResultWriter};
+
+use crate::cli::SweepArgs;
+use crate::config::{self, Overrides, Settings};
+
+/// How long a probe holds its in-flight slot at most (see `run`).
+const SLOT_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// The settings of the sweep: the config's targets, or a generated config for the given ones.
+fn settings(args: &SweepArgs) -> anyhow::Result<Settings> {
+    let ov = Overrides {
+        name: Some("sweep".into()),
+        http: Some("off".into()),
+        ..Overrides::default()
+    };
+    if args.targets.is_empty() {
+        let path = args
+            .config
+            .as_deref()
+            .ok_or_else(|| anyhow!("give targets, or --config to sweep its targets"))?;
+        return config::load(path, &ov).map_err(|e| anyhow!("{e}"));
+    }
+    // Interval is irrelevant to a sweep; it only has to exceed the timeout.
+    let mut text = format!(
+        "[node]\nname = \"sweep\"\n[probe]\ntimeout = {}\ninterval = {}\nmax_in_flight = {}\nmax_targets = 16777216\n",
+        toml_str(&humantime::format_duration(args.timeout).to_string()),
+        toml_str(&humantime::format_duration(args.timeout * 2).to_string()),
+        args.max_in_flight.max(1)
+    );
+    if let Some(n) = args.max_concurrent_ssh {
+        text.push_str(&format!("[probe.ssh]\nmax_concurrent_ssh = {n}\n"));
+    }
+    let mut group = format!("probe = {}\n", toml_str(&args.probe));
+    if let Some(p) = args.port {
+        group.push_str(&format!("port = {p}\n"));
+    }
+    for (key, value) in [
+        ("user", args.user.clone()),
+        (
+            "identity",
+            args.identity.as_ref().map(|p| p.display().to_string()),
+        ),
+        (
+            "known_hosts",
+            args.known_hosts.as_ref().map(|p| p.display().to_string()),
+        ),
+        ("host_key_policy", args.host_key_policy.clone()),
+        ("command", args.command.clone()),
+    ] {
+        if let Some(v) = value {
+            group.push_str(&format!("{key} = {}\n", toml_str(&v)));
+        }
+    }
+    let (cidrs, hosts): (Vec<&String>, Vec<&String>) =
+        args.targets.iter().partition(|t| t.contains('/'));
+    if !hosts.is_empty() {
+        let list: Vec<String> = hosts.iter().map(|h| toml_str(h)).collect();
+        text.push_str(&format!(
+            "[[targets]]\nhosts = [{}]\n{group}",
+            list.join(", ")
+        ));
+    }
+    for c in cidrs {
+        text.push_str(&format!("[[targets]]\ncidr = {}\n{group}", toml_str(c)));
+    }
+    config::parse(Path::new("(command line)"), &text, Path::new("."), &ov)
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// Writes JSON lines to standard output.
+#[derive(Debug)]
+struct Stdout;
+
+impl ResultWriter for Stdout {
+    fn write_batch(&mut self, batch: &[Record]) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        for r in batch {
+            if let Record::Result(r) = r {
+                serde_json::to_writer(&mut out, &r.line())?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.flush()
+    }
+
+    fn describe(&self) -> String {
+        "stdout".into()
+    }
+}
+
+/// `ringpoll sweep`.
+pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
+    let settings = settings(args)?;
+    if settings.targets.is_empty() {
+        return Err(anyhow!("nothing to sweep"));
+    }
+    let mut writer: Box<dyn ResultWriter> = match &args.results {
+        Some(p) => Box::new(JsonLinesWriter::open(p)?),
+        None => Box::new(Stdout),
+    };
+    // One thread: the probes are I/O-bound, and a single thread avoids contention on the
+    // shared ICMP socket's reply table (measured faster than two).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let kinds: std::collections::BTreeSet<_> =
+            settings.targets.iter().map(|t| t.probe).collect();
+        let engine = Arc::new(
+            ProbeEngine::open(kinds, settings.max_concurrent_ssh).context("starting the probes")?,
+        );
+        let node = NodeName::new("sweep").expect("valid");
+        let total = settings.targets.len();
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(total as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} {per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let started = Instant::now();
+        // All probes run as futures of this one task (no task per probe). A probe is "young"
+        // until it answers or SLOT_HOLD passes; young probes are capped at max_in_flight, which
+        // paces sending so replies are read before the socket buffer fills. A probe still
+        // unanswered at SLOT_HOLD moves to the "aged" set and waits out its timeout there, so
+        // silent targets do not hold up live ones (and many silent targets time out together).
+        type Probe = std::pin::Pin<Box<dyn std::future::Future<Output = ProbeResult> + Send>>;
+        enum Young {
+            Done(ProbeResult),
+            Aged(Probe),
+        }
+        let window = settings.max_in_flight.max(1);
+        // SSH sessions are paced by max_concurrent_ssh and take long: they keep their slot.
+        let hold = if settings
+            .targets
+            .iter()
+            .any(|t| t.probe == ringpoll_actors::model::ProbeKind::Ssh)
+        {
+            std::time::Duration::from_secs(3600)
+        } else {
+            SLOT_HOLD
+        };
+        let mut young = FuturesUnordered::new();
+        let mut aged: FuturesUnordered<Probe> = FuturesUnordered::new();
+        let mut pending = settings.targets.iter().cloned().enumerate();
+        let mut batch = Vec::with_capacity(4096);
+        let (mut up, mut down) = (0usize, BTreeMap::<String, usize>::new());
+        let mut handle = |r: ProbeResult, batch: &mut Vec<Record>| -> anyhow::Result<()> {
+            if r.outcome.is_up() {
+                up += 1;
+            } else if let ringpoll_actors::model::ProbeOutcome::Down { reason } = &r.outcome {
+                *down.entry(reason.code().to_string()).or_default() += 1;
+            }
+            bar.inc(1);
+            batch.push(Record::Result(r));
+            if batch.len() >= 4096 {
+                writer.write_batch(batch)?;
+                batch.clear();
+            }
+            Ok(())
+        };
+        loop {
+            while young.len() < window {
+                let Some((i, target)) = pending.next() else {
+                    break;
+                };
+                let (engine, node) = (engine.clone(), node.clone());
+                let mut probe: Probe = Box::pin(async move {
+                    let (outcome, ssh) = match resolve(&target.host).await {
+                        Ok(addr) => engine.check(&target, addr, i as u16).await,
+                        Err(reason) => {
+                            (ringpoll_actors::model::ProbeOutcome::Down { reason }, None)
+                        }
+                    };
+                    ProbeResult {
+                        ts: SystemTime::now(),
+                        node,
+                        target,
+                        epoch: 0,
+                        outcome,
+                        ssh,
+                    }
+                });
+                young.push(async move {
+                    tokio::select! {
+                        r = &mut probe => Young::Done(r),
+                        _ = tokio::time::sleep(hold) => Young::Aged(probe),
+                    }
+                });
+            }
+            if young.is_empty() && aged.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(y) = young.next(), if !young.is_empty() => match y {
+                    Young::Done(r) => handle(r, &mut batch)?,
+                    Young::Aged(p) => aged.push(p),
+                },
+                Some(r) = aged.next(), if !aged.is_empty() => handle(r, &mut batch)?,
+            }
+        }
+        drop(handle);
+        writer.write_batch(&batch)?;
+        bar.finish_and_clear();
+        let secs = started.elapsed().as_secs_f64();
+        let reasons: Vec<String> = down.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        eprintln!(
+            "swept {total} target(s) in {secs:.3} s ({:.0}/s): up {up}, down {}{}",
+            total as f64 / secs.max(1e-9),
+            down.values().sum::<usize>(),
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", reasons.join(", "))
+            }
+        );
+        Ok(())
+    })
+}
