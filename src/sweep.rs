@@ -21,6 +21,9 @@ use ringpoll_actors::sink::{JsonLinesWriter, ResultWriter};
 use crate::cli::SweepArgs;
 use crate::config::{self, Overrides, Settings};
 
+/// Most targets one sweep takes (a /12 of IPv4).
+const MAX_SWEEP: usize = 1 << 20;
+
 /// How long a probe holds its in-flight slot at most (see `run`).
 const SLOT_HOLD: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -44,7 +47,7 @@ fn settings(args: &SweepArgs) -> anyhow::Result<Settings> {
     }
     // Interval is irrelevant to a sweep; it only has to exceed the timeout.
     let mut text = format!(
-        "[node]\nname = \"sweep\"\n[probe]\ntimeout = {}\ninterval = {}\nmax_in_flight = {}\nmax_targets = 16777216\n",
+        "[node]\nname = \"sweep\"\n[probe]\ntimeout = {}\ninterval = {}\nmax_in_flight = {}\nmax_targets = {MAX_SWEEP}\n",
         toml_str(&humantime::format_duration(args.timeout).to_string()),
         toml_str(&humantime::format_duration(args.timeout * 2).to_string()),
         args.max_in_flight.max(1)
@@ -225,7 +228,6 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
                 Some(r) = aged.next(), if !aged.is_empty() => handle(r, &mut batch)?,
             }
         }
-        drop(handle);
         writer.write_batch(&batch)?;
         bar.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
