@@ -26,8 +26,18 @@ pub(super) struct Expander<'a> {
     loc: &'a Locator<'a>,
     base: &'a Path,
     max: usize,
-    seen: HashMap<TargetKey, String>,
+    /// Where each target was listed (rendered only for a duplicate's error message).
+    seen: HashMap<TargetKey, Origin>,
     out: Vec<Arc<TargetSpec>>,
+}
+
+/// Where a target was listed.
+#[derive(Clone, Debug)]
+enum Origin {
+    /// In the config file, under `key`, at byte `offset`.
+    Config { key: Arc<str>, offset: usize },
+    /// In a hosts file, on `line`.
+    File { path: Arc<Path>, line: usize },
 }
 
 /// The settings shared by a group's targets.
@@ -112,12 +122,16 @@ impl<'a> Expander<'a> {
                     format!("targets[{i}].hosts is empty; list at least one host"),
                 ));
             }
+            let hosts_key: Arc<str> = format!("targets[{i}].hosts").into();
             for h in hosts.get_ref() {
                 let at = h.span().start;
                 let host = Host::parse(h.get_ref())
                     .map_err(|m| self.loc.at(at, format!("targets[{i}].hosts: {m}")))?;
                 let loc = self.loc;
-                let origin = || where_in(loc, at, &format!("targets[{i}].hosts"));
+                let origin = Origin::Config {
+                    key: hosts_key.clone(),
+                    offset: at,
+                };
                 self.add(host, &t, origin, |msg| loc.at(at, msg))?;
             }
             return Ok(format!("hosts ({})", hosts.get_ref().len()));
@@ -130,10 +144,6 @@ impl<'a> Expander<'a> {
         let file = raw.file.as_ref().expect("exactly one source is set");
         self.file(i, file, &t)?;
         Ok(format!("file {}", file.get_ref()))
-    }
-
-    fn where_in_config(&self, at: usize, key: &str) -> String {
-        where_in(self.loc, at, key)
     }
 }
 
@@ -184,7 +194,10 @@ impl<'a> Expander<'a> {
                 ),
             ));
         }
-        let origin_text = self.where_in_config(at, &key);
+        let origin = Origin::Config {
+            key: key.clone().into(),
+            offset: at,
+        };
         let addrs: Box<dyn Iterator<Item = IpAddr>> = match net {
             IpNet::V4(n) => {
                 Box::new(Ipv4AddrRange::new(n.network(), n.broadcast()).map(IpAddr::V4))
@@ -195,12 +208,7 @@ impl<'a> Expander<'a> {
         };
         for ip in addrs {
             let loc = self.loc;
-            self.add(
-                Host::Ip(ip),
-                t,
-                || origin_text.clone(),
-                |msg| loc.at(at, msg),
-            )?;
+            self.add(Host::Ip(ip), t, origin.clone(), |msg| loc.at(at, msg))?;
         }
         Ok(())
     }
@@ -220,9 +228,10 @@ impl<'a> Expander<'a> {
             )
         })?;
         let floc = Locator::new(&path, &text);
+        let shared_path: Arc<Path> = path.clone().into();
         let mut offset = 0usize;
         let mut count = 0usize;
-        for line in text.split_inclusive('\n') {
+        for (line_no, line) in text.split_inclusive('\n').enumerate() {
             let start = offset;
             offset += line.len();
             let content = line.split('#').next().unwrap_or("");
@@ -237,9 +246,9 @@ impl<'a> Expander<'a> {
                     format!("{m}; expected one host per line (# starts a comment)"),
                 )
             })?;
-            let origin = || match floc.at(at, "") {
-                ConfigError::At { path, line, .. } => format!("{}:{line}", path.display()),
-                other => other.to_string(),
+            let origin = Origin::File {
+                path: shared_path.clone(),
+                line: line_no + 1,
             };
             self.add(host, t, origin, |msg| floc.at(at, msg))?;
             count += 1;
@@ -257,7 +266,7 @@ impl<'a> Expander<'a> {
         &mut self,
         host: Host,
         t: &GroupTemplate,
-        origin: impl FnOnce() -> String,
+        origin: Origin,
         err: impl Fn(String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         if self.out.len() >= self.max {
@@ -280,11 +289,15 @@ impl<'a> Expander<'a> {
         }
         let key = spec.key();
         if let Some(first) = self.seen.get(&key) {
+            let first = match first {
+                Origin::Config { key, offset } => where_in(self.loc, *offset, key),
+                Origin::File { path, line } => format!("{}:{line}", path.display()),
+            };
             return Err(err(format!(
                 "duplicate target {key}: already listed by {first}; list each target once"
             )));
         }
-        self.seen.insert(key, origin());
+        self.seen.insert(key, origin);
         self.out.push(Arc::new(spec));
         Ok(())
     }

@@ -1,0 +1,308 @@
+"""ringpoll's benchmark harness (run through bench/run).
+
+Every scenario runs ringpoll as a user runs it (the release binary, from a config, results read
+from its sink) beside the tool a user would pick instead, in the same run, with a warm-up and
+several repetitions; the table gives median, min and max and the ratio of the medians. Packets go
+to loopback, or stay inside network namespaces this script creates and removes.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RINGPOLL = os.path.join(ROOT, "target", "release", "ringpoll")
+USER = "ringpoll-probe"
+
+
+def sh(*cmd, check=True, **kw):
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
+
+
+def timed(cmd, netns=None, env=None):
+    """Runs cmd under /usr/bin/time; returns wall (measured here, µs resolution), cpu (user+sys, children included), rss (KB), stdout, stderr."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        full = ["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name] + cmd
+        if netns:
+            full = ["ip", "netns", "exec", netns] + full
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        p = subprocess.run(full, capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        rss = tf.read().split()[-1]
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return {"wall": wall, "cpu": max(cpu, 1e-6), "rss_kb": int(rss), "out": p.stdout, "err": p.stderr, "rc": p.returncode}
+
+
+def machine_cpu():
+    """Total CPU seconds the machine has spent (all processes), from /proc/stat."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    ticks = sum(int(x) for i, x in enumerate(parts[:8]) if i != 3 and i != 4)  # minus idle, iowait
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def stats(xs):
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def repeat(fn, reps, warmup=1):
+    for _ in range(warmup):
+        fn()
+    return [fn() for _ in range(reps)]
+
+
+class Netns:
+    def __init__(self, tag):
+        self.name = f"rp-bench-{tag}-{os.getpid()}"
+        sh("ip", "netns", "del", self.name, check=False)
+        sh("ip", "netns", "add", self.name)
+        sh("ip", "-n", self.name, "link", "set", "lo", "up")
+
+    def close(self):
+        sh("ip", "netns", "del", self.name, check=False)
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def hosts_file(d, n, prefix="127.1"):
+    return write(os.path.join(d, f"hosts-{prefix}-{n}.txt"), "".join(f"{prefix}.{i // 256}.{i % 256}\n" for i in range(n)))
+
+
+def sweep_config(d, name, hosts, probe="icmp", timeout="100ms", extra=""):
+    return write(os.path.join(d, f"{name}.toml"),
+                 f'[node]\nname = "bench"\n[probe]\ntimeout = "{timeout}"\ninterval = "1h"\nmax_targets = 1048576\n{extra}\n'
+                 f'[[targets]]\nfile = "{hosts}"\nprobe = "{probe}"\n')
+
+
+RESULTS = {"scenarios": []}
+
+
+def report(scenario, rows, notes=""):
+    """rows: list of (label, {metric: stats}); printed as a table and kept for the JSON file."""
+    print(f"\n== {scenario}")
+    for label, metrics in rows:
+        cells = "  ".join(f"{k} {v['median']:.4g} [{v['min']:.4g}..{v['max']:.4g}]" if isinstance(v, dict) else f"{k} {v}" for k, v in metrics.items())
+        print(f"  {label:<34} {cells}")
+    if notes:
+        print(f"  {notes}")
+    RESULTS["scenarios"].append({"name": scenario, "rows": [{"label": l, "metrics": m} for l, m in rows], "notes": notes})
+
+
+def icmp_sweep(d, reps, sizes):
+    for n in sizes:
+        hf = hosts_file(d, n)
+        cfg = sweep_config(d, f"icmp-{n}", hf)
+
+        def rp():
+            r = timed([RINGPOLL, "sweep", "--config", cfg, "--results", "/dev/null"])
+            assert f"up {n}," in r["err"], r["err"]
+            return r
+
+        def fp():
+            r = timed(["fping", "-q", "-i", "0", "-r", "0", "-t", "100", "-f", hf])
+            return r
+
+        a, b = repeat(rp, reps), repeat(fp, reps)
+        rows = []
+        for label, runs in (("ringpoll sweep", a), ("fping -i 0 -r 0 -t 100", b)):
+            rows.append((label, {
+                "wall_s": stats([r["wall"] for r in runs]),
+                "targets_per_s": stats([n / r["wall"] for r in runs]),
+                "cpu_us_per_target": stats([r["cpu"] / n * 1e6 for r in runs]),
+                "rss_mb": stats([r["rss_kb"] / 1024 for r in runs]),
+            }))
+        ratio = statistics.median(r["wall"] for r in a) / statistics.median(r["wall"] for r in b)
+        cpu_ratio = statistics.median(r["cpu"] for r in a) / statistics.median(r["cpu"] for r in b)
+        report(f"1. ICMP sweep, {n} loopback targets", rows, f"ringpoll/fping: wall {ratio:.2f}x, CPU {cpu_ratio:.2f}x (below 1 = ringpoll better)")
+
+
+def unresponsive(d, reps, n=1024):
+    ns = Netns("drop")
+    try:
+        sh("ip", "netns", "exec", ns.name, "nft", "-f", "-", input=(
+            "table ip rpbench { chain input { type filter hook input priority 0; policy accept;\n"
+            "  ip daddr 127.200.0.0/16 icmp type echo-request drop; }; }\n"))
+        hf = hosts_file(d, n, prefix="127.200")
+        cfg = sweep_config(d, "dead", hf, timeout="1s")
+
+        def rp():
+            r = timed([RINGPOLL, "sweep", "--config", cfg, "--results", "/dev/null"], netns=ns.name)
+            assert f"timeout {n}" in r["err"], r["err"]
+            return r
+
+        def fp():
+            return timed(["fping", "-q", "-i", "0", "-r", "0", "-t", "1000", "-f", hf], netns=ns.name)
+
+        a, b = repeat(rp, reps), repeat(fp, reps)
+        rows = [(label, {"wall_s": stats([r["wall"] for r in runs]), "cpu_s": stats([r["cpu"] for r in runs])})
+                for label, runs in (("ringpoll sweep --timeout 1s", a), ("fping -t 1000", b))]
+        report(f"2. Unresponsive targets: {n} silently dropped, 1 s timeout", rows,
+               f"ringpoll finishes at {statistics.median(r['wall'] for r in a):.3f} s = timeout + {100 * (statistics.median(r['wall'] for r in a) - 1):.1f} %")
+    finally:
+        ns.close()
+
+
+def ensure_user():
+    if sh("id", USER, check=False).returncode != 0:
+        sh("useradd", "-M", "-d", "/", "-s", "/bin/sh", USER)
+    sh("usermod", "-p", "*", "-d", "/", "-s", "/bin/sh", USER)
+    os.makedirs("/run/sshd", exist_ok=True)
+
+
+def ssh_fanout(d, reps, n=1000):
+    ensure_user()
+    ns = Netns("ssh")
+    sd = os.path.join(d, "ssh")
+    os.makedirs(sd)
+    os.chmod(sd, 0o755)
+    for k in ("host", "id"):
+        sh("ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", os.path.join(sd, k))
+    shutil.copy(os.path.join(sd, "id.pub"), os.path.join(sd, "authorized_keys"))
+    os.chmod(os.path.join(sd, "authorized_keys"), 0o644)
+    host_pub = " ".join(open(os.path.join(sd, "host.pub")).read().split()[:2])
+    kh = write(os.path.join(sd, "known_hosts"), f"[127.1.*]:2222 {host_pub}\n")
+    write(os.path.join(sd, "sshd_config"),
+          f"ListenAddress 0.0.0.0:2222\nHostKey {sd}/host\nPidFile {sd}/sshd.pid\nAuthorizedKeysFile {sd}/authorized_keys\n"
+          f"UsePAM no\nUseDNS no\nStrictModes no\nPasswordAuthentication no\nPermitRootLogin no\nAllowUsers {USER}\n"
+          "MaxStartups 10000:100:10000\nMaxSessions 100\nLogLevel ERROR\n")
+    sshd = subprocess.Popen(["ip", "netns", "exec", ns.name, "/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(sd, "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(os.path.join(sd, "sshd.pid")) and time.time() < deadline:
+            time.sleep(0.05)
+        hf = write(os.path.join(sd, "hosts.txt"), "".join(f"127.1.{i // 250}.{1 + i % 250}\n" for i in range(n)))
+        cfg = sweep_config(sd, "ssh", hf, probe="ssh", timeout="60s",
+                           extra=f'[probe.ssh]\nmax_concurrent_ssh = 100\nport = 2222\nuser = "{USER}"\nidentity = "{sd}/id"\n'
+                                 f'known_hosts = "{kh}"\ncommand = "true"\n')
+        key = os.path.join(sd, "id")
+        ssh_opts = f"-p 2222 -i {key} -o UserKnownHostsFile={kh} -o StrictHostKeyChecking=yes -o BatchMode=yes -o KexAlgorithms=curve25519-sha256"
+        tools = {
+            "ringpoll sweep (100 sessions)": lambda: [RINGPOLL, "sweep", "--config", cfg, "--results", "/dev/null"],
+            "parallel-ssh -p 100": lambda: ["parallel-ssh", "-h", hf, "-p", "100", "-t", "120", "-l", USER, "-x", ssh_opts, "true"],
+            "asyncssh, 100 at a time": lambda: ["/usr/bin/python3", os.path.join(ROOT, "bench", "asyncssh_fanout.py"), hf, "2222", USER, key, kh, "100", "true"],
+            "asyncssh, 500 at a time": lambda: ["/usr/bin/python3", os.path.join(ROOT, "bench", "asyncssh_fanout.py"), hf, "2222", USER, key, kh, "500", "true"],
+        }
+        rows, rates = [], {}
+        for label, cmd in tools.items():
+            runs = []
+
+            def one():
+                before = machine_cpu()
+                r = timed(cmd(), netns=ns.name)
+                r["sshd_cpu"] = max(machine_cpu() - before - r["cpu"], 0.0)
+                return r
+
+            runs = repeat(one, reps, warmup=0 if reps == 1 else 1)
+            rates[label] = statistics.median(n / r["wall"] for r in runs)
+            rows.append((label, {
+                "hosts_per_s": stats([n / r["wall"] for r in runs]),
+                "client_cpu_ms_per_host": stats([r["cpu"] / n * 1e3 for r in runs]),
+                "sshd_cpu_ms_per_host": stats([r["sshd_cpu"] / n * 1e3 for r in runs]),
+            }))
+        best = max(rates.values())
+        rp = rates["ringpoll sweep (100 sessions)"]
+        cpu = {l: m["client_cpu_ms_per_host"]["median"] for l, m in rows}
+        report(f"3. SSH fan-out: {n} loopback hosts behind one sshd, command `true`", rows,
+               f"ringpoll reaches {100 * rp / best:.0f} % of the best rate; client CPU per host {cpu['ringpoll sweep (100 sessions)'] / cpu['asyncssh, 100 at a time']:.2f}x asyncssh's")
+    finally:
+        sshd.terminate()
+        sshd.wait()
+        ns.close()
+
+
+def scale(d, sizes):
+    rows = []
+    for n in sizes:
+        hf = hosts_file(d, n)
+        cfg = write(os.path.join(d, f"node-{n}.toml"),
+                    f'[node]\nname = "scale"\n[http]\nlisten = "off"\n[probe]\ninterval = "10s"\ntimeout = "1s"\nmax_targets = 1048576\n'
+                    f'[[targets]]\nfile = "{hf}"\nprobe = "icmp"\n')
+        res = os.path.join(d, f"scale-{n}.jsonl")
+        p = subprocess.Popen([RINGPOLL, "node", "--config", cfg, "--results", res], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, RUST_LOG="warn"))
+        try:
+            time.sleep(12)  # start-up and a first full round
+            def proc():
+                with open(f"/proc/{p.pid}/stat") as f:
+                    v = f.read().split(")")[1].split()
+                with open(f"/proc/{p.pid}/status") as f:
+                    rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+                return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK"), rss
+            lines0 = sum(1 for _ in open(res))
+            cpu0, rss0 = proc()
+            time.sleep(10)
+            lines1 = sum(1 for _ in open(res))
+            cpu1, rss1 = proc()
+        finally:
+            p.terminate()
+            p.wait()
+        probes = max(lines1 - lines0, 1)
+        rows.append((f"node owning {n} targets, 10 s interval", {
+            "rss_mb": round(rss1 / 1024, 1),
+            "kib_per_target": round(rss1 / n, 2),
+            "probes_in_10s": probes,
+            "cpu_us_per_probe": round((cpu1 - cpu0) / probes * 1e6, 1),
+        }))
+    t = sh("cargo", "test", "--release", "--locked", "-p", "ringpoll-actors", "--lib", "ring_recompute_time", "--", "--ignored", "--nocapture", cwd=ROOT, check=False)
+    line = next((l for l in t.stdout.splitlines() if "recompute" in l), "recompute: n/a")
+    report("5. Scale", rows, f"ring {line.strip()}; actor floor ~11 KiB per target")
+
+
+def baseline(d, n):
+    def serial():
+        return timed(["sh", "-c", f"for i in $(seq 1 {n}); do ping -c 3 -w 1 127.0.0.$i >/dev/null; done"])
+    hf = write(os.path.join(d, f"base-{n}.txt"), "".join(f"127.0.0.{i}\n" for i in range(1, n + 1)))
+    cfg = sweep_config(d, f"base-{n}", hf, timeout="1s")
+    a = [serial()]
+    b = repeat(lambda: timed([RINGPOLL, "sweep", "--config", cfg, "--results", "/dev/null"]), 3)
+    rows = [(f"serial ping -c 3 -w 1 x {n}", {"wall_s": stats([r["wall"] for r in a])}),
+            (f"ringpoll sweep x {n}", {"wall_s": stats([r["wall"] for r in b])})]
+    report("6. The seed's baseline", rows, f"ringpoll {statistics.median(r['wall'] for r in a) / statistics.median(r['wall'] for r in b):.0f}x faster")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer sizes and repetitions")
+    ap.add_argument("--only", help="comma-separated scenario numbers")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "last-run.json"))
+    a = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench: run as root (raw ICMP sockets, network namespaces, sshd)")
+    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "5", "6"}
+    reps = 2 if a.quick else 5
+    RESULTS["machine"] = {"cpus": os.cpu_count(), "kernel": platform.release(), "quick": a.quick,
+                          "fping": sh("fping", "--version", check=False).stdout.strip(),
+                          "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    with tempfile.TemporaryDirectory(prefix="rp-bench-") as d:
+        os.chmod(d, 0o755)
+        if "1" in only:
+            icmp_sweep(d, reps, [1024, 65535] if a.quick else [1024, 16384, 65535])
+        if "2" in only:
+            unresponsive(d, reps)
+        if "3" in only:
+            ssh_fanout(d, 1 if a.quick else 3)
+        if "5" in only:
+            scale(d, [10000] if a.quick else [10000, 100000])
+        if "6" in only:
+            baseline(d, 16 if a.quick else 255)
+    with open(a.out, "w") as f:
+        json.dump(RESULTS, f, indent=1)
+    print(f"\nwrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
