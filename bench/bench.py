@@ -224,6 +224,114 @@ def ssh_fanout(d, reps, n=1000):
         ns.close()
 
 
+def parse_ts(ts):
+    import datetime
+    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def cluster(d, n_targets):
+    """3 nodes, then a 4th joins; then kill -9 and SIGSTOP. Times come from the results files."""
+    base = "127.77.200"
+    hf = hosts_file(d, n_targets, prefix="127.3")
+    cfg = write(os.path.join(d, "cluster.toml"),
+                f'[node]\nname = "x"\n[probe]\ninterval = "10s"\ntimeout = "1s"\nmax_targets = 1048576\n'
+                f'[[targets]]\nfile = "{hf}"\nprobe = "icmp"\n')
+    procs, logs, res = {}, {}, {}
+
+    def start(i, seeds):
+        name = f"n{i}"
+        logs[name], res[name] = os.path.join(d, f"{name}.log"), os.path.join(d, f"{name}.jsonl")
+        args = [RINGPOLL, "node", "--config", cfg, "--name", name, "--listen", f"{base}.{i}:4701", "--http", "off", "--results", res[name]]
+        for s_ in seeds:
+            args += ["--seed", f"{base}.{s_}:4701"]
+        procs[name] = subprocess.Popen(args, stdout=open(logs[name], "w"), stderr=subprocess.STDOUT)
+
+    def last_ring(name):
+        lines = [l for l in open(logs[name]) if "ring rebuilt:" in l]
+        if not lines:
+            return None
+        l = lines[-1]
+        return l.split("digest=")[1].split()[0], int(l.split("members=")[1].split()[0]), l[:27]
+
+    def converged(names, members, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            rings = [last_ring(n) for n in names]
+            if all(r and r[1] == members for r in rings) and len({r[0] for r in rings}) == 1:
+                return rings
+            time.sleep(0.2)
+        raise RuntimeError(f"no {members}-member ring")
+
+    def owners_since(t0, names):
+        own = {}
+        for n in names:
+            for line in open(res[n]):
+                r = json.loads(line)
+                ts = parse_ts(r["ts"])
+                if ts >= t0:
+                    own.setdefault(r["target"], {})[n] = max(ts, own.get(r["target"], {}).get(n, 0))
+        return {t: max(v, key=v.get) for t, v in own.items()}
+
+    def first_after(t0, names, targets):
+        first = {}
+        for n in names:
+            for line in open(res[n]):
+                r = json.loads(line)
+                ts = parse_ts(r["ts"])
+                if ts > t0 and r["target"] in targets and (r["target"] not in first or ts < first[r["target"]]):
+                    first[r["target"]] = ts
+        return first
+
+    rows = []
+    try:
+        start(1, [])
+        start(2, [1])
+        start(3, [1])
+        converged(["n1", "n2", "n3"], 3)
+        time.sleep(12)
+        t = time.time()
+        before = owners_since(t - 10, ["n1", "n2", "n3"])
+        # A 4th node joins.
+        t_join = time.time()
+        start(4, [1])
+        rings = converged(["n1", "n2", "n3", "n4"], 4)
+        agree = max(parse_ts(r[2].strip()) for r in rings) - t_join
+        time.sleep(12)
+        after = owners_since(time.time() - 10, ["n1", "n2", "n3", "n4"])
+        moved = sum(1 for k, v in before.items() if after.get(k) != v)
+        rows.append(("a 4th node joins", {"moved": moved, "ideal": n_targets // 4, "moved_vs_ideal": round(moved / (n_targets / 4), 3),
+                                          "ring_agreement_s": round(agree, 3)}))
+        # kill -9 n4: its targets must be probed by a survivor.
+        mine = {k for k, v in after.items() if v == "n4"}
+        t_kill = time.time()
+        procs["n4"].kill()
+        procs["n4"].wait()
+        time.sleep(14)
+        first = first_after(t_kill, ["n1", "n2", "n3"], mine)
+        lat = sorted(first[k] - t_kill for k in mine if k in first)
+        rows.append(("kill -9 (failover)", {"targets": len(mine), "covered": len(lat), "max_s": round(lat[-1], 3) if lat else None,
+                                            "median_s": round(statistics.median(lat), 3) if lat else None}))
+        # SIGSTOP n3.
+        converged(["n1", "n2", "n3"], 3)
+        time.sleep(12)
+        cur = owners_since(time.time() - 10, ["n1", "n2", "n3"])
+        mine = {k for k, v in cur.items() if v == "n3"}
+        t_stop = time.time()
+        procs["n3"].send_signal(19)
+        time.sleep(16)
+        first = first_after(t_stop, ["n1", "n2"], mine)
+        lat = sorted(first[k] - t_stop for k in mine if k in first)
+        procs["n3"].send_signal(18)
+        rows.append(("SIGSTOP (failover)", {"targets": len(mine), "covered": len(lat), "max_s": round(lat[-1], 3) if lat else None,
+                                            "median_s": round(statistics.median(lat), 3) if lat else None}))
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+    report(f"4. Cluster: 3 nodes, {n_targets} targets, 10 s interval", rows,
+           "bounds: kill -9 <= 1 s + interval, SIGSTOP <= 3 s + interval; moved <= 1.2 x ideal")
+
+
 def scale(d, sizes):
     rows = []
     for n in sizes:
@@ -282,7 +390,7 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench: run as root (raw ICMP sockets, network namespaces, sshd)")
-    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "5", "6"}
+    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6"}
     reps = 2 if a.quick else 5
     RESULTS["machine"] = {"cpus": os.cpu_count(), "kernel": platform.release(), "quick": a.quick,
                           "fping": sh("fping", "--version", check=False).stdout.strip(),
@@ -295,6 +403,8 @@ def main():
             unresponsive(d, reps)
         if "3" in only:
             ssh_fanout(d, 1 if a.quick else 3)
+        if "4" in only:
+            cluster(d, 16384 if a.quick else 65536)
         if "5" in only:
             scale(d, [10000] if a.quick else [10000, 100000])
         if "6" in only:
