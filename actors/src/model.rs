@@ -98,6 +98,14 @@ impl Host {
                 && !l.ends_with('-')
         };
         let name = s.strip_suffix('.').unwrap_or(s);
+        // All-numeric labels are a mistyped address (e.g. 127.3.270.1), never a name: refusing
+        // them keeps such a typo from turning into DNS queries.
+        if name
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!("{s:?} is not a valid IPv4 address"));
+        }
         if !name.is_empty() && name.len() <= 253 && name.split('.').all(label_ok) {
             Ok(Host::Name(name.to_ascii_lowercase().into()))
         } else {
@@ -541,6 +549,12 @@ mod tests {
             Host::Name("localhost".into())
         );
         assert!(Host::parse("bad host").is_err());
+        assert_eq!(
+            Host::parse("127.3.270.1").unwrap_err(),
+            "\"127.3.270.1\" is not a valid IPv4 address"
+        );
+        assert!(Host::parse("10").is_err());
+        assert!(Host::parse("host1.example").is_ok());
         assert!(Host::parse("-x.example").is_err());
         assert!(Host::parse("").is_err());
     }

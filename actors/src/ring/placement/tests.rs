@@ -243,19 +243,3 @@ proptest! {
         prop_assert!(moved <= 1.25 * ideal + 3.0 * ideal.sqrt() + 3.0, "n={} m={}: moved {} ideal {:.1}", n, m, moved, ideal);
     }
 }
-
-/// Timing, for the benchmark (bench/run): the ring for 100,000 targets and 100 members.
-#[test]
-#[ignore]
-fn ring_recompute_time() {
-    let t = targets(100_000);
-    let r = Ring::new((0..100).map(|i| (node(i), 1)), 1);
-    let start = std::time::Instant::now();
-    let p = r.place(&t);
-    let took = start.elapsed();
-    assert_eq!(p.owners.len(), 100_000);
-    println!(
-        "recompute: 100000 targets x 100 members in {:.1} ms",
-        took.as_secs_f64() * 1000.0
-    );
-}
