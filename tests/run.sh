@@ -14,9 +14,9 @@ fi
 
 # Debian packages the tests use: openssl makes the TLS test certificates; iproute2's ss cuts
 # a cluster link and its ip makes network namespaces; openssh-server is the real sshd the SSH
-# probe is tested against (ssh-keygen makes its keys). The fault-injection tests will add
-# nftables.
-need=(openssl iproute2 openssh-server openssh-client)
+# probe is tested against (ssh-keygen makes its keys); nftables cuts a node off in the
+# partition test.
+need=(openssl iproute2 openssh-server openssh-client nftables)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -1,0 +1,164 @@
+//! Faults with real processes: a partition made with nftables inside a network namespace the
+//! test creates (and deletes), where each node has its own loopback address and binds the source
+//! of its cluster connections to it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{now_ms, wait_until, Netns, Node};
+
+fn start(ns: &Netns, n: u8, seeds: &[u8]) -> Node {
+    let name = format!("n{n}");
+    let listen = format!("127.66.0.{n}:4701");
+    let seeds: Vec<String> = seeds.iter().map(|s| format!("127.66.0.{s}:4701")).collect();
+    let mut args: Vec<&str> = vec!["--name", &name, "--listen", &listen];
+    for s in &seeds {
+        args.push("--seed");
+        args.push(s);
+    }
+    let config = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"127.0.0.0/26\"\nprobe = \"icmp\"\n";
+    Node::start_in_netns(&ns.name, config, &args, &[])
+}
+
+fn last_ring(node: &Node) -> Option<(String, usize)> {
+    let log = node.log();
+    let line = log.lines().rfind(|l| l.contains("ring rebuilt:"))?;
+    let digest = line
+        .split("digest=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_string();
+    let members = line
+        .split("members=")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((digest, members))
+}
+
+fn converged(nodes: &[&Node], members: usize) -> bool {
+    let rings: Vec<_> = nodes.iter().map(|n| last_ring(n)).collect();
+    rings[0]
+        .as_ref()
+        .is_some_and(|f| f.1 == members && rings.iter().all(|r| r.as_ref() == Some(f)))
+        && nodes.iter().all(|n| {
+            n.log()
+                .lines()
+                .rfind(|l| l.contains("targets owned:"))
+                .is_some_and(|l| l.contains("(+0 kept"))
+        })
+}
+
+fn nft(ns: &Netns, script: &str) {
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft (the test command installs nftables)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft: {script}");
+}
+
+/// Targets with a result from one of `nodes` after `after` (ms).
+fn covered_by(nodes: &[&Node], after: i64) -> BTreeSet<String> {
+    let mut all = Vec::new();
+    for n in nodes {
+        all.extend(n.results());
+    }
+    common::by_target_node(&all)
+        .into_iter()
+        .filter(|(_, v)| v.iter().any(|r| r.0 > after))
+        .map(|(t, _)| t)
+        .collect()
+}
+
+#[test]
+fn a_partitioned_node_and_the_rest_each_cover_every_target_and_reform_after_healing() {
+    let ns = Netns::new("partition");
+    let n1 = start(&ns, 1, &[]);
+    let n2 = start(&ns, 2, &[1]);
+    let n3 = start(&ns, 3, &[1]);
+    wait_until("a 3-member ring", Duration::from_secs(15), || {
+        converged(&[&n1, &n2, &n3], 3).then_some(())
+    });
+
+    // Cut n2 off: its packets are silently dropped both ways (no RST, like a cut cable).
+    nft(&ns, "table ip rpcut { chain input { type filter hook input priority 0; policy accept;\n ip saddr 127.66.0.2 drop;\n ip daddr 127.66.0.2 drop; }; }\n");
+    let cut = now_ms();
+    n1.wait_log("member n2 dead (", 1, Duration::from_secs(5));
+    n2.wait_log("member n1 dead (", 1, Duration::from_secs(5));
+    // Both sides keep every target covered (both may probe the same targets meanwhile).
+    let after = cut + 3_000;
+    wait_until("n1+n3 cover all 64 targets", Duration::from_secs(6), || {
+        (covered_by(&[&n1, &n3], after).len() == 64).then_some(())
+    });
+    wait_until(
+        "n2 alone covers all 64 targets",
+        Duration::from_secs(6),
+        || (covered_by(&[&n2], after).len() == 64).then_some(()),
+    );
+
+    // Heal: one membership and one ring again within 5 s, and duplicate probing stops.
+    nft(&ns, "delete table ip rpcut\n");
+    let healed = now_ms();
+    wait_until(
+        "one 3-member ring after healing",
+        Duration::from_secs(5),
+        || converged(&[&n1, &n2, &n3], 3).then_some(()),
+    );
+    assert!(now_ms() - healed <= 5_500);
+    let from = now_ms() + 500;
+    wait_until("three rounds", Duration::from_secs(6), || {
+        (now_ms() > from + 3_500).then_some(())
+    });
+    let mut all = Vec::new();
+    for n in [&n1, &n2, &n3] {
+        all.extend(n.results());
+    }
+    for (target, v) in common::by_target_node(&all) {
+        let probers: BTreeSet<&str> = v
+            .iter()
+            .filter(|r| r.0 >= from && r.0 < from + 3_000)
+            .map(|r| r.1.as_str())
+            .collect();
+        assert_eq!(
+            probers.len(),
+            1,
+            "{target} probed by {probers:?} after healing"
+        );
+    }
+}
+
+#[test]
+fn a_frozen_node_is_evicted_then_readmitted_without_leaving_targets_uncovered() {
+    let ns = Netns::new("freeze");
+    let n1 = start(&ns, 1, &[]);
+    let n2 = start(&ns, 2, &[1]);
+    wait_until("a 2-member ring", Duration::from_secs(15), || {
+        converged(&[&n1, &n2], 2).then_some(())
+    });
+    let stopped = now_ms();
+    n2.signal(libc::SIGSTOP);
+    n1.wait_log("member n2 dead (", 1, Duration::from_secs(4));
+    // n1 covers everything within detection (≤ 3 s) + one interval.
+    wait_until("n1 covers all 64 targets", Duration::from_secs(6), || {
+        (covered_by(&[&n1], stopped + 3_000).len() == 64).then_some(())
+    });
+    n2.signal(libc::SIGCONT);
+    n1.wait_log("member n2 joined", 2, Duration::from_secs(5));
+    wait_until("a 2-member ring again", Duration::from_secs(5), || {
+        converged(&[&n1, &n2], 2).then_some(())
+    });
+}
