@@ -162,3 +162,57 @@ fn a_frozen_node_is_evicted_then_readmitted_without_leaving_targets_uncovered() 
         converged(&[&n1, &n2], 2).then_some(())
     });
 }
+
+#[test]
+fn hostile_traffic_on_the_cluster_port_does_not_stop_a_node_or_keep_others_out() {
+    use std::io::Write;
+    let ns = Netns::new("hostile");
+    let n1 = start(&ns, 1, &[]);
+    n1.wait_log("cluster node listening", 1, Duration::from_secs(5));
+    // The clients run inside the namespace too, through a small helper: python3 opens the
+    // connections (garbage, an oversized length prefix, 1,000 silent ones) and holds them.
+    let script = r#"
+import socket, struct, time
+a = ("127.66.0.1", 4701)
+s = socket.create_connection(a); s.sendall(b"\xff" * 64)
+s = socket.create_connection(a); s.sendall(struct.pack(">Q", 1 << 40))
+held = []
+for _ in range(1000):
+    try:
+        held.append(socket.create_connection(a, timeout=2))
+    except OSError:
+        pass
+print("opened", len(held), flush=True)
+time.sleep(30)
+"#;
+    let mut hostile = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(hostile.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("opened"), "{line}");
+    // The node keeps polling, and a legitimate node still joins within a few seconds.
+    let before = n1.results().len();
+    let n2 = start(&ns, 2, &[1]);
+    wait_until(
+        "n2 joins despite the hostile connections",
+        Duration::from_secs(10),
+        || converged(&[&n1, &n2], 2).then_some(()),
+    );
+    wait_until("n1 keeps probing", Duration::from_secs(5), || {
+        (n1.results().len() > before + 20).then_some(())
+    });
+    assert!(
+        n1.log()
+            .contains("too many unauthenticated cluster connections"),
+        "the cap was hit"
+    );
+    let _ = hostile.kill();
+    let _ = hostile.wait();
+    let _ = std::io::stderr().flush();
+}

@@ -827,3 +827,28 @@ fn sinks_rise_fall_and_http_are_checked() {
         err(&format!("{NODE}[http]\nlisten = \"localhost:9464\"\n")).contains("expected IP:PORT")
     );
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Arbitrary text never panics the parser: it is a config or an error.
+        #[test]
+        fn arbitrary_text_is_a_config_or_an_error(text in ".{0,400}") {
+            let _ = parse(Path::new("f.toml"), &text, Path::new("/nonexistent"), &Overrides::default());
+        }
+
+        /// TOML-shaped input with arbitrary keys and values, too.
+        #[test]
+        fn arbitrary_tables_are_a_config_or_an_error(
+            table in prop::sample::select(vec!["node", "cluster", "probe", "results", "supervision", "http", "probe.ssh", "x"]),
+            key in "[a-z_]{1,16}",
+            value in prop::sample::select(vec!["1", "-1", "\"s\"", "\"10s\"", "true", "[]", "[\"127.0.0.1\"]", "{}", "1e400", "\"127.0.0.0/8\""]),
+        ) {
+            let text = format!("[node]\nname = \"n\"\n[{table}]\n{key} = {value}\n[[targets]]\ncidr = \"127.0.0.0/30\"\nprobe = \"icmp\"\n");
+            let _ = parse(Path::new("f.toml"), &text, Path::new("/nonexistent"), &Overrides::default());
+        }
+    }
+}
