@@ -216,3 +216,65 @@ time.sleep(30)
     let _ = hostile.wait();
     let _ = std::io::stderr().flush();
 }
+
+/// A tiny tmpfs of the test's own, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn new(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs (the tests run as root)");
+        Tmpfs { dir }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_held_in_memory_and_recovered_from() {
+    let fs = Tmpfs::new("256k");
+    let results = fs.dir.path().join("results.jsonl");
+    // Leave about 8 KiB free.
+    let filler = fs.dir.path().join("filler");
+    std::fs::write(&filler, vec![0u8; 240 * 1024]).unwrap();
+    let config = "[node]\nname = \"disk\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"200ms\"\n[results]\nflush_interval = \"200ms\"\n[[targets]]\ncidr = \"127.0.0.0/26\"\nprobe = \"icmp\"\n";
+    let results_arg = results.display().to_string();
+    let mut node = Node::start_args(config, &["--results", &results_arg], &[]);
+    node.wait_log("results writer failing", 1, Duration::from_secs(15));
+    // Free the space: the held results are written and writing goes on.
+    std::fs::remove_file(&filler).unwrap();
+    node.wait_log("results writer recovered", 1, Duration::from_secs(10));
+    let lines_then = std::fs::read_to_string(&results).unwrap().lines().count();
+    wait_until(
+        "more results after recovery",
+        Duration::from_secs(5),
+        || {
+            (std::fs::read_to_string(&results).unwrap().lines().count() > lines_then + 64)
+                .then_some(())
+        },
+    );
+    node.signal(libc::SIGTERM);
+    assert_eq!(node.wait_exit(Duration::from_secs(8)).code(), Some(0));
+    // Only complete lines, each one a result.
+    let text = std::fs::read_to_string(&results).unwrap();
+    assert!(text.ends_with('\n'));
+    for l in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}"));
+        assert_eq!(v["node"], "disk");
+    }
+    // Nothing was dropped: the buffer (100,000) held everything while the disk was full.
+    assert!(node.log().contains("results_dropped=0"), "{}", node.log());
+}

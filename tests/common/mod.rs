@@ -83,7 +83,11 @@ impl Node {
         env: &[(&str, &str)],
         netns: Option<&str>,
     ) -> Node {
-        let results = dir.path().join("results.jsonl");
+        // A test may name the results file itself (--results PATH).
+        let results = match args.iter().position(|a| *a == "--results") {
+            Some(i) => PathBuf::from(args[i + 1]),
+            None => dir.path().join("results.jsonl"),
+        };
         let log = dir.path().join("node.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let mut cmd = match netns {
@@ -97,8 +101,11 @@ impl Node {
         cmd.arg("node")
             .arg("--config")
             .arg(config)
-            .arg("--results")
-            .arg(&results)
+            .args(if args.contains(&"--results") {
+                vec![]
+            } else {
+                vec!["--results".into(), results.display().to_string()]
+            })
             .args(args)
             // Tests run nodes side by side: no HTTP endpoint unless a test asks for one.
             .args(if args.contains(&"--http") {
