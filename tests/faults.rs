@@ -278,3 +278,43 @@ fn a_full_disk_is_reported_held_in_memory_and_recovered_from() {
     // Nothing was dropped: the buffer (100,000) held everything while the disk was full.
     assert!(node.log().contains("results_dropped=0"), "{}", node.log());
 }
+
+#[test]
+fn a_node_killed_and_restarted_twenty_times_rejoins_every_time() {
+    let config = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"127.0.0.0/27\"\nprobe = \"icmp\"\n";
+    let start = |n: u8, seeds: &[&str]| {
+        let (name, listen) = (format!("n{n}"), format!("127.67.0.{n}:4701"));
+        let mut args: Vec<&str> = vec!["--name", &name, "--listen", &listen];
+        for s in seeds {
+            args.push("--seed");
+            args.push(s);
+        }
+        Node::start_args(config, &args, &[])
+    };
+    let n1 = start(1, &[]);
+    let mut n2 = start(2, &["127.67.0.1:4701"]);
+    wait_until("a 2-member ring", Duration::from_secs(15), || {
+        converged(&[&n1, &n2], 2).then_some(())
+    });
+    for round in 1..=20 {
+        n2.kill9();
+        n1.wait_log(
+            "member n2 dead (connection closed",
+            round,
+            Duration::from_secs(5),
+        );
+        n2 = start(2, &["127.67.0.1:4701"]);
+        n1.wait_log("member n2 joined", round + 1, Duration::from_secs(10));
+    }
+    wait_until(
+        "a 2-member ring after 20 restarts",
+        Duration::from_secs(10),
+        || converged(&[&n1, &n2], 2).then_some(()),
+    );
+    // n1 stayed up throughout and probes its share.
+    let after = now_ms() + 1_000;
+    wait_until("both nodes probing", Duration::from_secs(6), || {
+        (covered_by(&[&n1, &n2], after).len() == 32).then_some(())
+    });
+    assert!(n1.log().matches("member n2 joined").count() >= 21);
+}

@@ -452,3 +452,106 @@ fn a_thousand_loopback_hosts_behind_one_sshd_are_all_up_in_one_round() {
         &down[..down.len().min(5)]
     );
 }
+
+/// A misbehaving "SSH server" on `addr`, run by python3 for the test's life: `banner_then_silence`,
+/// `drip` (a byte a second), or `close_mid_kex` (banner, then close after reading the client's
+/// first packet).
+fn bad_server(addr: &str, kind: &str) -> Child {
+    let (host, port) = addr.split_once(':').unwrap();
+    let script = format!(
+        r#"
+import socket, threading, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("{host}", {port})); s.listen(64)
+def serve(c):
+    try:
+        if "{kind}" == "banner_then_silence":
+            c.sendall(b"SSH-2.0-OpenSSH_9.2\r\n"); time.sleep(60)
+        elif "{kind}" == "drip":
+            for b in b"SSH-2.0-OpenSSH_9.2\r\n" + b"x" * 100:
+                c.sendall(bytes([b])); time.sleep(1)
+        else:
+            c.sendall(b"SSH-2.0-OpenSSH_9.2\r\n"); c.recv(4096); c.close()
+    except OSError:
+        pass
+while True:
+    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#
+    );
+    let child = Command::new("python3")
+        .args(["-c", &script])
+        .spawn()
+        .expect("python3");
+    wait_until("the bad server to listen", Duration::from_secs(5), || {
+        std::net::TcpStream::connect(addr).ok().map(|_| ())
+    });
+    child
+}
+
+#[test]
+fn misbehaving_ssh_servers_end_as_results_in_time() {
+    let sshd = Sshd::start(&["127.88.4.1:2222".to_string()], None);
+    let mut servers: Vec<Child> = ["banner_then_silence", "drip", "close_mid_kex"]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| bad_server(&format!("127.88.4.{}:2222", i + 2), k))
+        .collect();
+    let kh = sshd.known_hosts(
+        "known_hosts",
+        &(1..=4)
+            .map(|i| format!("[127.88.4.{i}]:2222"))
+            .collect::<Vec<_>>(),
+    );
+    let keys = format!(
+        "identity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"true\"\n",
+        sshd.path("id_ed25519").display(),
+        kh.display()
+    );
+    let config = format!(
+        "[node]\nname = \"ssh-test\"\n[probe]\ninterval = \"1s\"\ntimeout = \"800ms\"\n{}",
+        (1..=4)
+            .map(|i| group(&format!("127.88.4.{i}"), 2222, &keys))
+            .collect::<String>()
+    );
+    let node = Node::start(&config, &[]);
+    let r = first_results(
+        &node,
+        &[
+            "127.88.4.1:2222",
+            "127.88.4.2:2222",
+            "127.88.4.3:2222",
+            "127.88.4.4:2222",
+        ],
+        Duration::from_secs(10),
+    );
+    assert_eq!(r["127.88.4.1:2222"]["ok"], true);
+    for (t, stage) in [
+        ("127.88.4.2:2222", "handshake"),
+        ("127.88.4.3:2222", "handshake"),
+        ("127.88.4.4:2222", "handshake"),
+    ] {
+        let x = &r[t];
+        assert_eq!(
+            (x["ok"].clone(), x["stage"].clone()),
+            (false.into(), stage.into()),
+            "{x}"
+        );
+    }
+    // The slow ones end within their timeout and the healthy server keeps its rhythm.
+    let times = wait_until(
+        "five rounds of the healthy target",
+        Duration::from_secs(10),
+        || {
+            let t: Vec<i64> = common::by_target(&node.results())
+                .get("127.88.4.1:2222")
+                .map(|v| v.iter().filter(|x| x.1).map(|x| x.0).collect())
+                .unwrap_or_default();
+            (t.len() >= 5).then_some(t)
+        },
+    );
+    assert!(times.windows(2).all(|w| w[1] - w[0] <= 1_500), "{times:?}");
+    for s in &mut servers {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+}
