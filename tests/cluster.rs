@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{by_target_node, now_ms, wait_until, Node};
+use common::{by_target_node, last_ring, now_ms, wait_until, Node};
 
 const INTERVAL_MS: i64 = 1_000;
 
@@ -52,26 +52,6 @@ fn start_with(test: u8, n: u8, seeds: &[u8], config: &str, env: &[(&str, &str)])
         args.push(s);
     }
     Node::start_args(config, &args, env)
-}
-
-/// The digest of the last ring a node built, and its member count.
-fn last_ring(node: &Node) -> Option<(String, usize)> {
-    let log = node.log();
-    let line = log.lines().rfind(|l| l.contains("ring rebuilt:"))?;
-    let digest = line
-        .split("digest=")
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    let members = line
-        .split("members=")
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some((digest, members))
 }
 
 /// Waits until every node runs a ring of `members` members with one digest and has finished

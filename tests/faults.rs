@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{now_ms, wait_until, Netns, Node};
+use common::{last_ring, now_ms, wait_until, Netns, Node};
 
 fn start(ns: &Netns, n: u8, seeds: &[u8]) -> Node {
     let name = format!("n{n}");
@@ -21,25 +21,6 @@ fn start(ns: &Netns, n: u8, seeds: &[u8]) -> Node {
     }
     let config = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"127.0.0.0/26\"\nprobe = \"icmp\"\n";
     Node::start_in_netns(&ns.name, config, &args, &[])
-}
-
-fn last_ring(node: &Node) -> Option<(String, usize)> {
-    let log = node.log();
-    let line = log.lines().rfind(|l| l.contains("ring rebuilt:"))?;
-    let digest = line
-        .split("digest=")
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    let members = line
-        .split("members=")
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some((digest, members))
 }
 
 fn converged(nodes: &[&Node], members: usize) -> bool {

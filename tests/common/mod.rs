@@ -293,3 +293,14 @@ impl Drop for Netns {
             .status();
     }
 }
+
+/// The digest of the last ring a node logged, and its member count.
+pub fn last_ring(node: &Node) -> Option<(String, usize)> {
+    let log = node.log();
+    let line = log.lines().rfind(|l| l.contains("ring rebuilt:"))?;
+    let field = |name: &str| line.split(name).nth(1)?.split_whitespace().next();
+    Some((
+        field("digest=")?.to_string(),
+        field("members=")?.parse().ok()?,
+    ))
+}
