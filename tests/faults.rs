@@ -193,6 +193,12 @@ time.sleep(30)
             .contains("too many unauthenticated cluster connections"),
         "the cap was hit"
     );
+    // The silent connections that were admitted are closed by the authentication timeout.
+    n1.wait_log(
+        "did not authenticate within 5s; closing it",
+        1,
+        Duration::from_secs(8),
+    );
     let _ = hostile.kill();
     let _ = hostile.wait();
     let _ = std::io::stderr().flush();
