@@ -66,6 +66,13 @@ impl ProbeKind {
             ProbeKind::Ssh => "ssh",
         }
     }
+
+    /// The kind named `s` (`icmp`, `tcp`, `ssh`).
+    pub fn parse(s: &str) -> Option<Self> {
+        [ProbeKind::Icmp, ProbeKind::Tcp, ProbeKind::Ssh]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 impl fmt::Display for ProbeKind {
@@ -524,6 +531,14 @@ impl ProbeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_kinds_parse_their_names() {
+        for k in [ProbeKind::Icmp, ProbeKind::Tcp, ProbeKind::Ssh] {
+            assert_eq!(ProbeKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(ProbeKind::parse("smtp"), None);
+    }
 
     #[test]
     fn node_names_are_checked() {

@@ -335,10 +335,8 @@ impl ProbeSupState {
     /// own adopt them, and actors started later begin from them.
     fn inherit(&mut self, list: Vec<HandoffState>) {
         for h in list {
-            let probe = match h.probe.as_str() {
-                "icmp" => ProbeKind::Icmp,
-                "tcp" => ProbeKind::Tcp,
-                _ => continue,
+            let Some(probe) = ProbeKind::parse(&h.probe) else {
+                continue;
             };
             let key = TargetKey {
                 probe,
