@@ -50,6 +50,11 @@ impl NodeState {
         write(&self.confirmed).insert(key, state);
     }
 
+    /// A state handed over by another node, kept unless this node knows the target already.
+    pub fn confirm_if_unknown(&self, key: TargetKey, state: TargetState) {
+        write(&self.confirmed).entry(key).or_insert(state);
+    }
+
     /// The targets this node's probe actors run (owned and kept).
     pub fn set_running(&self, keys: HashSet<TargetKey>) {
         let now = SystemTime::now();

@@ -24,7 +24,6 @@ use crate::model::{
     DownReason, Host, ProbeOutcome, ProbeResult, SshReport, StateEvent, TargetSpec,
 };
 use crate::sink::SinkMsg;
-use crate::supervisor::ProbeSupMsg;
 
 /// The probe actor (stateless behaviour; state in [`ProbeState`]).
 #[derive(Debug)]
@@ -254,11 +253,7 @@ impl ProbeState {
             return;
         };
         let key = self.target.key();
-        self.ctx.refs.state.set_confirmed(key.clone(), t.to);
-        self.ctx.refs.probes.cast(ProbeSupMsg::StateChanged {
-            key,
-            up: t.to == TargetState::Up,
-        });
+        self.ctx.refs.state.set_confirmed(key, t.to);
         let host = &*self.target.id;
         let probe = self.target.probe.as_str();
         let reason = match outcome {

@@ -3,8 +3,9 @@
 //! - `Assign` carries the full owned set plus the targets kept during a hand-off; the
 //!   supervisor starts what is new and retires what is in neither (a retiring probe actor
 //!   finishes its probe in flight, then stops), so a replayed assignment is harmless.
-//! - Probe actors report state changes here; the states of targets handed to other nodes are
-//!   sent to them (through membership), and states handed to this node seed new probe actors,
+//! - The states of targets handed to other nodes (as the probe actors recorded them in
+//!   [`NodeState`](crate::state::NodeState)) are sent to them through membership, and states
+//!   handed to this node seed new probe actors,
 //!   so moving a target never raises a false state change.
 //! - A failed probe actor is restarted after a backoff while its target's budget allows;
 //!   then the target is quarantined (logged once) and retried after the quarantine period.
@@ -55,13 +56,6 @@ pub enum ProbeSupMsg {
         keep: Arc<[Arc<TargetSpec>]>,
         /// Targets just handed to other nodes: their states are sent along.
         handed_off: Vec<TargetKey>,
-    },
-    /// A probe actor's target changed state.
-    StateChanged {
-        /// The target.
-        key: TargetKey,
-        /// Its state now.
-        up: bool,
     },
     /// Target states handed over by another node.
     Inherit(Vec<HandoffState>),
@@ -121,8 +115,6 @@ pub struct ProbeSupState {
     overrun_seen: u64,
     overrunning: bool,
     stopping: bool,
-    /// Last known state of targets (own results, and states handed over by other nodes).
-    states: HashMap<TargetKey, bool>,
 }
 
 impl Actor for ProbeSupervisor {
@@ -147,7 +139,6 @@ impl Actor for ProbeSupervisor {
             overrun_seen,
             overrunning: false,
             stopping: false,
-            states: HashMap::new(),
         })
     }
 
@@ -178,9 +169,6 @@ impl Actor for ProbeSupervisor {
                 state.assign(&myself, epoch, &targets, &keep).await;
                 state.ctx.refs.adopted.store(digest, Ordering::Relaxed);
                 state.hand_off(&handed_off);
-            }
-            ProbeSupMsg::StateChanged { key, up } => {
-                state.states.insert(key, up);
             }
             ProbeSupMsg::Inherit(list) => state.inherit(list),
             ProbeSupMsg::Respawn { key, generation } => {
@@ -316,10 +304,10 @@ impl ProbeSupState {
         let states: Vec<HandoffState> = handed_off
             .iter()
             .filter_map(|k| {
-                self.states.get(k).map(|&up| HandoffState {
+                self.ctx.refs.state.confirmed(k).map(|s| HandoffState {
                     probe: k.probe.as_str().to_string(),
                     target: k.id.to_string(),
-                    up,
+                    up: s == TargetState::Up,
                 })
             })
             .collect();
@@ -342,15 +330,17 @@ impl ProbeSupState {
                 probe,
                 id: h.target.into(),
             };
+            let state = if h.up {
+                TargetState::Up
+            } else {
+                TargetState::Down
+            };
             if let Some(actor) = self.children.get(&key).and_then(|c| c.actor.as_ref()) {
-                let state = if h.up {
-                    TargetState::Up
-                } else {
-                    TargetState::Down
-                };
+                // The actor records it in NodeState unless it has a result of its own.
                 let _ = actor.send_message(ProbeMsg::Inherit(state));
+            } else {
+                self.ctx.refs.state.confirm_if_unknown(key, state);
             }
-            self.states.entry(key).or_insert(h.up);
         }
     }
 
@@ -359,13 +349,7 @@ impl ProbeSupState {
             return;
         };
         child.generation += 1;
-        let initial = self.states.get(key).map(|&up| {
-            if up {
-                TargetState::Up
-            } else {
-                TargetState::Down
-            }
-        });
+        let initial = self.ctx.refs.state.confirmed(key);
         let args = ProbeArgs {
             target: child.target.clone(),
             ctx: self.ctx.clone(),
