@@ -132,10 +132,7 @@ async fn status_handler(State(app): State<Shared>, Query(q): Query<ScopeQuery>) 
         .clone();
     let loads: BTreeMap<String, usize> = match &view {
         Some(v) => {
-            let loads = ringpoll_actors::ring::placement::Placement {
-                owners: v.owners.clone(),
-            }
-            .loads(v.ring.members().len());
+            let loads = v.placement.loads(v.ring.members().len());
             v.ring
                 .members()
                 .iter()

@@ -27,7 +27,7 @@ use ractor_cluster::RactorMessage;
 use crate::membership::{MembershipMsg, MembershipView};
 use crate::model::{NodeName, TargetKey, TargetSpec};
 use crate::supervisor::{ProbeSupMsg, TreeRefs};
-use placement::Ring;
+use placement::{Placement, Ring};
 
 /// Ring settings (`[cluster] weight`, `replicas`, `rebalance_delay`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub struct RingView {
     /// Every configured target, in config order.
     pub keys: Arc<Vec<TargetKey>>,
     /// Owners of `keys[i]`, as member indexes, best first.
-    pub owners: Vec<Vec<u16>>,
+    pub placement: Arc<Placement>,
     /// Targets this node owns.
     pub owned: usize,
     /// Targets this node keeps during a hand-off.
@@ -79,7 +79,7 @@ impl RingView {
 
     /// The owners' names of target `i`.
     pub fn owner_names(&self, i: usize) -> Vec<NodeName> {
-        self.owners[i]
+        self.placement.owners[i]
             .iter()
             .map(|&m| self.ring.members()[m as usize].0.clone())
             .collect()
@@ -142,7 +142,7 @@ pub struct RingOwnerState {
     targets: Arc<[Arc<TargetSpec>]>,
     keys: Arc<Vec<TargetKey>>,
     settings: RingSettings,
-    placement: Vec<Vec<u16>>,
+    placement: Arc<Placement>,
     refs: Arc<TreeRefs>,
     view: Option<MembershipView>,
     rebuild_pending: bool,
@@ -167,7 +167,7 @@ impl RingOwnerState {
             epoch: self.epoch,
             ring: ring.clone(),
             keys: self.keys.clone(),
-            owners: self.placement.clone(),
+            placement: self.placement.clone(),
             owned: self.owned.len(),
             kept: self.keep.len(),
         };
@@ -217,7 +217,7 @@ impl RingOwnerState {
             Some(me) => placement.owned_by(me).collect(),
             None => BTreeSet::new(),
         };
-        self.placement = placement.owners;
+        self.placement = Arc::new(placement);
         let lost: BTreeSet<usize> = self.owned.difference(&new_owned).copied().collect();
         let gained = new_owned.difference(&self.owned).count();
         let others = ring.members().iter().filter(|(n, _)| *n != self.me).count();
@@ -293,7 +293,7 @@ impl Actor for RingOwner {
         Ok(RingOwnerState {
             me: args.me,
             keys: Arc::new(args.targets.iter().map(|t| t.key()).collect()),
-            placement: Vec::new(),
+            placement: Arc::new(Placement { owners: Vec::new() }),
             targets: args.targets,
             settings: args.settings,
             refs: args.refs,

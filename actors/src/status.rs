@@ -132,7 +132,7 @@ pub async fn gather(
         }
     });
     let mut missing = Vec::new();
-    for (name, value) in futures_join_all(calls).await {
+    for (name, value) in futures_util::future::join_all(calls).await {
         match value {
             Some(v) => {
                 answers.insert(name.to_string(), v);
@@ -151,22 +151,6 @@ pub async fn gather(
     }
     missing.sort();
     (answers, missing)
-}
-
-/// Runs futures concurrently (a tiny join_all on tokio tasks).
-async fn futures_join_all<F, T>(futs: impl Iterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let handles: Vec<_> = futs.map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        if let Ok(v) = h.await {
-            out.push(v);
-        }
-    }
-    out
 }
 
 /// Who owns `key`, why, and this node's last result of it.
