@@ -166,7 +166,7 @@ impl prometheus_client::collector::Collector for NodeCollector {
         counter(
             &mut enc,
             "ringpoll_results_dropped",
-            "Results dropped because a sink's buffer was full",
+            "Results dropped: a sink's buffer was full, or no sink was running (restarting)",
             &[(vec![], refs.state.results_dropped())],
         )?;
         counter(

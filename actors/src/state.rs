@@ -70,11 +70,6 @@ impl NodeState {
         read(&self.running).len()
     }
 
-    /// Whether this node probes `key` now.
-    pub fn runs(&self, key: &TargetKey) -> bool {
-        read(&self.running).contains_key(key)
-    }
-
     /// Records dropped by the sink.
     pub fn add_dropped(&self, n: u64) {
         self.results_dropped.fetch_add(n, Ordering::Relaxed);

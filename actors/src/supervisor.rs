@@ -67,8 +67,6 @@ pub struct TreeRefs {
     pub membership: Slot<MembershipMsg>,
     /// The root supervisor.
     pub root: Slot<RootMsg>,
-    /// Results that found no sink (it was restarting).
-    pub undelivered: AtomicU64,
     /// Digest of the ring the running probes were assigned by (sent in heartbeats).
     pub adopted: AtomicU64,
     /// Latest results and counters, for status and metrics.

@@ -1,7 +1,7 @@
 //! The membership actor: runs the table, the failure detector and the dialer over
 //! ractor_cluster, and publishes the view to the ring owner.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -820,18 +820,5 @@ impl MembershipState {
         if let Some(net) = &mut self.net {
             net.leaving = true;
         }
-    }
-
-    /// Known members by state (for status).
-    pub fn member_states(&self) -> BTreeMap<String, &'static str> {
-        self.net
-            .as_ref()
-            .map(|n| {
-                n.table
-                    .members()
-                    .map(|(m, s, _)| (m.to_string(), s.as_str()))
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 }

@@ -222,7 +222,7 @@ impl ProbeState {
             ssh: done.ssh,
         };
         if !self.ctx.refs.sink.cast(SinkMsg::Record(result)) {
-            self.ctx.refs.undelivered.fetch_add(1, Ordering::Relaxed);
+            self.ctx.refs.state.add_dropped(1); // no sink (it is restarting)
         }
         if self.retiring {
             myself.stop(Some("handed off".into()));
@@ -295,13 +295,8 @@ impl ProbeState {
             to: t.to,
         };
         if !self.ctx.refs.sink.cast(SinkMsg::Event(event)) {
-            self.ctx.refs.undelivered.fetch_add(1, Ordering::Relaxed);
+            self.ctx.refs.state.add_dropped(1); // no sink (it is restarting)
         }
-    }
-
-    /// The target's last observed state.
-    pub fn state(&self) -> Option<TargetState> {
-        self.health.state()
     }
 }
 

@@ -35,7 +35,6 @@
 //!   100 members; vnode rings keep the per-target hashing noise.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
@@ -297,9 +296,6 @@ pub fn owners_by_name(ring: &Ring, targets: &[TargetKey]) -> Vec<Vec<NodeName>> 
         })
         .collect()
 }
-
-/// Shared handle on a ring.
-pub type RingRef = Arc<Ring>;
 
 #[cfg(test)]
 mod tests;
