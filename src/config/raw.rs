@@ -159,6 +159,10 @@ pub(super) struct RawSshDefaults {
 }
 
 /// The SSH keys of a group, or of `[probe.ssh]` (same names, same meaning).
+///
+/// The keys are declared on both raw structs rather than in one `#[serde(flatten)]` struct:
+/// flatten buffers the input, which loses the spans (`toml::Spanned`) every error location
+/// needs and defeats `deny_unknown_fields`. This view lets one loader serve both.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SshKeys<'a> {
     pub(super) user: &'a Option<Spanned<String>>,
