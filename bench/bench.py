@@ -26,7 +26,7 @@ def sh(*cmd, check=True, **kw):
     return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
 
 
-def timed(cmd, netns=None, env=None):
+def timed(cmd, netns=None, env=None, stdout=None):
     """Runs cmd under /usr/bin/time; returns wall (measured here, µs resolution), cpu (user+sys, children included), rss (KB), stdout, stderr."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         full = ["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name] + cmd
@@ -34,7 +34,10 @@ def timed(cmd, netns=None, env=None):
             full = ["ip", "netns", "exec", netns] + full
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        p = subprocess.run(full, capture_output=True, text=True, env=env)
+        if stdout is None:
+            p = subprocess.run(full, capture_output=True, text=True, env=env)
+        else:
+            p = subprocess.run(full, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
         wall = time.perf_counter() - t0
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         rss = tf.read().split()[-1]
@@ -118,7 +121,9 @@ def icmp_sweep(d, reps, sizes):
             return r
 
         def fp():
-            r = timed(["fping", "-q", "-i", "0", "-r", "0", "-t", "100", "-f", hf])
+            # Both tools report every target (fping's "is alive" lines, ringpoll's JSON lines)
+            # to /dev/null.
+            r = timed(["fping", "-i", "0", "-r", "0", "-t", "100", "-f", hf], stdout=subprocess.DEVNULL)
             return r
 
         a, b = repeat(rp, reps), repeat(fp, reps)
@@ -150,7 +155,8 @@ def unresponsive(d, reps, n=1024):
             return r
 
         def fp():
-            return timed(["fping", "-q", "-i", "0", "-r", "0", "-t", "1000", "-f", hf], netns=ns.name)
+            return timed(["fping", "-i", "0", "-r", "0", "-t", "1000", "-f", hf], netns=ns.name,
+                         stdout=subprocess.DEVNULL)
 
         a, b = repeat(rp, reps), repeat(fp, reps)
         rows = [(label, {"wall_s": stats([r["wall"] for r in runs]), "cpu_s": stats([r["cpu"] for r in runs])})

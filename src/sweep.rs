@@ -92,6 +92,62 @@ fn settings(args: &SweepArgs) -> anyhow::Result<Settings> {
         .map_err(|e| anyhow!("{e}"))
 }
 
+/// The in-flight slots of a sweep: which probes are young (holding a slot), in start order.
+#[derive(Debug)]
+struct Slots {
+    /// Young probes' start times and indices, oldest first; entries whose probe has since
+    /// answered stay until they reach the front.
+    queue: std::collections::VecDeque<(tokio::time::Instant, usize)>,
+    /// Per probe index: true while it is young.
+    young: Vec<bool>,
+    count: usize,
+    window: usize,
+}
+
+impl Slots {
+    fn new(total: usize, window: usize) -> Self {
+        Slots {
+            queue: std::collections::VecDeque::with_capacity(window),
+            young: vec![false; total],
+            count: 0,
+            window,
+        }
+    }
+
+    fn free(&self) -> bool {
+        self.count < self.window
+    }
+
+    fn start(&mut self, i: usize, now: tokio::time::Instant) {
+        self.young[i] = true;
+        self.count += 1;
+        self.queue.push_back((now, i));
+    }
+
+    /// Probe `i` answered: its slot, if it still held one, is free.
+    fn done(&mut self, i: usize) {
+        if std::mem::take(&mut self.young[i]) {
+            self.count -= 1;
+        }
+    }
+
+    /// Frees the slots of probes started `hold` or more before `now`.
+    fn age(&mut self, now: tokio::time::Instant, hold: std::time::Duration) {
+        while let Some(&(t0, i)) = self.queue.front() {
+            if self.young[i] && now.duration_since(t0) < hold {
+                break;
+            }
+            self.queue.pop_front();
+            self.done(i);
+        }
+    }
+
+    /// When the oldest young probe ages (after `age`, the front of the queue is young).
+    fn next_aging(&self, hold: std::time::Duration) -> Option<tokio::time::Instant> {
+        self.queue.front().map(|(t0, _)| *t0 + hold)
+    }
+}
+
 /// Writes JSON lines to standard output.
 #[derive(Debug)]
 struct Stdout;
@@ -151,13 +207,12 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         // All probes run as futures of this one task (no task per probe). A probe is "young"
         // until it answers or SLOT_HOLD passes; young probes are capped at max_in_flight, which
         // paces sending so replies are read before the socket buffer fills. A probe still
-        // unanswered at SLOT_HOLD moves to the "aged" set and waits out its timeout there, so
+        // unanswered at SLOT_HOLD ages: it keeps waiting for its timeout but frees its slot, so
         // silent targets do not hold up live ones (and many silent targets time out together).
-        type Probe = std::pin::Pin<Box<dyn std::future::Future<Output = ProbeResult> + Send>>;
-        enum Young {
-            Done(ProbeResult),
-            Aged(Probe),
-        }
+        // Probes start in order and all hold their slot equally long, so they age in start order:
+        // one queue and one timer serve them all.
+        type Probe =
+            std::pin::Pin<Box<dyn std::future::Future<Output = (usize, ProbeResult)> + Send>>;
         let window = settings.max_in_flight.max(1);
         // SSH sessions are paced by max_concurrent_ssh and take long: they keep their slot.
         let hold = if settings
@@ -169,9 +224,11 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         } else {
             SLOT_HOLD
         };
-        let mut young = FuturesUnordered::new();
-        let mut aged: FuturesUnordered<Probe> = FuturesUnordered::new();
-        let mut pending = settings.targets.iter().cloned().enumerate();
+        let mut probes: FuturesUnordered<Probe> = FuturesUnordered::new();
+        let mut slots = Slots::new(total, window);
+        let aging = tokio::time::sleep(std::time::Duration::ZERO);
+        tokio::pin!(aging);
+        let mut pending = settings.targets.iter().cloned().enumerate().peekable();
         let mut batch = Vec::with_capacity(4096);
         let (mut up, mut down) = (0usize, BTreeMap::<String, usize>::new());
         let mut handle = |r: ProbeResult, batch: &mut Vec<Record>| -> anyhow::Result<()> {
@@ -189,43 +246,52 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             Ok(())
         };
         loop {
-            while young.len() < window {
+            let now = tokio::time::Instant::now();
+            slots.age(now, hold);
+            while slots.free() {
                 let Some((i, target)) = pending.next() else {
                     break;
                 };
+                slots.start(i, now);
                 let (engine, node) = (engine.clone(), node.clone());
-                let mut probe: Probe = Box::pin(async move {
+                probes.push(Box::pin(async move {
                     let (outcome, ssh) = match resolve(&target.host).await {
                         Ok(addr) => engine.check(&target, addr, i as u16).await,
                         Err(reason) => {
                             (ringpoll_actors::model::ProbeOutcome::Down { reason }, None)
                         }
                     };
-                    ProbeResult {
+                    let r = ProbeResult {
                         ts: SystemTime::now(),
                         node,
                         target,
                         epoch: 0,
                         outcome,
                         ssh,
-                    }
-                });
-                young.push(async move {
-                    tokio::select! {
-                        r = &mut probe => Young::Done(r),
-                        _ = tokio::time::sleep(hold) => Young::Aged(probe),
-                    }
-                });
+                    };
+                    (i, r)
+                }));
             }
-            if young.is_empty() && aged.is_empty() {
+            if probes.is_empty() {
                 break;
             }
+            // The timer matters only while targets wait for a slot.
+            let next_age = match pending.peek() {
+                Some(_) => slots.next_aging(hold),
+                None => None,
+            };
+            if let Some(at) = next_age {
+                if aging.deadline() != at {
+                    aging.as_mut().reset(at);
+                }
+            }
             tokio::select! {
-                Some(y) = young.next(), if !young.is_empty() => match y {
-                    Young::Done(r) => handle(r, &mut batch)?,
-                    Young::Aged(p) => aged.push(p),
-                },
-                Some(r) = aged.next(), if !aged.is_empty() => handle(r, &mut batch)?,
+                biased;
+                Some((i, r)) = probes.next() => {
+                    slots.done(i);
+                    handle(r, &mut batch)?;
+                }
+                _ = &mut aging, if next_age.is_some() => {}
             }
         }
         writer.write_batch(&batch)?;

@@ -94,9 +94,11 @@ impl ProbeEngine {
                 );
             };
             let port = target.port.unwrap_or(22);
-            let (outcome, report) = engine
-                .check(&target.host.to_string(), addr, port, ssh, target.timeout)
-                .await;
+            // Boxed: the SSH session's state machine is several KiB, and inlined it would make
+            // every probe's future (ICMP and TCP too) that large.
+            let (outcome, report) =
+                Box::pin(engine.check(&target.host.to_string(), addr, port, ssh, target.timeout))
+                    .await;
             return (outcome, Some(Box::new(report)));
         }
         let outcome = match target.probe {

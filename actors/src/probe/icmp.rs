@@ -114,8 +114,38 @@ fn open_client(kind: ICMP) -> std::io::Result<Client> {
             e
         }
     })?;
-    raise_recv_buffer(client.get_socket().get_native_sock());
+    let fd = client.get_socket().get_native_sock();
+    raise_recv_buffer(fd);
+    if kind == ICMP::V4 && client.get_socket().get_type() == socket2::Type::RAW {
+        filter_v4(fd);
+    }
     Ok(client)
+}
+
+/// ICMP types a raw IPv4 socket keeps: echo reply, and the errors that quote our request
+/// (destination unreachable, time exceeded, parameter problem).
+const KEPT_V4_TYPES: [u32; 4] = [0, 3, 11, 12];
+
+/// Best effort: a raw ICMP socket receives every ICMP packet the host gets — on loopback that
+/// includes a copy of each echo request we send, which doubles the packets read (each one a
+/// wake-up, a `recvfrom` and surge-ping's `getsockname`). Linux's `ICMP_FILTER` drops the other
+/// types in the kernel, before they are queued.
+fn filter_v4(fd: RawFd) {
+    const ICMP_FILTER: libc::c_int = 1; // linux/icmp.h, option level SOL_RAW
+    let blocked: u32 = !KEPT_V4_TYPES.iter().fold(0u32, |m, t| m | (1 << t));
+    // SAFETY: as in `raise_recv_buffer`; the value is the kernel's `struct icmp_filter`, one u32.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_RAW,
+            ICMP_FILTER,
+            (&blocked as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "no ICMP_FILTER on the raw socket");
+    }
 }
 
 /// Best effort: `SO_RCVBUFFORCE` (needs CAP_NET_ADMIN), else `SO_RCVBUF` (capped by
