@@ -6,15 +6,24 @@ use std::process::Command;
 
 use common::{bin, repo};
 
-#[test]
-fn check_config_summarises_a_valid_file() {
+/// Runs `ringpoll check-config --config PATH`: exit code, stdout, stderr.
+fn check_config(path: &std::path::Path) -> (Option<i32>, String, String) {
     let out = Command::new(bin())
         .args(["check-config", "--config"])
-        .arg(repo().join("config.toml"))
+        .arg(path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let text = String::from_utf8(out.stdout).unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_summarises_a_valid_file() {
+    let (code, text, _) = check_config(&repo().join("config.toml"));
+    assert_eq!(code, Some(0));
     assert!(text.contains("config.toml: OK"), "{text}");
     assert!(text.contains("node           n1"), "{text}");
     assert!(text.contains("256 (icmp 256, tcp 0, ssh 0)"), "{text}");
@@ -30,13 +39,8 @@ fn check_config_reports_path_line_col_and_exits_2() {
         "[node]\nname = \"n1\"\n[probe]\ninterval = \"1s\"\ntimeout = \"2s\"\n",
     )
     .unwrap();
-    let out = Command::new(bin())
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let (code, _, err) = check_config(&path);
+    assert_eq!(code, Some(2));
     assert_eq!(
         err.trim(),
         format!(
@@ -183,4 +187,97 @@ fn sweep_probes_every_target_once_and_summarises() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("is neither an IP address nor a valid host name"));
+}
+
+/// Issue 7: a hosts file of a million lines, with blank lines, comments, a duplicate, an
+/// invalid address, and a /8 block: each gets a clear error or a clear limit naming where, and
+/// a valid file is taken whole (no silent truncation).
+#[test]
+fn a_million_line_hosts_file_gets_clear_errors_and_a_clear_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts.txt");
+    let config = dir.path().join("c.toml");
+    // 1,000,000 distinct loopback addresses (127.1.0.0 upwards) on 1,100,000 lines: every
+    // tenth line is blank or a comment.
+    let addr = |i: u32| std::net::Ipv4Addr::from(0x7f01_0000u32 + i);
+    let mut text = String::with_capacity(20 << 20);
+    let mut line_of = Vec::with_capacity(1_000_000);
+    let mut line = 0usize;
+    for i in 0..1_000_000u32 {
+        if i % 10 == 0 {
+            line += 1;
+            text.push_str(if i % 20 == 0 { "\n" } else { "# a comment\n" });
+        }
+        line += 1;
+        line_of.push(line);
+        text.push_str(&format!("{}\n", addr(i)));
+    }
+    std::fs::write(&hosts, &text).unwrap();
+    let check = |max: Option<usize>| {
+        let limit = max.map_or(String::new(), |m| format!("[probe]\nmax_targets = {m}\n"));
+        std::fs::write(
+            &config,
+            format!("[node]\nname = \"n1\"\n{limit}[[targets]]\nfile = \"hosts.txt\"\nprobe = \"icmp\"\n"),
+        )
+        .unwrap();
+        check_config(&config)
+    };
+
+    // All of it, when the limit allows.
+    let (code, out, err) = check(Some(1_048_576));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("targets        1000000 (icmp 1000000"),
+        "{out}"
+    );
+
+    // The default limit (262,144) stops at the first target over it, named by line.
+    let (code, _, err) = check(None);
+    assert_eq!(code, Some(2));
+    let over = line_of[262_144];
+    assert!(
+        err.contains(&format!(
+            "hosts.txt:{over}:1: more than probe.max_targets = 262144 targets"
+        )),
+        "{err}"
+    );
+
+    // A repeat near the end names both lines.
+    let mut dup = text.clone();
+    dup.push_str(&format!("{}\n", addr(123_456)));
+    std::fs::write(&hosts, &dup).unwrap();
+    let (code, _, err) = check(Some(1_048_576));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(&format!(
+            "hosts.txt:{}:1: duplicate target icmp/{}: already listed by {}:{}",
+            line + 1,
+            addr(123_456),
+            hosts.display(),
+            line_of[123_456]
+        )),
+        "{err}"
+    );
+
+    // An invalid address in the middle is named by line.
+    let bad = text.replacen(&format!("\n{}\n", addr(500_000)), "\n127.1.300.1\n", 1);
+    std::fs::write(&hosts, &bad).unwrap();
+    let (code, _, err) = check(Some(1_048_576));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(&format!("hosts.txt:{}:1: ", line_of[500_000])) && err.contains("127.1.300.1"),
+        "{err}"
+    );
+
+    // A /8 is refused before anything is expanded.
+    std::fs::write(
+        &config,
+        "[node]\nname = \"n1\"\n[[targets]]\ncidr = \"127.0.0.0/8\"\nprobe = \"icmp\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = check_config(&config);
+    assert_eq!(code, Some(2));
+    assert!(err.contains(
+        "127.0.0.0/8 has 16777216 addresses, more than the 262144 left under probe.max_targets"
+    ));
 }

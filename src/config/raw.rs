@@ -537,7 +537,7 @@ impl RawConfig {
                 flush_interval,
             },
             supervision,
-            targets: expander.finish(),
+            targets: expander.finish()?,
             groups,
         })
     }

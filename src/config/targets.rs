@@ -5,7 +5,6 @@
 //! A CIDR block yields every address in it, the network and broadcast addresses included
 //! (`127.0.0.0/24` is 256 targets); list hosts, or use narrower blocks, to leave some out.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv4AddrRange, Ipv6AddrRange};
 use toml::Spanned;
 
-use ringpoll_actors::model::{Host, Labels, ProbeKind, TargetKey, TargetSpec};
+use ringpoll_actors::model::{Host, Labels, ProbeKind, TargetSpec};
 use ringpoll_actors::probe::health::Thresholds;
 use ringpoll_actors::probe::ssh::SshTarget;
 
@@ -26,18 +25,30 @@ pub(super) struct Expander<'a> {
     loc: &'a Locator<'a>,
     base: &'a Path,
     max: usize,
-    /// Where each target was listed (rendered only for a duplicate's error message).
-    seen: HashMap<TargetKey, Origin>,
+    /// Where each target was listed, in the order of `out` (rendered only for a duplicate's
+    /// error message).
+    origins: Vec<Origin>,
+    /// The places targets are listed in; `Origin::source` indexes this.
+    sources: Vec<Source>,
     out: Vec<Arc<TargetSpec>>,
 }
 
-/// Where a target was listed.
-#[derive(Clone, Debug)]
-enum Origin {
-    /// In the config file, under `key`, at byte `offset`.
-    Config { key: Arc<str>, offset: usize },
-    /// In a hosts file, on `line`.
-    File { path: Arc<Path>, line: usize },
+/// A place targets are listed in.
+#[derive(Debug)]
+enum Source {
+    /// The config file, under `key`; positions are byte offsets.
+    Config { key: String },
+    /// A hosts file; positions are line numbers.
+    File { path: std::path::PathBuf },
+}
+
+/// Where a target was listed: a source, a position in it (a byte offset in the config, a line
+/// in a hosts file) and, for hosts files, the column. Small and `Copy`: one is kept per target.
+#[derive(Clone, Copy, Debug)]
+struct Origin {
+    source: usize,
+    pos: usize,
+    col: usize,
 }
 
 /// The settings shared by a group's targets.
@@ -57,7 +68,8 @@ impl<'a> Expander<'a> {
             loc,
             base,
             max,
-            seen: HashMap::new(),
+            origins: Vec::new(),
+            sources: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -66,8 +78,66 @@ impl<'a> Expander<'a> {
         self.out.len()
     }
 
-    pub(super) fn finish(self) -> Vec<Arc<TargetSpec>> {
-        self.out
+    /// The targets, once none is listed twice. Duplicates are found here, after every group
+    /// is expanded, by sorting hashes of the keys: at 65,536 targets that is about a third of
+    /// the cost of a hash map filled as targets are added. The duplicate reported is the first
+    /// repeat in listing order, with where it was first listed.
+    pub(super) fn finish(self) -> Result<Vec<Arc<TargetSpec>>, ConfigError> {
+        let hash = |t: &TargetSpec| {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            h.update(t.probe.as_str().as_bytes());
+            h.update(&[0]);
+            h.update(t.id.as_bytes());
+            h.digest()
+        };
+        let mut keyed: Vec<(u64, usize)> = self
+            .out
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (hash(t), i))
+            .collect();
+        keyed.sort_unstable();
+        // (repeat, first listing), with the smallest repeat index.
+        let mut found: Option<(usize, usize)> = None;
+        for run in keyed.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+            for (k, &(_, later)) in run.iter().enumerate() {
+                let first = run[..k]
+                    .iter()
+                    .map(|&(_, i)| i)
+                    .find(|&i| self.out[i].key() == self.out[later].key());
+                if let Some(first) = first {
+                    if found.is_none_or(|(r, _)| later < r) {
+                        found = Some((later, first));
+                    }
+                }
+            }
+        }
+        match found {
+            None => Ok(self.out),
+            Some((later, first)) => Err(self.duplicate(later, first)),
+        }
+    }
+
+    /// The error for target `later`, which repeats target `first`.
+    fn duplicate(&self, later: usize, first: usize) -> ConfigError {
+        let key = self.out[later].key();
+        let first = self.origins[first];
+        let first = match &self.sources[first.source] {
+            Source::Config { key } => where_in(self.loc, first.pos, key),
+            Source::File { path } => format!("{}:{}", path.display(), first.pos),
+        };
+        let msg =
+            format!("duplicate target {key}: already listed by {first}; list each target once");
+        let at = self.origins[later];
+        match &self.sources[at.source] {
+            Source::Config { .. } => self.loc.at(at.pos, msg),
+            Source::File { path } => ConfigError::At {
+                path: path.clone(),
+                line: at.pos,
+                col: at.col,
+                msg,
+            },
+        }
     }
 
     /// Adds the targets of group `i`; returns a short description of where they came from.
@@ -122,15 +192,18 @@ impl<'a> Expander<'a> {
                     format!("targets[{i}].hosts is empty; list at least one host"),
                 ));
             }
-            let hosts_key: Arc<str> = format!("targets[{i}].hosts").into();
+            let source = self.source(Source::Config {
+                key: format!("targets[{i}].hosts"),
+            });
             for h in hosts.get_ref() {
                 let at = h.span().start;
                 let host = Host::parse(h.get_ref())
                     .map_err(|m| self.loc.at(at, format!("targets[{i}].hosts: {m}")))?;
                 let loc = self.loc;
-                let origin = Origin::Config {
-                    key: hosts_key.clone(),
-                    offset: at,
+                let origin = Origin {
+                    source,
+                    pos: at,
+                    col: 0,
                 };
                 self.add(host, &t, origin, |msg| loc.at(at, msg))?;
             }
@@ -194,10 +267,12 @@ impl<'a> Expander<'a> {
                 ),
             ));
         }
-        let origin = Origin::Config {
-            key: key.clone().into(),
-            offset: at,
+        let origin = Origin {
+            source: self.source(Source::Config { key }),
+            pos: at,
+            col: 0,
         };
+        self.reserve(size as usize);
         let addrs: Box<dyn Iterator<Item = IpAddr>> = match net {
             IpNet::V4(n) => {
                 Box::new(Ipv4AddrRange::new(n.network(), n.broadcast()).map(IpAddr::V4))
@@ -208,7 +283,7 @@ impl<'a> Expander<'a> {
         };
         for ip in addrs {
             let loc = self.loc;
-            self.add(Host::Ip(ip), t, origin.clone(), |msg| loc.at(at, msg))?;
+            self.add(Host::Ip(ip), t, origin, |msg| loc.at(at, msg))?;
         }
         Ok(())
     }
@@ -228,7 +303,8 @@ impl<'a> Expander<'a> {
             )
         })?;
         let floc = Locator::new(&path, &text);
-        let shared_path: Arc<Path> = path.clone().into();
+        self.reserve(text.lines().count().min(self.max - self.out.len()));
+        let source = self.source(Source::File { path: path.clone() });
         let mut offset = 0usize;
         let mut count = 0usize;
         for (line_no, line) in text.split_inclusive('\n').enumerate() {
@@ -246,9 +322,10 @@ impl<'a> Expander<'a> {
                     format!("{m}; expected one host per line (# starts a comment)"),
                 )
             })?;
-            let origin = Origin::File {
-                path: shared_path.clone(),
-                line: line_no + 1,
+            let origin = Origin {
+                source,
+                pos: line_no + 1,
+                col: at - start + 1,
             };
             self.add(host, t, origin, |msg| floc.at(at, msg))?;
             count += 1;
@@ -260,6 +337,17 @@ impl<'a> Expander<'a> {
             ));
         }
         Ok(())
+    }
+
+    fn source(&mut self, source: Source) -> usize {
+        self.sources.push(source);
+        self.sources.len() - 1
+    }
+
+    /// Makes room for `n` more targets at once.
+    fn reserve(&mut self, n: usize) {
+        self.origins.reserve(n);
+        self.out.reserve(n);
     }
 
     fn add(
@@ -287,17 +375,7 @@ impl<'a> Expander<'a> {
         if let Some(ssh) = &t.ssh {
             spec = spec.with_ssh(ssh.clone());
         }
-        let key = spec.key();
-        if let Some(first) = self.seen.get(&key) {
-            let first = match first {
-                Origin::Config { key, offset } => where_in(self.loc, *offset, key),
-                Origin::File { path, line } => format!("{}:{line}", path.display()),
-            };
-            return Err(err(format!(
-                "duplicate target {key}: already listed by {first}; list each target once"
-            )));
-        }
-        self.seen.insert(key, origin);
+        self.origins.push(origin);
         self.out.push(Arc::new(spec));
         Ok(())
     }

@@ -852,3 +852,44 @@ mod fuzz {
         }
     }
 }
+
+mod duplicates {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// The sort-based duplicate check agrees with the obvious one: the error names the first
+        /// host (in listing order) that repeats an earlier one, and where that one was listed.
+        #[test]
+        fn the_first_repeat_in_listing_order_is_reported(
+            // Two groups drawn from a small pool, so repeats are common but not certain.
+            a in prop::collection::vec(0u8..24, 1..12),
+            b in prop::collection::vec(0u8..24, 1..12),
+        ) {
+            let list = |v: &[u8]| v.iter().map(|x| format!("\"127.0.0.{x}\"")).collect::<Vec<_>>().join(", ");
+            let text = format!(
+                "{NODE}[[targets]]\nhosts = [{}]\nprobe = \"icmp\"\n[[targets]]\nhosts = [{}]\nprobe = \"icmp\"\n",
+                list(&a),
+                list(&b)
+            );
+            let all: Vec<u8> = a.iter().chain(&b).copied().collect();
+            let repeat = (0..all.len()).find(|&i| all[..i].contains(&all[i]));
+            match (repeat, parse_str(&text)) {
+                (None, Ok(s)) => prop_assert_eq!(s.targets.len(), all.len()),
+                (Some(i), Err(e)) => {
+                    let e = e.to_string();
+                    let first = all.iter().position(|x| *x == all[i]).unwrap();
+                    let key = |j: usize| if j < a.len() { "targets[0].hosts" } else { "targets[1].hosts" };
+                    prop_assert!(e.contains(&format!("duplicate target icmp/127.0.0.{}: already listed by {}", all[i], key(first))), "{}", e);
+                    // The error points at the repeat: line 4 holds group 0's hosts, line 7
+                    // group 1's, each entry after `hosts = [` and the entries before it.
+                    let (line, before) = if i < a.len() { (4, &a[..i]) } else { (7, &b[..i - a.len()]) };
+                    let col = 10 + before.iter().map(|x| format!("\"127.0.0.{x}\", ").len()).sum::<usize>();
+                    prop_assert!(e.starts_with(&format!("test.toml:{line}:{col}: ")), "{}", e);
+                }
+                (want, got) => prop_assert!(false, "expected repeat {:?}, got {:?}", want, got.map(|s| s.targets.len())),
+            }
+        }
+    }
+}
