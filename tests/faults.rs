@@ -8,7 +8,15 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{last_ring, now_ms, wait_until, Netns, Node};
+use common::{last_ring, now_ms, wait_until, Coverage, Netns, Node};
+
+const INTERVAL_MS: i64 = 1_000;
+/// Detection of a silent peer (suspect at 1.2 s, dead at 2.2 s) is bounded by 3 s.
+const SILENT_DETECTION_MS: i64 = 3_000;
+/// Detection of a closed connection (kill -9) is bounded by 1 s.
+const CLOSED_DETECTION_MS: i64 = 1_000;
+/// Room for a probe's own duration and the ring's debounce in a gap bound.
+const SLACK_MS: i64 = 500;
 
 fn start(ns: &Netns, n: u8, seeds: &[u8]) -> Node {
     let name = format!("n{n}");
@@ -104,22 +112,15 @@ fn a_partitioned_node_and_the_rest_each_cover_every_target_and_reform_after_heal
     wait_until("three rounds", Duration::from_secs(6), || {
         (now_ms() > from + 3_500).then_some(())
     });
-    let mut all = Vec::new();
-    for n in [&n1, &n2, &n3] {
-        all.extend(n.results());
-    }
-    for (target, v) in common::by_target_node(&all) {
-        let probers: BTreeSet<&str> = v
-            .iter()
-            .filter(|r| r.0 >= from && r.0 < from + 3_000)
-            .map(|r| r.1.as_str())
-            .collect();
-        assert_eq!(
-            probers.len(),
-            1,
-            "{target} probed by {probers:?} after healing"
-        );
-    }
+    let nodes = [&n1, &n2, &n3];
+    // From before the cut to the end, no target went longer than detection + one interval
+    // without a result from some node.
+    Coverage::of_nodes(&nodes, cut - INTERVAL_MS, now_ms(), INTERVAL_MS, 1)
+        .assert_gaps_within(64, SILENT_DETECTION_MS + INTERVAL_MS + SLACK_MS);
+    // After healing, each round of each target is probed by one node.
+    let healed_rounds = Coverage::of_nodes(&nodes, from, from + 3_000, INTERVAL_MS, 1);
+    healed_rounds.assert_no_over_replication();
+    healed_rounds.assert_gaps_within(64, INTERVAL_MS + SLACK_MS);
 }
 
 #[test]
@@ -142,6 +143,10 @@ fn a_frozen_node_is_evicted_then_readmitted_without_leaving_targets_uncovered() 
     wait_until("a 2-member ring again", Duration::from_secs(5), || {
         converged(&[&n1, &n2], 2).then_some(())
     });
+    // No target went longer than detection + one interval without a result, from the freeze
+    // to after the re-admission.
+    Coverage::of_nodes(&[&n1, &n2], stopped - INTERVAL_MS, now_ms(), INTERVAL_MS, 1)
+        .assert_gaps_within(64, SILENT_DETECTION_MS + INTERVAL_MS + SLACK_MS);
 }
 
 #[test]
@@ -152,11 +157,13 @@ fn hostile_traffic_on_the_cluster_port_does_not_stop_a_node_or_keep_others_out()
     n1.wait_log("cluster node listening", 1, Duration::from_secs(5));
     // The clients run inside the namespace too, through a small helper: python3 opens the
     // connections (garbage, an oversized length prefix, 1,000 silent ones) and holds them.
+    // One client stops mid-handshake: its frame announces 64 bytes and sends 10 of them.
     let script = r#"
 import socket, struct, time
 a = ("127.66.0.1", 4701)
 s = socket.create_connection(a); s.sendall(b"\xff" * 64)
 s = socket.create_connection(a); s.sendall(struct.pack(">Q", 1 << 40))
+partial = socket.create_connection(a); partial.sendall(struct.pack(">Q", 64) + b"\x0a\x08n-partia")
 held = []
 for _ in range(1000):
     try:
@@ -164,6 +171,12 @@ for _ in range(1000):
     except OSError:
         pass
 print("opened", len(held), flush=True)
+partial.settimeout(10)
+try:
+    closed = partial.recv(1) == b""
+except OSError:
+    closed = True
+print("partial closed" if closed else "partial open", flush=True)
 time.sleep(30)
 "#;
     let mut hostile = Command::new("ip")
@@ -173,10 +186,10 @@ time.sleep(30)
         .expect("python3");
     let mut line = String::new();
     use std::io::BufRead;
-    std::io::BufReader::new(hostile.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = std::io::BufReader::new(hostile.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
     assert!(line.starts_with("opened"), "{line}");
+    let hostile_from = now_ms();
     // The node keeps polling, and a legitimate node still joins within a few seconds.
     let before = n1.results().len();
     let n2 = start(&ns, 2, &[1]);
@@ -199,6 +212,13 @@ time.sleep(30)
         1,
         Duration::from_secs(8),
     );
+    // So is the one that stopped mid-handshake.
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "partial closed");
+    // n1 never missed a round meanwhile; n2's joining hands targets over without a gap.
+    Coverage::of_nodes(&[&n1, &n2], hostile_from, now_ms(), INTERVAL_MS, 1)
+        .assert_gaps_within(64, INTERVAL_MS + SLACK_MS);
     let _ = hostile.kill();
     let _ = hostile.wait();
     let _ = std::io::stderr().flush();
@@ -238,6 +258,7 @@ fn a_full_disk_is_reported_held_in_memory_and_recovered_from() {
     std::fs::write(&filler, vec![0u8; 240 * 1024]).unwrap();
     let config = "[node]\nname = \"disk\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"200ms\"\n[results]\nflush_interval = \"200ms\"\n[[targets]]\ncidr = \"127.0.0.0/26\"\nprobe = \"icmp\"\n";
     let results_arg = results.display().to_string();
+    let started = now_ms();
     let mut node = Node::start_args(config, &["--results", &results_arg], &[]);
     node.wait_log("results writer failing", 1, Duration::from_secs(15));
     // Free the space: the held results are written and writing goes on.
@@ -252,8 +273,17 @@ fn a_full_disk_is_reported_held_in_memory_and_recovered_from() {
                 .then_some(())
         },
     );
+    // A few whole rounds in the coverage window below.
+    wait_until("4 s of running", Duration::from_secs(5), || {
+        (now_ms() > started + 4_000).then_some(())
+    });
+    let stopping = now_ms();
     node.signal(libc::SIGTERM);
     assert_eq!(node.wait_exit(Duration::from_secs(8)).code(), Some(0));
+    // Every round of every target is in the file: what was held while the disk was full was
+    // written after it recovered (interval 500 ms; the first round starts within 2 s).
+    Coverage::of_nodes(&[&node], started + 2_000, stopping, 500, 1)
+        .assert_gaps_within(64, 500 + SLACK_MS);
     // Only complete lines, each one a result.
     let text = std::fs::read_to_string(&results).unwrap();
     assert!(text.ends_with('\n'));
@@ -283,8 +313,12 @@ fn a_node_killed_and_restarted_twenty_times_rejoins_every_time() {
     wait_until("a 2-member ring", Duration::from_secs(15), || {
         converged(&[&n1, &n2], 2).then_some(())
     });
+    let from = now_ms();
+    // Each incarnation of n2 writes its own results file; keep them all for the coverage check.
+    let mut results = Vec::new();
     for round in 1..=20 {
         n2.kill9();
+        results.extend(n2.results());
         n1.wait_log(
             "member n2 dead (connection closed",
             round,
@@ -304,4 +338,10 @@ fn a_node_killed_and_restarted_twenty_times_rejoins_every_time() {
         (covered_by(&[&n1, &n2], after).len() == 32).then_some(())
     });
     assert!(n1.log().matches("member n2 joined").count() >= 21);
+    // Through the 20 crashes, no target went longer than detection + one interval without a
+    // result.
+    results.extend(n1.results());
+    results.extend(n2.results());
+    Coverage::of(&results, from, now_ms(), INTERVAL_MS, 1)
+        .assert_gaps_within(32, CLOSED_DETECTION_MS + INTERVAL_MS + SLACK_MS);
 }

@@ -304,3 +304,132 @@ pub fn last_ring(node: &Node) -> Option<(String, usize)> {
         field("members=")?.parse().ok()?,
     ))
 }
+
+/// What the coverage checker found for one target.
+#[derive(Debug, Clone)]
+pub struct TargetCoverage {
+    /// The longest time without a result from any node, in ms; the window's edges count (from
+    /// its start to the first result, from the last result to its end).
+    pub largest_gap_ms: i64,
+    /// Results in the window.
+    pub results: usize,
+    /// Rounds probed by more distinct nodes than `replicas`: (slot time, the nodes).
+    pub over_replicated: Vec<(i64, Vec<String>)>,
+}
+
+/// The coverage checker of the fault tests: reads every node's results and reports, per target,
+/// the largest gap between consecutive results and the rounds probed by more owners than
+/// `replicas`, within `[from, to]` (ms since the epoch).
+#[derive(Debug)]
+pub struct Coverage {
+    pub targets: std::collections::BTreeMap<String, TargetCoverage>,
+    from: i64,
+    to: i64,
+}
+
+impl Coverage {
+    /// Checks `results` (all nodes' result lines) for targets probed every `interval_ms`.
+    pub fn of(results: &[Value], from: i64, to: i64, interval_ms: i64, replicas: usize) -> Self {
+        assert!(from < to, "an empty coverage window [{from}, {to}]");
+        let mut targets = std::collections::BTreeMap::new();
+        let probes: Vec<Value> = results
+            .iter()
+            .filter(|r| r.get("event").is_none())
+            .cloned()
+            .collect();
+        for (target, v) in by_target_node(&probes) {
+            // A target's slots keep one phase: the median of its results' phases. Each result
+            // belongs to the nearest slot, so completion jitter does not split a round.
+            let mut phases: Vec<i64> = v.iter().map(|r| r.0.rem_euclid(interval_ms)).collect();
+            phases.sort_unstable();
+            let phase = phases[phases.len() / 2];
+            let inside: Vec<&(i64, String, bool)> =
+                v.iter().filter(|r| r.0 >= from && r.0 <= to).collect();
+            let mut edges = vec![from];
+            edges.extend(inside.iter().map(|r| r.0));
+            edges.push(to);
+            let largest_gap_ms = edges.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+            let mut rounds: std::collections::BTreeMap<i64, std::collections::BTreeSet<&str>> =
+                Default::default();
+            for r in &inside {
+                let slot = (r.0 - phase + interval_ms / 2).div_euclid(interval_ms);
+                rounds.entry(slot).or_default().insert(r.1.as_str());
+            }
+            let over_replicated = rounds
+                .into_iter()
+                .filter(|(_, nodes)| nodes.len() > replicas)
+                .map(|(slot, nodes)| {
+                    (
+                        slot * interval_ms + phase,
+                        nodes.into_iter().map(String::from).collect(),
+                    )
+                })
+                .collect();
+            targets.insert(
+                target,
+                TargetCoverage {
+                    largest_gap_ms,
+                    results: inside.len(),
+                    over_replicated,
+                },
+            );
+        }
+        Coverage { targets, from, to }
+    }
+
+    /// Reads the results of `nodes` and checks them (see `of`).
+    pub fn of_nodes(
+        nodes: &[&Node],
+        from: i64,
+        to: i64,
+        interval_ms: i64,
+        replicas: usize,
+    ) -> Self {
+        let mut all = Vec::new();
+        for n in nodes {
+            all.extend(n.results());
+        }
+        Coverage::of(&all, from, to, interval_ms, replicas)
+    }
+
+    /// The target with the largest gap, and the gap.
+    pub fn worst_gap(&self) -> Option<(&str, i64)> {
+        self.targets
+            .iter()
+            .map(|(t, c)| (t.as_str(), c.largest_gap_ms))
+            .max_by_key(|(_, g)| *g)
+    }
+
+    /// Every one of `expected` targets had results, and none went more than `bound_ms` without.
+    pub fn assert_gaps_within(&self, expected: usize, bound_ms: i64) {
+        assert_eq!(
+            self.targets.len(),
+            expected,
+            "targets with results in [{}, {}]",
+            self.from,
+            self.to
+        );
+        let (worst, gap) = self.worst_gap().expect("targets");
+        eprintln!("coverage: largest gap {gap} ms ({worst}), bound {bound_ms} ms");
+        assert!(
+            gap <= bound_ms,
+            "{worst} went {gap} ms without a result (bound {bound_ms} ms) in a {} ms window: {:?}",
+            self.to - self.from,
+            self.targets[worst]
+        );
+    }
+
+    /// No round of any target was probed by more nodes than `replicas`.
+    pub fn assert_no_over_replication(&self) {
+        let over: Vec<(&String, &TargetCoverage)> = self
+            .targets
+            .iter()
+            .filter(|(_, c)| !c.over_replicated.is_empty())
+            .take(5)
+            .collect();
+        assert!(
+            over.is_empty(),
+            "rounds probed by more owners than replicas: {over:?}"
+        );
+    }
+}
