@@ -222,7 +222,8 @@ fn crashed_and_frozen_nodes_are_replaced_and_the_frozen_one_rejoins() {
 
     // SIGSTOP: the socket stays open; the failure detector evicts it within 3 s.
     wait_converged(&[&n1, &n2], 2, Duration::from_secs(5));
-    // Until now, no target went longer than detection + one interval without a result.
+    // Until now, no target went longer than detection (≤ 1 s) + one interval without a
+    // result: a slot the dead node missed is made up for by its target's new owner at once.
     let stopped_at = now_ms();
     Coverage::of_nodes(
         &[&n1, &n2, &n3],
@@ -231,7 +232,7 @@ fn crashed_and_frozen_nodes_are_replaced_and_the_frozen_one_rejoins() {
         INTERVAL_MS,
         1,
     )
-    .assert_gaps_within(256, 1_000 + 2 * INTERVAL_MS);
+    .assert_gaps_within(256, 1_000 + INTERVAL_MS + 500);
     n2.signal(libc::SIGSTOP);
     n1.wait_log("member n2 dead (", 1, Duration::from_secs(4));
     let dead_line = n1

@@ -34,6 +34,9 @@ pub struct MembershipView {
     pub members: BTreeMap<NodeName, u32>,
     /// Increases with every change of `members`.
     pub version: u64,
+    /// Members that died (crashed or froze; not those that left), with the wall-clock time
+    /// each was last heard. A target such a member owned may have missed its slots since.
+    pub dead: BTreeMap<NodeName, std::time::SystemTime>,
 }
 
 impl MembershipView {
@@ -43,6 +46,7 @@ impl MembershipView {
             members: BTreeMap::from([(me.clone(), weight)]),
             me,
             version: 1,
+            dead: BTreeMap::new(),
         }
     }
 }

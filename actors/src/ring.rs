@@ -178,7 +178,11 @@ impl RingOwnerState {
             .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(view));
     }
 
-    fn send_assignment(&self, handed_off: Vec<TargetKey>) {
+    fn send_assignment(
+        &self,
+        handed_off: Vec<TargetKey>,
+        missed: BTreeMap<TargetKey, std::time::SystemTime>,
+    ) {
         self.publish_view();
         let Some(ring) = &self.ring else { return };
         self.refs.probes.cast(ProbeSupMsg::Assign {
@@ -187,7 +191,38 @@ impl RingOwnerState {
             targets: self.targets_of(&self.owned),
             keep: self.targets_of(&self.keep),
             handed_off,
+            missed,
         });
+    }
+
+    /// Of the targets this node gains (`new_owned` minus the owned set), those whose owner in
+    /// the ring being replaced has died, with when it was last heard (the earliest, for a
+    /// target with several dead owners). Must run before `placement` and `ring` are replaced.
+    fn missed_by_dead_owners(
+        &self,
+        new_owned: &BTreeSet<usize>,
+        dead: &BTreeMap<NodeName, std::time::SystemTime>,
+    ) -> BTreeMap<TargetKey, std::time::SystemTime> {
+        let Some(old) = &self.ring else {
+            return BTreeMap::new();
+        };
+        if dead.is_empty() {
+            return BTreeMap::new();
+        }
+        new_owned
+            .difference(&self.owned)
+            .filter_map(|&i| {
+                let since = self
+                    .placement
+                    .owners
+                    .get(i)?
+                    .iter()
+                    .filter_map(|&o| old.members().get(usize::from(o)))
+                    .filter_map(|(name, _)| dead.get(name))
+                    .min()?;
+                Some((self.keys[i].clone(), *since))
+            })
+            .collect()
     }
 
     fn schedule_rebuild(&mut self, myself: &ActorRef<RingOwnerMsg>) {
@@ -217,6 +252,7 @@ impl RingOwnerState {
             Some(me) => placement.owned_by(me).collect(),
             None => BTreeSet::new(),
         };
+        let missed = self.missed_by_dead_owners(&new_owned, &view.dead);
         self.placement = Arc::new(placement);
         let lost: BTreeSet<usize> = self.owned.difference(&new_owned).copied().collect();
         let gained = new_owned.difference(&self.owned).count();
@@ -248,8 +284,16 @@ impl RingOwnerState {
             lost.len()
         );
         self.ring = Some(ring);
+        if !missed.is_empty() {
+            tracing::info!(
+                epoch = self.epoch,
+                targets = missed.len(),
+                "{} target(s) taken over from dead members; those whose slot passed since are probed now",
+                missed.len()
+            );
+        }
         let handed_off = lost.iter().map(|&i| self.keys[i].clone()).collect();
-        self.send_assignment(handed_off);
+        self.send_assignment(handed_off, missed);
         self.check_release();
     }
 
@@ -270,7 +314,7 @@ impl RingOwnerState {
                 self.keep.len()
             );
             self.keep.clear();
-            self.send_assignment(Vec::new());
+            self.send_assignment(Vec::new(), BTreeMap::new());
         }
         if self.keep.is_empty() && self.left {
             if let Some(reply) = self.leave_reply.take() {
@@ -339,7 +383,7 @@ impl Actor for RingOwner {
                 state.peers = peers;
                 state.check_release();
             }
-            RingOwnerMsg::Resend => state.send_assignment(Vec::new()),
+            RingOwnerMsg::Resend => state.send_assignment(Vec::new(), BTreeMap::new()),
             RingOwnerMsg::Leave(reply) => {
                 state.left = true;
                 state.leave_reply = Some(reply);

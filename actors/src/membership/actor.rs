@@ -358,6 +358,14 @@ impl MembershipState {
                 me: self.me.clone(),
                 members: net.table.ring_members(self.weight),
                 version: net.table.version(),
+                dead: {
+                    let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+                    net.table
+                        .dead_silences(now)
+                        .into_iter()
+                        .map(|(n, silent)| (n, wall.checked_sub(silent).unwrap_or(wall)))
+                        .collect()
+                },
             },
         }
     }

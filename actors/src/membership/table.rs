@@ -299,6 +299,16 @@ impl MembershipTable {
         self.members.get(name).map(|m| m.state)
     }
 
+    /// The members declared dead (crashed or frozen, not left), and how long before `now` each
+    /// was last heard: the probes of a target such a member owned may have been missed since.
+    pub fn dead_silences(&self, now: Instant) -> BTreeMap<NodeName, Duration> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.state == MemberState::Dead)
+            .map(|(n, m)| (n.clone(), now.saturating_duration_since(m.last_heard)))
+            .collect()
+    }
+
     /// Seconds since `name` was last heard.
     pub fn silence(&self, name: &NodeName, now: Instant) -> Option<Duration> {
         self.members

@@ -38,6 +38,9 @@ pub struct ProbeArgs {
     pub ctx: Arc<ProbeContext>,
     /// The target's state as last known (handed over by its previous owner), if any.
     pub initial: Option<TargetState>,
+    /// When the target's previous owner was last heard, if it died: a slot after that was
+    /// missed and is made up for at once (see [`ProbeSchedule::first_slot`]).
+    pub missed_since: Option<SystemTime>,
 }
 
 /// Messages of the probe actor (local only: per-host actors are never remotable).
@@ -98,6 +101,7 @@ impl Actor for ProbeActor {
             target,
             ctx,
             initial,
+            missed_since,
         }: ProbeArgs,
     ) -> Result<ProbeState, ActorProcessingErr> {
         let key = target.key();
@@ -108,11 +112,22 @@ impl Actor for ProbeActor {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let delay = schedule.until_first(since_epoch);
-        myself.send_after(delay, || ProbeMsg::Tick);
+        let missed_since = missed_since.and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+        let first = schedule.first_slot(since_epoch, missed_since);
+        let now = Instant::now();
+        let due = if first.catch_up {
+            // The previous slot was missed: probe now, as that slot; the next follows on phase.
+            myself.send_message(ProbeMsg::Tick)?;
+            (now + first.delay)
+                .checked_sub(target.interval)
+                .unwrap_or(now)
+        } else {
+            myself.send_after(first.delay, || ProbeMsg::Tick);
+            now + first.delay
+        };
         Ok(ProbeState {
             schedule,
-            due: Instant::now() + delay,
+            due,
             seq: 0,
             seq_base: target_hash(&key) as u16,
             in_flight: None,
@@ -357,6 +372,7 @@ mod tests {
                 target: t,
                 ctx: ctx.clone(),
                 initial: None,
+                missed_since: None,
             },
         )
         .await
@@ -391,6 +407,7 @@ mod tests {
                 target: t,
                 ctx: ctx.clone(),
                 initial: None,
+                missed_since: None,
             },
         )
         .await
@@ -425,6 +442,7 @@ mod tests {
                 target: t,
                 ctx,
                 initial: None,
+                missed_since: None,
             },
         )
         .await
@@ -476,6 +494,7 @@ mod tests {
                 target: t,
                 ctx: ctx.clone(),
                 initial: None,
+                missed_since: None,
             },
         )
         .await
@@ -518,6 +537,7 @@ mod tests {
                 target: target(id, S, Duration::from_millis(950)),
                 ctx: ctx.clone(),
                 initial: None,
+                missed_since: None,
             };
             Actor::spawn(None, ProbeActor, args).await.unwrap();
         }

@@ -19,6 +19,15 @@ pub struct ProbeSchedule {
     phase: Duration,
 }
 
+/// See [`ProbeSchedule::first_slot`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstSlot {
+    /// Time to the next slot.
+    pub delay: Duration,
+    /// The previous slot (an interval before the next) was missed: probe now.
+    pub catch_up: bool,
+}
+
 /// The stable 64-bit hash of a target key that placement and phases are derived from.
 pub fn target_hash(key: &TargetKey) -> u64 {
     let mut buf = String::with_capacity(key.id.len() + 8);
@@ -59,6 +68,21 @@ impl ProbeSchedule {
         Duration::from_nanos(wait as u64)
     }
 
+    /// The first slot of a target this node starts probing at `since_epoch`: the delay to its
+    /// next slot, and whether its previous slot must be made up for now. That is the case when
+    /// the target's previous owner died (was last heard at `missed_since`, wall-clock time since
+    /// the epoch) before that slot: nobody probed it, and waiting for the next slot would leave
+    /// a gap of two intervals. Slots before `missed_since` were the dead owner's to probe.
+    pub fn first_slot(&self, since_epoch: Duration, missed_since: Option<Duration>) -> FirstSlot {
+        let delay = self.until_first(since_epoch);
+        let previous = (since_epoch + delay).checked_sub(self.interval);
+        let catch_up = match (missed_since, previous) {
+            (Some(heard), Some(prev)) => !delay.is_zero() && prev > heard,
+            _ => false,
+        };
+        FirstSlot { delay, catch_up }
+    }
+
     /// The next slot after the slot `due`, given that the probe of `due` finished at `now`.
     /// Returns the slot and how many slots were skipped because `now` is already past them
     /// (a round overrun, non-zero only when probes wait longer than an interval).
@@ -94,6 +118,62 @@ mod tests {
             xxhash_rust::xxh3::xxh3_64(b"icmp/127.0.0.1")
         );
         assert_eq!(xxhash_rust::xxh3::xxh3_64(b""), 0x2d06800538d394c2);
+    }
+
+    #[test]
+    fn a_slot_missed_since_the_previous_owner_died_is_made_up_for_at_once() {
+        let i = Duration::from_secs(10);
+        let s = ProbeSchedule::new(&key("127.0.0.9"), i);
+        let epoch_start = Duration::from_secs(1_700_000_000);
+        let slot = epoch_start + s.until_first(epoch_start); // a slot of this target
+        let ms = Duration::from_millis;
+        // Started 300 ms after a slot.
+        let now = slot + ms(300);
+        // The owner was last heard before that slot: nobody probed it.
+        let f = s.first_slot(now, Some(slot - ms(1)));
+        assert_eq!(
+            f,
+            FirstSlot {
+                delay: i - ms(300),
+                catch_up: true
+            }
+        );
+        // Last heard after it: the owner probed it; wait for the next slot.
+        assert!(!s.first_slot(now, Some(slot + ms(1))).catch_up);
+        // No dead owner (start-up, join, hand-off): never.
+        assert!(!s.first_slot(now, None).catch_up);
+        // Exactly on a slot: that slot is probed now anyway.
+        let on = s.first_slot(slot, Some(slot - i));
+        assert_eq!(
+            on,
+            FirstSlot {
+                delay: Duration::ZERO,
+                catch_up: false
+            }
+        );
+    }
+
+    proptest! {
+        /// Catching up probes at most the one slot after the owner was last heard, and never
+        /// one it could have probed.
+        #[test]
+        fn catch_up_only_covers_slots_after_the_owner_went_silent(
+            now_ms in 1_000_000u64..10_000_000,
+            silent_ms in 0u64..30_000,
+            interval_ms in 100u64..20_000,
+        ) {
+            let i = Duration::from_millis(interval_ms);
+            let s = ProbeSchedule::new(&key("127.0.0.9"), i);
+            let now = Duration::from_millis(now_ms);
+            let heard = now - Duration::from_millis(silent_ms.min(now_ms));
+            let f = s.first_slot(now, Some(heard));
+            prop_assert_eq!(f.delay, s.until_first(now));
+            let previous = now + f.delay - i;
+            prop_assert_eq!(f.catch_up, !f.delay.is_zero() && previous > heard);
+            if f.catch_up {
+                prop_assert!(previous <= now && previous > heard);
+            }
+        }
     }
 
     #[test]

@@ -13,10 +13,10 @@
 //! - Every few seconds it checks the node-wide overrun counter and logs when the node starts,
 //!   or stops, missing probe slots.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ractor::{
     Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
@@ -56,6 +56,9 @@ pub enum ProbeSupMsg {
         keep: Arc<[Arc<TargetSpec>]>,
         /// Targets just handed to other nodes: their states are sent along.
         handed_off: Vec<TargetKey>,
+        /// Targets taken over from a member that died, with when it was last heard: a slot
+        /// of theirs after that was missed and is made up for at once.
+        missed: BTreeMap<TargetKey, SystemTime>,
     },
     /// Target states handed over by another node.
     Inherit(Vec<HandoffState>),
@@ -165,8 +168,9 @@ impl Actor for ProbeSupervisor {
                 targets,
                 keep,
                 handed_off,
+                missed,
             } => {
-                state.assign(&myself, epoch, &targets, &keep).await;
+                state.assign(&myself, epoch, &targets, &keep, &missed).await;
                 state.ctx.refs.adopted.store(digest, Ordering::Relaxed);
                 state.hand_off(&handed_off);
             }
@@ -176,7 +180,7 @@ impl Actor for ProbeSupervisor {
                     c.generation == generation && c.actor.is_none() && !c.quarantined
                 });
                 if due && !state.stopping {
-                    state.spawn(&myself, &key).await;
+                    state.spawn(&myself, &key, None).await;
                     tracing::info!(host = %key.id, probe = %key.probe, "probe actor restarted");
                 }
             }
@@ -186,7 +190,7 @@ impl Actor for ProbeSupervisor {
                     c.budget = state.policy.budget();
                     tracing::info!(host = %key.id, probe = %key.probe, "quarantine over; starting the probe actor again");
                     if !state.stopping {
-                        state.spawn(&myself, &key).await;
+                        state.spawn(&myself, &key, None).await;
                     }
                 }
             }
@@ -243,6 +247,7 @@ impl ProbeSupState {
         epoch: u64,
         targets: &[Arc<TargetSpec>],
         keep: &[Arc<TargetSpec>],
+        missed: &BTreeMap<TargetKey, SystemTime>,
     ) {
         if self.stopping {
             return;
@@ -284,7 +289,7 @@ impl ProbeSupState {
                     quarantined: false,
                 },
             );
-            self.spawn(myself, &key).await;
+            self.spawn(myself, &key, missed.get(&key).copied()).await;
             started += 1;
         }
         tracing::info!(
@@ -344,7 +349,12 @@ impl ProbeSupState {
         }
     }
 
-    async fn spawn(&mut self, myself: &ActorRef<ProbeSupMsg>, key: &TargetKey) {
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<ProbeSupMsg>,
+        key: &TargetKey,
+        missed_since: Option<SystemTime>,
+    ) {
         let Some(child) = self.children.get_mut(key) else {
             return;
         };
@@ -354,6 +364,7 @@ impl ProbeSupState {
             target: child.target.clone(),
             ctx: self.ctx.clone(),
             initial,
+            missed_since,
         };
         match Actor::spawn_linked(None, ProbeActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -451,6 +462,7 @@ mod tests {
             targets,
             keep: Arc::new([]),
             handed_off: Vec::new(),
+            missed: BTreeMap::new(),
         }
     }
 
