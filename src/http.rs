@@ -166,6 +166,7 @@ async fn status_handler(State(app): State<Shared>, Query(q): Query<ScopeQuery>) 
                 "down": s.and_then(|s| s.get("down")).cloned(),
                 "restarts": s.and_then(|s| s.get("restarts")).map(|r| r.as_object().map_or(0, |o| o.values().filter_map(|v| v.as_u64()).sum::<u64>())),
                 "unprobed": s.and_then(|s| s.get("unprobed")).cloned(),
+                "results_dropped": s.and_then(|s| s.get("results_dropped")).cloned(),
             })
         })
         .collect();
@@ -175,6 +176,7 @@ async fn status_handler(State(app): State<Shared>, Query(q): Query<ScopeQuery>) 
         "ring_digest": local["ring_digest"],
         "replicas": view.as_ref().map(|v| v.ring.replicas()),
         "targets": { "total": app.targets.len(), "owned": local["owned"], "kept": local["kept"], "up": local["up"], "down": local["down"] },
+        "results": { "buffered": local["results_buffered"], "dropped": local["results_dropped"] },
         "members": members,
         "not_answering": missing,
     }))

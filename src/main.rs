@@ -100,5 +100,10 @@ fn run(settings: config::Settings) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("ringpoll")
         .build()?;
-    runtime.block_on(wiring::run_node(settings))
+    let result = runtime.block_on(wiring::run_node(settings));
+    // The shutdown has given every part its time. A sink writer blocked in a write (a consumer
+    // that stopped reading a FIFO, a hung network file system) must not keep the process alive;
+    // what it held is already counted as not written.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

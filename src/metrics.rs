@@ -169,6 +169,12 @@ impl prometheus_client::collector::Collector for NodeCollector {
             "Results dropped: a sink's buffer was full, or no sink was running (restarting)",
             &[(vec![], refs.state.results_dropped())],
         )?;
+        gauge(
+            &mut enc,
+            "ringpoll_results_buffered",
+            "Results waiting in memory for a slow or failing sink (its fullest lane)",
+            &[(vec![], refs.state.results_buffered() as f64)],
+        )?;
         counter(
             &mut enc,
             "ringpoll_round_overrun",

@@ -174,6 +174,12 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
                 results_dropped = report.results_dropped,
                 "node stopped"
             );
+            if report.results_unwritten > 0 {
+                return Err(anyhow!(
+                    "{} buffered result(s) could not be written: the result sink did not drain in time",
+                    report.results_unwritten
+                ));
+            }
             Ok(())
         }
         Ok(Err(err)) => Err(anyhow!("shutdown did not complete: {err}")),

@@ -345,3 +345,128 @@ fn a_node_killed_and_restarted_twenty_times_rejoins_every_time() {
     Coverage::of(&results, from, now_ms(), INTERVAL_MS, 1)
         .assert_gaps_within(32, CLOSED_DETECTION_MS + INTERVAL_MS + SLACK_MS);
 }
+
+/// RSS of a process in KiB, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_stuck_downstream_is_bounded_counted_and_recovered_from_and_does_not_hold_up_shutdown() {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    // The results "file" is a FIFO whose reader the test controls: while it does not read,
+    // the node's writes block once the pipe's 64 KiB are full (a stuck consumer).
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("results.fifo");
+    let path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let mut reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let config = "[node]\nname = \"stuck\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"200ms\"\n\
+                  [results]\nbuffer = 1000\nflush_interval = \"100ms\"\n\
+                  [[targets]]\ncidr = \"127.0.0.0/24\"\nprobe = \"icmp\"\n";
+    let http = "127.68.0.1:9464";
+    let fifo_arg = fifo.display().to_string();
+    let mut node = Node::start_args(config, &["--results", &fifo_arg, "--http", http], &[]);
+    let status = || common::http_json(http, "/status");
+
+    // 512 results a second against a reader that reads nothing: the buffer fills and the rest
+    // is dropped and counted; what is held stays within the buffer (and one batch in the
+    // blocked writer), so memory stays flat while drops climb.
+    node.wait_log(
+        "results dropped: the buffer is full",
+        1,
+        Duration::from_secs(10),
+    );
+    let dropped = |s: &serde_json::Value| s["results"]["dropped"].as_u64().unwrap_or(0);
+    let first = wait_until("status", Duration::from_secs(5), status);
+    let rss_then = rss_kib(node.pid());
+    let mut last = dropped(&first);
+    for _ in 0..6 {
+        std::thread::sleep(Duration::from_millis(500));
+        let s = wait_until("status", Duration::from_secs(5), status);
+        assert!(s["results"]["buffered"].as_u64().unwrap() <= 1000, "{s}");
+        assert!(dropped(&s) > last, "drops are counted while stuck: {s}");
+        last = dropped(&s);
+    }
+    let grown = rss_kib(node.pid()).saturating_sub(rss_then);
+    assert!(grown < 16 * 1024, "RSS grew {grown} KiB in 3 s while stuck");
+
+    // The consumer comes back: results flow again, as whole lines.
+    let paused = Arc::new(AtomicBool::new(false));
+    let lines = Arc::new(AtomicUsize::new(0));
+    let drain = {
+        let (paused, lines) = (paused.clone(), lines.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 1 << 16];
+            let mut partial = Vec::new();
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            while std::time::Instant::now() < deadline {
+                if paused.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        partial.extend_from_slice(&buf[..n]);
+                        while let Some(i) = partial.iter().position(|&b| b == b'\n') {
+                            let line: Vec<u8> = partial.drain(..=i).collect();
+                            serde_json::from_slice::<serde_json::Value>(&line)
+                                .expect("a whole JSON line");
+                            lines.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("reading the FIFO: {e}"),
+                }
+            }
+        })
+    };
+    wait_until("results flowing again", Duration::from_secs(10), || {
+        (lines.load(Ordering::Relaxed) > 2_000).then_some(())
+    });
+    node.wait_log(
+        "results no longer dropped: the buffer has room again",
+        1,
+        Duration::from_secs(10),
+    );
+    let s = wait_until("status", Duration::from_secs(5), status);
+    assert!(s["results"]["buffered"].as_u64().unwrap() < 1000, "{s}");
+
+    // Stuck again, then SIGTERM: the node stops within its shutdown bound rather than wait
+    // for a consumer that may never come back, says how many results it could not write, and
+    // exits 1.
+    paused.store(true, Ordering::Relaxed);
+    node.wait_log(
+        "results dropped: the buffer is full",
+        2,
+        Duration::from_secs(10),
+    );
+    node.signal(libc::SIGTERM);
+    let status = node.wait_exit(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(1), "{}", node.log());
+    let log = node.log();
+    assert!(
+        log.contains("result sink did not drain in time;")
+            && log.contains("result(s) could not be written"),
+        "{log}"
+    );
+    paused.store(false, Ordering::Relaxed);
+    drain.join().unwrap();
+}

@@ -9,17 +9,8 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, wait_until, Node};
+use common::{bin, http_get, http_json, wait_until, Node};
 use serde_json::Value;
-
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut resp = ureq::get(&format!("http://{addr}{path}")).call().ok()?;
-    resp.body_mut().read_to_string().ok()
-}
-
-fn http_json(addr: &str, path: &str) -> Option<Value> {
-    serde_json::from_str(&http_get(addr, path)?).ok()
-}
 
 fn tcp_config(name: &str, port: u16, extra: &str) -> String {
     format!(

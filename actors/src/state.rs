@@ -18,6 +18,8 @@ pub struct NodeState {
     /// Targets this node probes, with when it started probing them.
     running: RwLock<HashMap<TargetKey, SystemTime>>,
     results_dropped: AtomicU64,
+    /// Records waiting in the sink's buffers (the largest lane), as of its last flush tick.
+    results_buffered: AtomicU64,
     changes_up: AtomicU64,
     changes_down: AtomicU64,
     restarts: Mutex<BTreeMap<&'static str, u64>>,
@@ -91,6 +93,16 @@ impl NodeState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// The sink's backlog: records waiting in its fullest lane (set every flush tick).
+    pub fn set_buffered(&self, n: usize) {
+        self.results_buffered.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records waiting in the sink, as of its last flush tick.
+    pub fn results_buffered(&self) -> u64 {
+        self.results_buffered.load(Ordering::Relaxed)
     }
 
     /// Records dropped so far.

@@ -56,6 +56,7 @@ pub fn local_status(refs: &TreeRefs, me: &NodeName) -> Value {
         "down": down,
         "restarts": refs.state.restarts(),
         "results_dropped": refs.state.results_dropped(),
+        "results_buffered": refs.state.results_buffered(),
         "unprobed": refs.state.unprobed_now(),
     })
 }

@@ -433,3 +433,14 @@ impl Coverage {
         );
     }
 }
+
+/// GET `path` from a node's HTTP endpoint at `addr`; None on any error.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    let mut resp = ureq::get(&format!("http://{addr}{path}")).call().ok()?;
+    resp.body_mut().read_to_string().ok()
+}
+
+/// GET `path` and parse it as JSON; None on any error.
+pub fn http_json(addr: &str, path: &str) -> Option<Value> {
+    serde_json::from_str(&http_get(addr, path)?).ok()
+}

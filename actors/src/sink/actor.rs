@@ -16,6 +16,9 @@ use crate::state::NodeState;
 /// Records handed to a writer at once, at most.
 const BATCH_MAX: usize = 8192;
 
+/// While a lane keeps dropping, how often the running count is logged again.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(10);
+
 /// The sink actor.
 #[derive(Debug)]
 pub struct ResultSink;
@@ -69,6 +72,8 @@ pub struct SinkStatus {
     pub written: u64,
     /// Records dropped since start.
     pub dropped: u64,
+    /// Records in batches that writers are writing now.
+    pub in_flight: usize,
     /// True while any writer's last attempt failed.
     pub failing: bool,
 }
@@ -93,6 +98,11 @@ struct Lane {
     written: u64,
     lost_at_drain: u64,
     failing: bool,
+    /// Records in the batch the writer has now (0 when idle).
+    in_flight: usize,
+    /// Since when this lane has been dropping records (its buffer full), and how many so far.
+    dropping: Option<(std::time::Instant, u64)>,
+    last_drop_report: Option<std::time::Instant>,
 }
 
 /// The sink's state.
@@ -125,6 +135,9 @@ impl Actor for ResultSink {
                 written: 0,
                 lost_at_drain: 0,
                 failing: false,
+                in_flight: 0,
+                dropping: None,
+                last_drop_report: None,
             })
             .collect();
         Ok(SinkState {
@@ -152,14 +165,14 @@ impl Actor for ResultSink {
             SinkMsg::FlushTick => {
                 for lane in &mut state.lanes {
                     let dropped = lane.buffer.take_dropped_report();
-                    if dropped > 0 {
-                        state.state.add_dropped(dropped);
-                        tracing::warn!(sink = %lane.name, dropped, total = lane.buffer.dropped_total(), "results dropped: the buffer is full");
-                    }
+                    state.state.add_dropped(dropped);
+                    lane.report_drops(dropped);
                 }
                 for i in 0..state.lanes.len() {
                     state.flush(&myself, i);
                 }
+                let backlog = state.lanes.iter().map(|l| l.buffer.len()).max();
+                state.state.set_buffered(backlog.unwrap_or(0));
             }
             SinkMsg::Written(done) => state.written(&myself, *done),
             SinkMsg::Drain(reply) => {
@@ -178,11 +191,43 @@ impl Actor for ResultSink {
                         .iter()
                         .map(|l| l.buffer.dropped_total() + l.lost_at_drain)
                         .sum(),
+                    in_flight: state.lanes.iter().map(|l| l.in_flight).sum(),
                     failing: state.lanes.iter().any(|l| l.failing),
                 });
             }
         }
         Ok(())
+    }
+}
+
+impl Lane {
+    /// Logs when the lane starts dropping records, every `DROP_REPORT_EVERY` while it goes
+    /// on, and when its buffer has room again: state changes, not one line per flush.
+    fn report_drops(&mut self, dropped: u64) {
+        let now = std::time::Instant::now();
+        let (total, full) = (self.buffer.dropped_total(), self.buffer.is_full());
+        match self.dropping {
+            None if dropped == 0 => {}
+            None => {
+                self.dropping = Some((now, dropped));
+                self.last_drop_report = Some(now);
+                tracing::warn!(sink = %self.name, dropped, total, "results dropped: the buffer is full");
+            }
+            Some((since, so_far)) if dropped > 0 || full => {
+                self.dropping = Some((since, so_far + dropped));
+                let due = self
+                    .last_drop_report
+                    .is_none_or(|t| now.duration_since(t) >= DROP_REPORT_EVERY);
+                if due && dropped > 0 {
+                    self.last_drop_report = Some(now);
+                    tracing::warn!(sink = %self.name, dropped = so_far + dropped, total, "results still dropped: the buffer is full");
+                }
+            }
+            Some((since, so_far)) => {
+                self.dropping = None;
+                tracing::info!(sink = %self.name, dropped = so_far, for_ms = now.duration_since(since).as_millis() as u64, total, "results no longer dropped: the buffer has room again");
+            }
+        }
     }
 }
 
@@ -216,6 +261,7 @@ impl SinkState {
         lane.write_seq += 1;
         let seq = lane.write_seq;
         let batch = lane.buffer.take(BATCH_MAX);
+        lane.in_flight = batch.len();
         let me = myself.clone();
         tokio::task::spawn_blocking(move || {
             let result = writer.write_batch(&batch);
@@ -234,6 +280,7 @@ impl SinkState {
         let lane = &mut self.lanes[done.lane];
         debug_assert_eq!(done.seq, lane.write_seq);
         lane.writer = Some(done.writer);
+        lane.in_flight = 0;
         match done.result {
             Ok(()) => {
                 lane.written += done.batch.len() as u64;

@@ -55,6 +55,11 @@ impl<T> ResultBuffer<T> {
         self.items.len()
     }
 
+    /// True when the next push drops the oldest item.
+    pub fn is_full(&self) -> bool {
+        self.items.len() >= self.cap
+    }
+
     /// True when nothing waits.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()

@@ -111,6 +111,8 @@ pub struct ShutdownReport {
     pub results_written: u64,
     /// Results dropped since the sink (last) started.
     pub results_dropped: u64,
+    /// Of those, results still buffered when the sink could not drain in time (a writer stuck).
+    pub results_unwritten: u64,
 }
 
 /// The root's state.
@@ -285,7 +287,16 @@ impl RootState {
                     report.results_written = d.written;
                     report.results_dropped = d.dropped;
                 }
-                Err(err) => tracing::error!(error = %err, "result sink did not drain in time"),
+                Err(err) => {
+                    // A writer still busy (a consumer that stopped reading): what is buffered,
+                    // and the batch in the writer's hands, will not be written.
+                    let st = ractor::call_t!(s, SinkMsg::Status, 1_000).ok();
+                    let unwritten = st.map_or(0, |st| (st.buffered + st.in_flight) as u64);
+                    report.results_written = st.map_or(0, |st| st.written);
+                    report.results_dropped = st.map_or(0, |st| st.dropped) + unwritten;
+                    report.results_unwritten = unwritten;
+                    tracing::error!(error = %err, unwritten, "result sink did not drain in time; {unwritten} result(s) not written");
+                }
             }
             s.stop_and_wait(Some("shutdown".into()), Some(STEP))
                 .await
