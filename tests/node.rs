@@ -357,3 +357,37 @@ fn without_icmp_permission_the_node_says_what_to_do() {
         "{err}"
     );
 }
+
+#[test]
+fn a_results_file_left_with_a_torn_line_by_sigkill_is_repaired_on_restart() {
+    // A node killed mid-write can leave a line cut short at the end of its results file. The
+    // next node to open the file cuts it off, so what it appends starts on a line of its own.
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("r.jsonl");
+    let config = "[node]\nname = \"torn\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"200ms\"\n[results]\nflush_interval = \"100ms\"\n[[targets]]\ncidr = \"127.0.0.0/28\"\nprobe = \"icmp\"\n";
+    let arg = results.display().to_string();
+    let mut first = Node::start_args(config, &["--results", &arg], &[]);
+    wait_until("results", Duration::from_secs(5), || {
+        (first.results().len() >= 16).then_some(())
+    });
+    first.kill9();
+    // Whatever the kill left, end the file with a torn line.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&results)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"{\"ts\":\"2026-11-22T00:00:00.0").unwrap();
+    drop(f);
+    let before = std::fs::read_to_string(&results).unwrap().lines().count() - 1;
+    let second = Node::start_args(config, &["--results", &arg], &[]);
+    wait_until("appended results", Duration::from_secs(5), || {
+        (second.results().len() >= before + 16).then_some(())
+    });
+    // Every line parses (Node::results panics on one that does not).
+    assert!(second.results().iter().all(|r| r["node"] == "torn"));
+    assert!(
+        second.log().contains("ended with a partial line"),
+        "{}",
+        second.log()
+    );
+}

@@ -37,10 +37,15 @@ impl JsonLinesWriter {
             let len = file.metadata()?.len();
             Ok((file, len))
         };
-        let (file, len) = open().map_err(|source| SinkError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let (file, len) = open()
+            .and_then(|(file, len)| {
+                let len = cut_partial_line(&file, path, len)?;
+                Ok((file, len))
+            })
+            .map_err(|source| SinkError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(JsonLinesWriter {
             path: path.to_path_buf(),
             file,
@@ -48,6 +53,38 @@ impl JsonLinesWriter {
             buf: Vec::new(),
         })
     }
+}
+
+/// A regular file that does not end with a newline ends with a line cut short (the process
+/// was killed mid-write, or a truncation failed): that line was never complete, so it is cut
+/// off, and lines appended after it stay whole. Returns the file's length afterwards.
+fn cut_partial_line(file: &File, path: &Path, len: u64) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    if len == 0 || !file.metadata()?.is_file() {
+        return Ok(len);
+    }
+    let mut reader = File::open(path)?;
+    let mut end = len;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut first = true;
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        reader.seek(SeekFrom::Start(start))?;
+        reader.read_exact(part)?;
+        if first && part.last() == Some(&b'\n') {
+            return Ok(len);
+        }
+        first = false;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            end = start + i as u64 + 1;
+            break;
+        }
+        end = start;
+    }
+    file.set_len(end)?;
+    tracing::warn!(path = %path.display(), cut = len - end, "the results file ended with a partial line (a crash mid-write?); it was cut off");
+    Ok(end)
 }
 
 impl ResultWriter for JsonLinesWriter {
@@ -78,5 +115,36 @@ impl ResultWriter for JsonLinesWriter {
                 Err(err)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reopened(content: &[u8]) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.jsonl");
+        std::fs::write(&path, content).unwrap();
+        let w = JsonLinesWriter::open(&path).unwrap();
+        assert_eq!(w.len, std::fs::metadata(&path).unwrap().len());
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn a_line_cut_short_by_a_crash_is_removed_on_open() {
+        assert_eq!(reopened(b""), b"");
+        assert_eq!(
+            reopened(b"{\"a\":1}\n{\"b\":2}\n"),
+            b"{\"a\":1}\n{\"b\":2}\n"
+        );
+        assert_eq!(reopened(b"{\"a\":1}\n{\"b\":"), b"{\"a\":1}\n");
+        assert_eq!(reopened(b"{\"a\""), b"");
+        // A partial tail longer than one read chunk, after a long file.
+        let mut long = vec![b'x'; 100_000];
+        long.push(b'\n');
+        let whole = long.len();
+        long.extend(std::iter::repeat_n(b'y', 150_000));
+        assert_eq!(reopened(&long).len(), whole);
     }
 }
