@@ -396,12 +396,179 @@ def baseline(d, n):
     report("6. The seed's baseline", rows, f"ringpoll {statistics.median(r['wall'] for r in a) / statistics.median(r['wall'] for r in b):.0f}x faster")
 
 
+SOAK_LISTENER = r"""
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(4096)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept(); c.close()
+"""
+
+
+def rss_kb(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def cpu_s(pid):
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
+def soak(d, minutes, n_targets, interval_s=30, kill_every_s=300, down_s=10):
+    """Three nodes, n_targets (90 % ICMP, 10 % TCP to a listener), `minutes` long; every
+    kill_every_s one of n2/n3 (alternately) is killed with SIGKILL and restarted down_s later.
+    n1 is never killed: its RSS is the growth check. Gaps come from every node's results."""
+    ns = Netns("soak")
+    n_tcp = n_targets // 10
+    icmp = hosts_file(d, n_targets - n_tcp, prefix="127.1")
+    tcp = hosts_file(d, n_tcp, prefix="127.40")
+    cfg = write(os.path.join(d, "soak.toml"),
+                f'[node]\nname = "x"\n[probe]\ninterval = "{interval_s}s"\ntimeout = "2s"\nmax_targets = 1048576\n'
+                f'[[targets]]\nfile = "{icmp}"\nprobe = "icmp"\n'
+                f'[[targets]]\nfile = "{tcp}"\nprobe = "tcp"\nport = 7000\n')
+    base = "127.55.0"
+    procs, logs, res, cpu_dead = {}, {}, {}, {}
+    listener = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-c", SOAK_LISTENER, "7000"],
+                                stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().startswith("listening")
+
+    def start(i):
+        name = f"n{i}"
+        logs[name], res[name] = os.path.join(d, f"soak-{name}.log"), os.path.join(d, f"soak-{name}.jsonl")
+        args = ["ip", "netns", "exec", ns.name, RINGPOLL, "node", "--config", cfg, "--name", name,
+                "--listen", f"{base}.{i}:4701", "--http", "off", "--results", res[name]]
+        if i != 1:
+            args += ["--seed", f"{base}.1:4701"]
+        procs[name] = subprocess.Popen(args, stdout=open(logs[name], "a"), stderr=subprocess.STDOUT)
+
+    samples = []  # (t, {name: rss_kb})
+    events = []
+    t0 = time.time()
+    try:
+        for i in (1, 2, 3):
+            start(i)
+        end = t0 + minutes * 60
+        next_kill = t0 + kill_every_s
+        victim = 2
+        restart_at = None
+        while time.time() < end:
+            now = time.time()
+            samples.append((now - t0, {n: rss_kb(p.pid) for n, p in procs.items()}))
+            if restart_at and now >= restart_at:
+                start(victim)
+                events.append((round(now - t0), f"restarted n{victim}"))
+                victim = 5 - victim
+                restart_at = None
+            if now >= next_kill and restart_at is None and next_kill + down_s < end:
+                name = f"n{victim}"
+                cpu_dead[name] = cpu_dead.get(name, 0) + (cpu_s(procs[name].pid) or 0)
+                procs[name].kill()
+                procs[name].wait()
+                events.append((round(now - t0), f"kill -9 {name}"))
+                restart_at = now + down_s
+                next_kill += kill_every_s
+            time.sleep(min(15, max(0.5, end - time.time())))
+        cpu = {n: cpu_dead.get(n, 0) + (cpu_s(p.pid) or 0) for n, p in procs.items()}
+        for p in procs.values():
+            p.terminate()
+        for p in procs.values():
+            p.wait(timeout=30)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+        listener.kill()
+        ns.close()
+    elapsed = time.time() - t0
+
+    # Coverage after the first two intervals (the cluster forms, every target gets a phase).
+    warm = t0 + 2 * interval_s
+    last, largest, torn, results = {}, {}, 0, 0
+    per_round_nodes = {}
+    for name, path in res.items():
+        for line in open(path, "rb"):
+            try:
+                r = json.loads(line)
+            except ValueError:
+                torn += 1
+                continue
+            if "event" in r:
+                continue
+            results += 1
+            ts = parse_ts(r["ts"])
+            if ts < warm:
+                continue
+            key = (r["target"], round((ts - warm) / interval_s))
+            per_round_nodes.setdefault(key, set()).add(name)
+            last.setdefault(r["target"], []).append((ts, name))
+    stop = t0 + elapsed
+    worst = []
+    for target, ts in last.items():
+        ts.sort()
+        edges = [(warm, "-")] + ts + [(min(stop, ts[-1][0] + interval_s), "-")]
+        g, a, b = max((b[0] - a[0], a, b) for a, b in zip(edges, edges[1:]))
+        largest[target] = g
+        if g > 1 + interval_s:
+            worst.append((round(g, 1), target, round(a[0] - t0, 1), a[1], round(b[0] - t0, 1), b[1]))
+    gaps = sorted(largest.values())
+    dup_rounds = sum(1 for v in per_round_nodes.values() if len(v) > 1)
+    bound = 1 + interval_s
+    log_text = {n: open(p).read() for n, p in logs.items()}
+    restarts = sum(t.count("probe actor restarted") for t in log_text.values())
+    dropped = sum(t.count("results dropped: the buffer is full") for t in log_text.values())
+    # RSS trend of n1 after warm-up (the first kill): KiB per hour, least squares.
+    pts = [(t, r["n1"]) for t, r in samples if t >= kill_every_s and r.get("n1")]
+    slope = 0.0
+    if len(pts) > 2:
+        mt = statistics.mean(t for t, _ in pts)
+        mr = statistics.mean(r for _, r in pts)
+        den = sum((t - mt) ** 2 for t, _ in pts)
+        slope = sum((t - mt) * (r - mr) for t, r in pts) / den * 3600 if den else 0.0
+    rss_n1 = [r["n1"] for _, r in samples if r.get("n1")]
+    out = {
+        "minutes": round(elapsed / 60, 1), "targets": n_targets, "tcp_targets": n_tcp, "interval_s": interval_s,
+        "events": events, "results": results, "torn_lines": torn,
+        "targets_seen": len(largest), "largest_gap_s": round(gaps[-1], 2) if gaps else None,
+        "gap_p999_s": round(gaps[int(len(gaps) * 0.999)], 2) if gaps else None,
+        "targets_over_bound": sum(1 for g in gaps if g > bound), "gap_bound_s": bound,
+        "rounds_probed_twice": dup_rounds,
+        "worst_gaps": sorted(worst, reverse=True)[:10],
+        "probe_actor_restarts": restarts, "drop_episodes": dropped,
+        "rss_n1_mb": {"first": round(rss_n1[0] / 1024) if rss_n1 else None,
+                      "after_warmup_min": round(min(r for t, r in pts) / 1024) if pts else None,
+                      "after_warmup_max": round(max(r for t, r in pts) / 1024) if pts else None,
+                      "last": round(rss_n1[-1] / 1024) if rss_n1 else None},
+        "rss_n1_trend_mb_per_hour": round(slope / 1024, 1),
+        "cpu_s": {n: round(v, 1) for n, v in cpu.items()},
+        "rss_samples": [(round(t), r) for t, r in samples],
+    }
+    RESULTS["soak"] = out
+    print(f"\n== Soak: 3 nodes, {n_targets} targets ({n_tcp} TCP), interval {interval_s}s, {out['minutes']} min")
+    for k, v in out.items():
+        if k != "rss_samples":
+            print(f"  {k}: {v}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repetitions")
     ap.add_argument("--only", help="comma-separated scenario numbers")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "last-run.json"))
+    ap.add_argument("--out", default=None, help="JSON file (default bench/last-run.json, or bench/soak-last-run.json with --soak)")
+    ap.add_argument("--soak", action="store_true", help="run the soak only (issue 7): 3 nodes, kills every 5 minutes")
+    ap.add_argument("--soak-minutes", type=float, default=30)
+    ap.add_argument("--soak-targets", type=int, default=100000)
     a = ap.parse_args()
+    a.out = a.out or os.path.join(ROOT, "bench", "soak-last-run.json" if a.soak else "last-run.json")
     if os.geteuid() != 0:
         sys.exit("bench: run as root (raw ICMP sockets, network namespaces, sshd)")
     only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6"}
@@ -411,6 +578,9 @@ def main():
                           "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     with tempfile.TemporaryDirectory(prefix="rp-bench-") as d:
         os.chmod(d, 0o755)
+        if a.soak:
+            soak(d, a.soak_minutes, a.soak_targets, kill_every_s=300 if a.soak_minutes >= 10 else 60)
+            only = set()
         if "1" in only:
             icmp_sweep(d, reps, [1024, 65535] if a.quick else [1024, 16384, 65535])
         if "2" in only:

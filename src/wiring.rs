@@ -77,6 +77,7 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
         replicas: settings.cluster.replicas,
         rebalance_delay: settings.cluster.rebalance_delay,
         initial_delay: if joining { JOIN_WAIT } else { Duration::ZERO },
+        unflushed: settings.results.flush_interval,
     };
 
     let refs = Arc::new(TreeRefs::default());

@@ -41,6 +41,9 @@ pub struct RingSettings {
     /// Wait before the very first ring, so a node that is joining a cluster does not claim
     /// every target for itself first.
     pub initial_delay: Duration,
+    /// How long before a dead member was last heard its slots still count as missed: results
+    /// it had not yet flushed died with it (the sink's flush interval).
+    pub unflushed: Duration,
 }
 
 impl Default for RingSettings {
@@ -50,6 +53,7 @@ impl Default for RingSettings {
             replicas: 1,
             rebalance_delay: Duration::from_millis(100),
             initial_delay: Duration::ZERO,
+            unflushed: Duration::ZERO,
         }
     }
 }
@@ -196,8 +200,10 @@ impl RingOwnerState {
     }
 
     /// Of the targets this node gains (`new_owned` minus the owned set), those whose owner in
-    /// the ring being replaced has died, with when it was last heard (the earliest, for a
-    /// target with several dead owners). Must run before `placement` and `ring` are replaced.
+    /// the ring being replaced has died, with the time from which their slots count as missed:
+    /// when it was last heard (the earliest, for a target with several dead owners), less the
+    /// flush interval, since results it had not written yet died with it. Must run before
+    /// `placement` and `ring` are replaced.
     fn missed_by_dead_owners(
         &self,
         new_owned: &BTreeSet<usize>,
@@ -220,7 +226,8 @@ impl RingOwnerState {
                     .filter_map(|&o| old.members().get(usize::from(o)))
                     .filter_map(|(name, _)| dead.get(name))
                     .min()?;
-                Some((self.keys[i].clone(), *since))
+                let since = since.checked_sub(self.settings.unflushed).unwrap_or(*since);
+                Some((self.keys[i].clone(), since))
             })
             .collect()
     }
