@@ -311,3 +311,38 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Slots;
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    #[test]
+    fn slots_free_up_when_a_probe_answers_or_ages_in_start_order() {
+        let hold = Duration::from_millis(50);
+        let t0 = Instant::now();
+        let mut s = Slots::new(4, 2);
+        s.start(0, t0);
+        s.start(1, t0 + Duration::from_millis(10));
+        assert!(!s.free());
+        assert_eq!(s.next_aging(hold), Some(t0 + hold));
+        // Probe 1 answers: a slot is free; probe 0 still holds one.
+        s.done(1);
+        assert!(s.free());
+        s.start(2, t0 + Duration::from_millis(20));
+        assert!(!s.free());
+        // At 50 ms probe 0 ages (its slot is freed though it still waits for its timeout);
+        // probe 1's entry, answered, is skipped; probe 2 is the next to age.
+        s.age(t0 + hold, hold);
+        assert!(s.free());
+        assert_eq!(s.next_aging(hold), Some(t0 + Duration::from_millis(70)));
+        // Probe 0 answers later: nothing changes (it had no slot any more).
+        s.done(0);
+        s.start(3, t0 + hold);
+        assert!(!s.free());
+        s.age(t0 + Duration::from_secs(1), hold);
+        assert!(s.free());
+        assert_eq!(s.next_aging(hold), None);
+    }
+}

@@ -23,7 +23,12 @@ pub struct NodeState {
     changes_up: AtomicU64,
     changes_down: AtomicU64,
     restarts: Mutex<BTreeMap<&'static str, u64>>,
+    /// The last count of unprobed targets and when it was made.
+    unprobed: Mutex<Option<(std::time::Instant, usize)>>,
 }
+
+/// How long a count of unprobed targets is reused.
+const UNPROBED_TTL: Duration = Duration::from_secs(1);
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|p| p.into_inner())
@@ -157,28 +162,78 @@ impl NodeState {
     }
 
     /// Targets this node probes with no result for longer than interval + timeout + 1 s (a
-    /// target never probed here counts from when this node started probing it).
+    /// target not probed here yet is not counted). Computed at most once per `UNPROBED_TTL`:
+    /// it scans every running target under the read locks the sink needs to write, and every
+    /// heartbeat, scrape and status request asks for it.
     pub fn unprobed_now(&self) -> usize {
-        let now = SystemTime::now();
+        let mut cache = self.unprobed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, n)) = *cache {
+            if at.elapsed() < UNPROBED_TTL {
+                return n;
+            }
+        }
+        let n = self.count_unprobed(SystemTime::now());
+        *cache = Some((std::time::Instant::now(), n));
+        n
+    }
+
+    fn count_unprobed(&self, now: SystemTime) -> usize {
         let running = read(&self.running);
         let latest = read(&self.latest);
         running
             .iter()
-            .filter(|(k, since)| {
-                let last = latest.get(*k).map(|r| r.ts).unwrap_or(**since).max(**since);
-                let limit = latest
-                    .get(*k)
-                    .map(|r| r.target.interval + r.target.timeout)
-                    .unwrap_or(Duration::ZERO);
-                match latest.get(*k) {
-                    Some(_) => {
-                        now.duration_since(last).unwrap_or_default()
-                            > limit + Duration::from_secs(1)
-                    }
-                    // Not probed here yet: allow a whole interval from the start.
-                    None => false,
+            .filter(|(k, since)| match latest.get(*k) {
+                Some(r) => {
+                    let last = r.ts.max(**since);
+                    let limit = r.target.interval + r.target.timeout + Duration::from_secs(1);
+                    now.duration_since(last).unwrap_or_default() > limit
                 }
+                None => false,
             })
             .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{NodeName, ProbeOutcome};
+    use crate::testkit::target;
+
+    #[test]
+    fn a_target_is_unprobed_once_its_last_result_is_older_than_interval_timeout_and_a_second() {
+        let s = NodeState::default();
+        let (fresh, stale, never) = (
+            target("127.0.0.1", Duration::from_secs(10), Duration::from_secs(1)),
+            target("127.0.0.2", Duration::from_secs(10), Duration::from_secs(1)),
+            target("127.0.0.3", Duration::from_secs(10), Duration::from_secs(1)),
+        );
+        s.set_running(
+            [fresh.key(), stale.key(), never.key()]
+                .into_iter()
+                .collect(),
+        );
+        let now = SystemTime::now();
+        for (t, at) in [(&fresh, 5), (&stale, 1)] {
+            s.record_result(&ProbeResult {
+                ts: now + Duration::from_secs(at),
+                node: NodeName::new("n1").unwrap(),
+                target: t.clone(),
+                epoch: 1,
+                outcome: ProbeOutcome::Up {
+                    rtt: Duration::from_millis(1),
+                },
+                ssh: None,
+            });
+        }
+        let later = |ms: u64| now + Duration::from_millis(ms);
+        assert_eq!(s.count_unprobed(later(6_000)), 0);
+        // The stale one's result is 12.5 s old (limit 10 + 1 + 1 s); the fresh one's 8.5 s;
+        // the one never probed here is not counted.
+        assert_eq!(s.count_unprobed(later(13_500)), 1);
+        assert_eq!(s.count_unprobed(later(17_500)), 2);
+        // The count is cached for a second.
+        let first = s.unprobed_now();
+        assert_eq!(s.unprobed_now(), first);
     }
 }
