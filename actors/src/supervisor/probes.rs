@@ -36,6 +36,11 @@ use crate::ring::RingOwnerMsg;
 /// How often the overrun counter is checked.
 const ROUND_CHECK: Duration = Duration::from_secs(5);
 
+/// Stopping at least this many probe actors at once is followed by a `Trim`.
+const TRIM_AFTER_STOPPING: usize = 1_000;
+/// Time for retired actors to finish their probe in flight and stop before the trim.
+const TRIM_DELAY: Duration = Duration::from_secs(5);
+
 /// The probe supervisor.
 #[derive(Debug)]
 pub struct ProbeSupervisor;
@@ -76,6 +81,8 @@ pub enum ProbeSupMsg {
     },
     /// Check the overrun counter.
     RoundCheck,
+    /// Many probe actors stopped: hand the memory they freed back to the operating system.
+    Trim,
     /// Stop every probe actor and reply with how many were running (shutdown).
     StopAll(RpcReplyPort<usize>),
     /// Report counts.
@@ -195,6 +202,16 @@ impl Actor for ProbeSupervisor {
                 }
             }
             ProbeSupMsg::RoundCheck => state.round_check(),
+            ProbeSupMsg::Trim => {
+                // glibc keeps freed memory for reuse; after a hand-off of thousands of targets
+                // (or a takeover that ended) that is a high-water mark the node would carry
+                // for ever. malloc_trim releases the free pages of every arena.
+                #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                tokio::task::spawn_blocking(|| {
+                    // SAFETY: malloc_trim only releases free memory of the allocator's own.
+                    unsafe { libc::malloc_trim(0) };
+                });
+            }
             ProbeSupMsg::StopAll(reply) => {
                 state.stopping = true;
                 let running = state.by_id.len();
@@ -271,6 +288,9 @@ impl ProbeSupState {
                     }
                 }
             }
+        }
+        if gone.len() >= TRIM_AFTER_STOPPING {
+            myself.send_after(TRIM_DELAY, || ProbeSupMsg::Trim);
         }
         self.ctx.refs.state.set_running(wanted.clone());
         let mut started = 0usize;
