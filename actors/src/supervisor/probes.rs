@@ -294,7 +294,13 @@ impl ProbeSupState {
         }
         self.ctx.refs.state.set_running(wanted.clone());
         let mut started = 0usize;
-        for target in targets.iter().chain(keep) {
+        // Targets whose slot a dead owner missed start first: they are probed at once, and
+        // spawning tens of thousands of actors takes a while.
+        let (urgent, rest): (Vec<&Arc<TargetSpec>>, Vec<&Arc<TargetSpec>>) = targets
+            .iter()
+            .chain(keep)
+            .partition(|t| !missed.is_empty() && missed.contains_key(&t.key()));
+        for target in urgent.into_iter().chain(rest) {
             let key = target.key();
             if self.children.contains_key(&key) {
                 continue;
