@@ -160,6 +160,32 @@ pub struct RingOwnerState {
     leave_reply: Option<RpcReplyPort<()>>,
 }
 
+/// Of the `gained` targets (indices into `keys`), those whose owner in the ring being replaced
+/// (`old_members`, placed as `old_owners`) has died, with the time from which their slots count
+/// as missed: when it was last heard (the earliest, for a target with several dead owners), less
+/// `unflushed`, since results it had not written yet died with it.
+fn missed_by_dead_owners(
+    gained: impl Iterator<Item = usize>,
+    old_members: &[(NodeName, u32)],
+    old_owners: &[Vec<u16>],
+    keys: &[TargetKey],
+    dead: &BTreeMap<NodeName, std::time::SystemTime>,
+    unflushed: Duration,
+) -> BTreeMap<TargetKey, std::time::SystemTime> {
+    gained
+        .filter_map(|i| {
+            let since = old_owners
+                .get(i)?
+                .iter()
+                .filter_map(|&o| old_members.get(usize::from(o)))
+                .filter_map(|(name, _)| dead.get(name))
+                .min()?;
+            let since = since.checked_sub(unflushed).unwrap_or(*since);
+            Some((keys.get(i)?.clone(), since))
+        })
+        .collect()
+}
+
 impl RingOwnerState {
     fn targets_of(&self, idx: &BTreeSet<usize>) -> Arc<[Arc<TargetSpec>]> {
         idx.iter().map(|&i| self.targets[i].clone()).collect()
@@ -199,39 +225,6 @@ impl RingOwnerState {
         });
     }
 
-    /// Of the targets this node gains (`new_owned` minus the owned set), those whose owner in
-    /// the ring being replaced has died, with the time from which their slots count as missed:
-    /// when it was last heard (the earliest, for a target with several dead owners), less the
-    /// flush interval, since results it had not written yet died with it. Must run before
-    /// `placement` and `ring` are replaced.
-    fn missed_by_dead_owners(
-        &self,
-        new_owned: &BTreeSet<usize>,
-        dead: &BTreeMap<NodeName, std::time::SystemTime>,
-    ) -> BTreeMap<TargetKey, std::time::SystemTime> {
-        let Some(old) = &self.ring else {
-            return BTreeMap::new();
-        };
-        if dead.is_empty() {
-            return BTreeMap::new();
-        }
-        new_owned
-            .difference(&self.owned)
-            .filter_map(|&i| {
-                let since = self
-                    .placement
-                    .owners
-                    .get(i)?
-                    .iter()
-                    .filter_map(|&o| old.members().get(usize::from(o)))
-                    .filter_map(|(name, _)| dead.get(name))
-                    .min()?;
-                let since = since.checked_sub(self.settings.unflushed).unwrap_or(*since);
-                Some((self.keys[i].clone(), since))
-            })
-            .collect()
-    }
-
     fn schedule_rebuild(&mut self, myself: &ActorRef<RingOwnerMsg>) {
         if self.rebuild_pending {
             return;
@@ -259,7 +252,17 @@ impl RingOwnerState {
             Some(me) => placement.owned_by(me).collect(),
             None => BTreeSet::new(),
         };
-        let missed = self.missed_by_dead_owners(&new_owned, &view.dead);
+        let missed = match &self.ring {
+            Some(old) if !view.dead.is_empty() => missed_by_dead_owners(
+                new_owned.difference(&self.owned).copied(),
+                old.members(),
+                &self.placement.owners,
+                &self.keys,
+                &view.dead,
+                self.settings.unflushed,
+            ),
+            _ => BTreeMap::new(),
+        };
         self.placement = Arc::new(placement);
         let lost: BTreeSet<usize> = self.owned.difference(&new_owned).copied().collect();
         let gained = new_owned.difference(&self.owned).count();
@@ -411,5 +414,47 @@ impl Actor for RingOwner {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ProbeKind;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn only_targets_gained_from_a_dead_owner_count_as_missed_from_when_it_was_last_heard() {
+        let name = |s: &str| NodeName::new(s).unwrap();
+        let key = |i: usize| TargetKey {
+            probe: ProbeKind::Icmp,
+            id: format!("127.0.0.{i}").into(),
+        };
+        let members = [(name("a"), 1), (name("b"), 1), (name("c"), 1)];
+        // t0: a; t1: b; t2: c; t3: b and c (two replicas); t4: b, but not gained here.
+        let owners = vec![vec![0], vec![1], vec![2], vec![1, 2], vec![1]];
+        let keys: Vec<TargetKey> = (0..5).map(key).collect();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let dead = BTreeMap::from([(name("b"), t), (name("c"), t - Duration::from_secs(2))]);
+        let flush = Duration::from_secs(1);
+        let missed = missed_by_dead_owners(
+            [0, 1, 2, 3].into_iter(),
+            &members,
+            &owners,
+            &keys,
+            &dead,
+            flush,
+        );
+        assert_eq!(
+            missed,
+            BTreeMap::from([
+                (key(1), t - flush),
+                (key(2), t - Duration::from_secs(3)),
+                (key(3), t - Duration::from_secs(3)),
+            ])
+        );
+        // Nobody dead: nothing missed.
+        let none = missed_by_dead_owners(0..5, &members, &owners, &keys, &BTreeMap::new(), flush);
+        assert!(none.is_empty());
     }
 }
