@@ -53,6 +53,24 @@ def machine_cpu():
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def rss_kb(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def cpu_s(pid):
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
 def stats(xs):
     return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
 
@@ -379,11 +397,7 @@ def scale(d, sizes):
         try:
             time.sleep(12)  # start-up and a first full round
             def proc():
-                with open(f"/proc/{p.pid}/stat") as f:
-                    v = f.read().split(")")[1].split()
-                with open(f"/proc/{p.pid}/status") as f:
-                    rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
-                return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK"), rss
+                return cpu_s(p.pid), rss_kb(p.pid)
             lines0 = sum(1 for _ in open(res))
             cpu0, rss0 = proc()
             time.sleep(10)
@@ -424,24 +438,6 @@ print("listening", flush=True)
 while True:
     c, _ = s.accept(); c.close()
 """
-
-
-def rss_kb(pid):
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def cpu_s(pid):
-    try:
-        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return None
 
 
 def soak(d, minutes, n_targets, interval_s=30, kill_every_s=300, down_s=10):
