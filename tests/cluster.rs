@@ -7,7 +7,10 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{by_target_node, last_ring, now_ms, wait_until, Coverage, Node};
+use common::{
+    by_target_node, covered_since, last_ring, now_ms, phase_of, wait_converged, wait_until,
+    Cluster, Coverage, Node,
+};
 
 const INTERVAL_MS: i64 = 1_000;
 
@@ -33,46 +36,22 @@ probe = "icmp"
     )
 }
 
+/// Test `test`'s cluster: members on 127.77.{test}.N.
+fn cluster(test: u8, config: &str) -> Cluster {
+    Cluster::new(&format!("127.77.{test}"), config)
+}
+
 fn addr(test: u8, n: u8) -> String {
-    format!("127.77.{test}.{n}:4701")
+    cluster(test, "").addr(n)
 }
 
 /// Starts node `n{n}` of test `test`, seeded with the given node numbers.
 fn start(test: u8, n: u8, seeds: &[u8], replicas: u32, env: &[(&str, &str)]) -> Node {
-    start_with(test, n, seeds, &config(replicas), env)
+    cluster(test, &config(replicas)).start_with(n, seeds, &[], env)
 }
 
 fn start_with(test: u8, n: u8, seeds: &[u8], config: &str, env: &[(&str, &str)]) -> Node {
-    let name = format!("n{n}");
-    let listen = addr(test, n);
-    let seed_addrs: Vec<String> = seeds.iter().map(|s| addr(test, *s)).collect();
-    let mut args: Vec<&str> = vec!["--name", &name, "--listen", &listen];
-    for s in &seed_addrs {
-        args.push("--seed");
-        args.push(s);
-    }
-    Node::start_args(config, &args, env)
-}
-
-/// Waits until every node runs a ring of `members` members with one digest and has finished
-/// its hand-offs; returns the digest.
-fn wait_converged(nodes: &[&Node], members: usize, within: Duration) -> String {
-    wait_until(
-        &format!("{} nodes to agree on a {members}-member ring", nodes.len()),
-        within,
-        || {
-            let rings: Vec<_> = nodes.iter().map(|n| last_ring(n)).collect();
-            let first = rings[0].clone()?;
-            let agreed = first.1 == members && rings.iter().all(|r| r.as_ref() == Some(&first));
-            let settled = nodes.iter().all(|n| {
-                let log = n.log();
-                log.lines()
-                    .rfind(|l| l.contains("targets owned:"))
-                    .is_some_and(|l| l.contains("(+0 kept"))
-            });
-            (agreed && settled).then_some(first.0)
-        },
-    )
+    cluster(test, config).start_with(n, seeds, &[], env)
 }
 
 /// All results of all nodes.
@@ -95,9 +74,7 @@ fn owners_in(
     results
         .iter()
         .map(|(t, v)| {
-            let mut phases: Vec<i64> = v.iter().map(|r| r.0.rem_euclid(INTERVAL_MS)).collect();
-            phases.sort_unstable();
-            let phase = phases[phases.len() / 2];
+            let phase = phase_of(v.iter().map(|r| r.0), INTERVAL_MS);
             let first_slot = from + (phase - from).rem_euclid(INTERVAL_MS);
             let (lo, hi) = (
                 first_slot - INTERVAL_MS / 2,
@@ -187,12 +164,7 @@ fn with_two_replicas_each_target_is_probed_by_exactly_two_nodes() {
 
 /// Every target has a result from one of `survivors` in (after, after + within].
 fn covered_after(nodes: &[&Node], survivors: &[&str], after: i64, within: i64) -> bool {
-    let results = all_results(nodes);
-    results.len() == 256
-        && results.values().all(|v| {
-            v.iter()
-                .any(|r| r.0 > after && r.0 <= after + within && survivors.contains(&r.1.as_str()))
-        })
+    covered_since(nodes, after, Some(after + within), survivors).len() == 256
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{last_ring, now_ms, wait_until, Coverage, Netns, Node};
+use common::{converged, covered_since, now_ms, wait_until, Cluster, Coverage, Netns, Node};
 
 const INTERVAL_MS: i64 = 1_000;
 /// Detection of a silent peer (suspect at 1.2 s, dead at 2.2 s) is bounded by 3 s.
@@ -18,30 +18,12 @@ const CLOSED_DETECTION_MS: i64 = 1_000;
 /// Room for a probe's own duration and the ring's debounce in a gap bound.
 const SLACK_MS: i64 = 500;
 
+/// Node `n{n}` on 127.66.0.N inside the test's namespace, seeded with the given nodes.
 fn start(ns: &Netns, n: u8, seeds: &[u8]) -> Node {
-    let name = format!("n{n}");
-    let listen = format!("127.66.0.{n}:4701");
-    let seeds: Vec<String> = seeds.iter().map(|s| format!("127.66.0.{s}:4701")).collect();
-    let mut args: Vec<&str> = vec!["--name", &name, "--listen", &listen];
-    for s in &seeds {
-        args.push("--seed");
-        args.push(s);
-    }
     let config = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"127.0.0.0/26\"\nprobe = \"icmp\"\n";
-    Node::start_in_netns(&ns.name, config, &args, &[])
-}
-
-fn converged(nodes: &[&Node], members: usize) -> bool {
-    let rings: Vec<_> = nodes.iter().map(|n| last_ring(n)).collect();
-    rings[0]
-        .as_ref()
-        .is_some_and(|f| f.1 == members && rings.iter().all(|r| r.as_ref() == Some(f)))
-        && nodes.iter().all(|n| {
-            n.log()
-                .lines()
-                .rfind(|l| l.contains("targets owned:"))
-                .is_some_and(|l| l.contains("(+0 kept"))
-        })
+    let mut cluster = Cluster::new("127.66.0", config);
+    cluster.netns = Some(ns.name.clone());
+    cluster.start(n, seeds)
 }
 
 fn nft(ns: &Netns, script: &str) {
@@ -62,15 +44,7 @@ fn nft(ns: &Netns, script: &str) {
 
 /// Targets with a result from one of `nodes` after `after` (ms).
 fn covered_by(nodes: &[&Node], after: i64) -> BTreeSet<String> {
-    let mut all = Vec::new();
-    for n in nodes {
-        all.extend(n.results());
-    }
-    common::by_target_node(&all)
-        .into_iter()
-        .filter(|(_, v)| v.iter().any(|r| r.0 > after))
-        .map(|(t, _)| t)
-        .collect()
+    covered_since(nodes, after, None, &[])
 }
 
 #[test]
@@ -80,7 +54,7 @@ fn a_partitioned_node_and_the_rest_each_cover_every_target_and_reform_after_heal
     let n2 = start(&ns, 2, &[1]);
     let n3 = start(&ns, 3, &[1]);
     wait_until("a 3-member ring", Duration::from_secs(15), || {
-        converged(&[&n1, &n2, &n3], 3).then_some(())
+        converged(&[&n1, &n2, &n3], 3).map(drop)
     });
 
     // Cut n2 off: its packets are silently dropped both ways (no RST, like a cut cable).
@@ -105,7 +79,7 @@ fn a_partitioned_node_and_the_rest_each_cover_every_target_and_reform_after_heal
     wait_until(
         "one 3-member ring after healing",
         Duration::from_secs(5),
-        || converged(&[&n1, &n2, &n3], 3).then_some(()),
+        || converged(&[&n1, &n2, &n3], 3).map(drop),
     );
     assert!(now_ms() - healed <= 5_500);
     let from = now_ms() + 500;
@@ -129,7 +103,7 @@ fn a_frozen_node_is_evicted_then_readmitted_without_leaving_targets_uncovered() 
     let n1 = start(&ns, 1, &[]);
     let n2 = start(&ns, 2, &[1]);
     wait_until("a 2-member ring", Duration::from_secs(15), || {
-        converged(&[&n1, &n2], 2).then_some(())
+        converged(&[&n1, &n2], 2).map(drop)
     });
     let stopped = now_ms();
     n2.signal(libc::SIGSTOP);
@@ -141,7 +115,7 @@ fn a_frozen_node_is_evicted_then_readmitted_without_leaving_targets_uncovered() 
     n2.signal(libc::SIGCONT);
     n1.wait_log("member n2 joined", 2, Duration::from_secs(5));
     wait_until("a 2-member ring again", Duration::from_secs(5), || {
-        converged(&[&n1, &n2], 2).then_some(())
+        converged(&[&n1, &n2], 2).map(drop)
     });
     // No target went longer than detection + one interval without a result, from the freeze
     // to after the re-admission.
@@ -196,7 +170,7 @@ time.sleep(30)
     wait_until(
         "n2 joins despite the hostile connections",
         Duration::from_secs(10),
-        || converged(&[&n1, &n2], 2).then_some(()),
+        || converged(&[&n1, &n2], 2).map(drop),
     );
     wait_until("n1 keeps probing", Duration::from_secs(5), || {
         (n1.results().len() > before + 20).then_some(())
@@ -299,19 +273,11 @@ fn a_full_disk_is_reported_held_in_memory_and_recovered_from() {
 #[test]
 fn a_node_killed_and_restarted_twenty_times_rejoins_every_time() {
     let config = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"127.0.0.0/27\"\nprobe = \"icmp\"\n";
-    let start = |n: u8, seeds: &[&str]| {
-        let (name, listen) = (format!("n{n}"), format!("127.67.0.{n}:4701"));
-        let mut args: Vec<&str> = vec!["--name", &name, "--listen", &listen];
-        for s in seeds {
-            args.push("--seed");
-            args.push(s);
-        }
-        Node::start_args(config, &args, &[])
-    };
-    let n1 = start(1, &[]);
-    let mut n2 = start(2, &["127.67.0.1:4701"]);
+    let cluster = Cluster::new("127.67.0", config);
+    let n1 = cluster.start(1, &[]);
+    let mut n2 = cluster.start(2, &[1]);
     wait_until("a 2-member ring", Duration::from_secs(15), || {
-        converged(&[&n1, &n2], 2).then_some(())
+        converged(&[&n1, &n2], 2).map(drop)
     });
     let from = now_ms();
     // Each incarnation of n2 writes its own results file; keep them all for the coverage check.
@@ -324,13 +290,13 @@ fn a_node_killed_and_restarted_twenty_times_rejoins_every_time() {
             round,
             Duration::from_secs(5),
         );
-        n2 = start(2, &["127.67.0.1:4701"]);
+        n2 = cluster.start(2, &[1]);
         n1.wait_log("member n2 joined", round + 1, Duration::from_secs(10));
     }
     wait_until(
         "a 2-member ring after 20 restarts",
         Duration::from_secs(10),
-        || converged(&[&n1, &n2], 2).then_some(()),
+        || converged(&[&n1, &n2], 2).map(drop),
     );
     // n1 stayed up throughout and probes its share.
     let after = now_ms() + 1_000;

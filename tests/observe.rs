@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, http_get, http_json, wait_until, Node};
+use common::{bin, http_get, http_json, wait_until, Cluster, Node};
 use serde_json::Value;
 
 fn tcp_config(name: &str, port: u16, extra: &str) -> String {
@@ -201,18 +201,12 @@ fn a_token_is_required_when_set() {
     assert_eq!(yes.status().as_u16(), 200);
 }
 
+/// Node `n{n}` on 127.99.4.N, with its HTTP endpoint on port 9464 of its address.
 fn cluster_node(n: u8, seeds: &[u8]) -> Node {
-    let name = format!("n{n}");
-    let listen = format!("127.99.4.{n}:4701");
-    let http = format!("127.99.4.{n}:9464");
-    let seeds: Vec<String> = seeds.iter().map(|s| format!("127.99.4.{s}:4701")).collect();
-    let mut args: Vec<&str> = vec!["--name", &name, "--listen", &listen, "--http", &http];
-    for s in &seeds {
-        args.push("--seed");
-        args.push(s);
-    }
     let config = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"127.0.0.0/25\"\nprobe = \"icmp\"\n";
-    Node::start_args(config, &args, &[])
+    let cluster = Cluster::new("127.99.4", config);
+    let http = cluster.addr_port(n, 9464);
+    cluster.start_with(n, seeds, &["--http", &http], &[])
 }
 
 /// target → node, from a cluster-wide /targets answer (every target exactly once).

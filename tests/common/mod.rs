@@ -51,6 +51,20 @@ impl Node {
         Self::start_args(config, &[], env)
     }
 
+    /// Starts a node whose probe actor of a target panics (`RINGPOLL_TEST_PANIC_PROBE=spec`,
+    /// `TARGET[*COUNT]`): a test hook compiled only with the `test-hooks` feature, which the
+    /// test command (`tests/run.sh`) enables. Fails at once, saying so, without it.
+    pub fn start_panicking(config: &str, spec: &str) -> Node {
+        let node = Self::start(config, &[("RINGPOLL_TEST_PANIC_PROBE", spec)]);
+        node.wait_log("child started", 1, Duration::from_secs(10));
+        assert!(
+            node.log().contains("test fault injection is on"),
+            "the binary has no test hooks: run the tests with `bash tests/run.sh` \
+             (cargo test --features ringpoll/test-hooks)"
+        );
+        node
+    }
+
     /// Like [`Node::start`], with extra command-line arguments.
     pub fn start_args(config: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -294,6 +308,116 @@ impl Drop for Netns {
     }
 }
 
+/// A test's cluster: members `n1`, `n2`, … each on its own address of the test's loopback
+/// subnet (`{subnet}.{n}:4701`), all on one config; inside network namespace `netns` if set.
+pub struct Cluster {
+    pub subnet: String,
+    pub config: String,
+    pub netns: Option<String>,
+}
+
+impl Cluster {
+    /// Members on `subnet` (e.g. `"127.77.1"`) running `config`.
+    pub fn new(subnet: &str, config: &str) -> Cluster {
+        Cluster {
+            subnet: subnet.into(),
+            config: config.into(),
+            netns: None,
+        }
+    }
+
+    /// The cluster address of member `n`.
+    pub fn addr(&self, n: u8) -> String {
+        format!("{}.{n}:4701", self.subnet)
+    }
+
+    /// The address of member `n` on `port` (for its HTTP endpoint, say).
+    pub fn addr_port(&self, n: u8, port: u16) -> String {
+        format!("{}.{n}:{port}", self.subnet)
+    }
+
+    /// Starts member `n`, seeded with the members numbered `seeds`.
+    pub fn start(&self, n: u8, seeds: &[u8]) -> Node {
+        self.start_with(n, seeds, &[], &[])
+    }
+
+    /// Like [`Cluster::start`], with extra arguments and environment.
+    pub fn start_with(&self, n: u8, seeds: &[u8], extra: &[&str], env: &[(&str, &str)]) -> Node {
+        let (name, listen) = (format!("n{n}"), self.addr(n));
+        let seeds: Vec<String> = seeds.iter().map(|s| self.addr(*s)).collect();
+        let mut args: Vec<&str> = vec!["--name", &name, "--listen", &listen];
+        for s in &seeds {
+            args.push("--seed");
+            args.push(s);
+        }
+        args.extend_from_slice(extra);
+        match &self.netns {
+            None => Node::start_args(&self.config, &args, env),
+            Some(ns) => Node::start_in_netns(ns, &self.config, &args, env),
+        }
+    }
+}
+
+/// When `nodes` all run one ring of `members` members and have finished their hand-offs: that
+/// ring's digest.
+pub fn converged(nodes: &[&Node], members: usize) -> Option<String> {
+    let rings: Vec<_> = nodes.iter().map(|n| last_ring(n)).collect();
+    let first = rings[0].clone()?;
+    let agreed = first.1 == members && rings.iter().all(|r| r.as_ref() == Some(&first));
+    let settled = nodes.iter().all(|n| {
+        n.log()
+            .lines()
+            .rfind(|l| l.contains("targets owned:"))
+            .is_some_and(|l| l.contains("(+0 kept"))
+    });
+    (agreed && settled).then_some(first.0)
+}
+
+/// Waits until [`converged`]; returns the digest.
+pub fn wait_converged(nodes: &[&Node], members: usize, within: Duration) -> String {
+    wait_until(
+        &format!("{} nodes to agree on a {members}-member ring", nodes.len()),
+        within,
+        || converged(nodes, members),
+    )
+}
+
+/// The targets with a result from one of `nodes` after `after` (ms since the epoch), and
+/// before `until` when given, produced by a node named in `by` (any of them when empty).
+pub fn covered_since(
+    nodes: &[&Node],
+    after: i64,
+    until: Option<i64>,
+    by: &[&str],
+) -> std::collections::BTreeSet<String> {
+    let mut all = Vec::new();
+    for n in nodes {
+        all.extend(n.results());
+    }
+    by_target_node(&all)
+        .into_iter()
+        .filter(|(_, v)| {
+            v.iter().any(|(ts, node, _)| {
+                *ts > after
+                    && until.is_none_or(|u| *ts <= u)
+                    && (by.is_empty() || by.contains(&node.as_str()))
+            })
+        })
+        .map(|(t, _)| t)
+        .collect()
+}
+
+/// The phase of a target's slots (ms within the interval): the median of its results' phases,
+/// so completion jitter does not move it.
+pub fn phase_of(times: impl IntoIterator<Item = i64>, interval_ms: i64) -> i64 {
+    let mut phases: Vec<i64> = times
+        .into_iter()
+        .map(|t| t.rem_euclid(interval_ms))
+        .collect();
+    phases.sort_unstable();
+    phases[phases.len() / 2]
+}
+
 /// The digest of the last ring a node logged, and its member count.
 pub fn last_ring(node: &Node) -> Option<(String, usize)> {
     let log = node.log();
@@ -338,11 +462,9 @@ impl Coverage {
             .cloned()
             .collect();
         for (target, v) in by_target_node(&probes) {
-            // A target's slots keep one phase: the median of its results' phases. Each result
-            // belongs to the nearest slot, so completion jitter does not split a round.
-            let mut phases: Vec<i64> = v.iter().map(|r| r.0.rem_euclid(interval_ms)).collect();
-            phases.sort_unstable();
-            let phase = phases[phases.len() / 2];
+            // A target's slots keep one phase. Each result belongs to the nearest slot, so
+            // completion jitter does not split a round.
+            let phase = phase_of(v.iter().map(|r| r.0), interval_ms);
             let inside: Vec<&(i64, String, bool)> =
                 v.iter().filter(|r| r.0 >= from && r.0 <= to).collect();
             let mut edges = vec![from];
