@@ -1,12 +1,16 @@
 //! `ringpoll status` and `ringpoll owner`: ask a node's HTTP endpoint and print tables.
 
+use std::fmt::Display;
+
 use anyhow::{anyhow, Context};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+
+use ringpoll_actors::status::answer::{ClusterStatus, OwnerAnswer, Plan, TargetsAnswer};
 
 use crate::cli::{OwnerArgs, StatusArgs};
 use crate::config::HTTP_TOKEN_ENV;
 
-fn get(http: &str, path: &str) -> anyhow::Result<Value> {
+fn get<T: DeserializeOwned>(http: &str, path: &str) -> anyhow::Result<T> {
     let url = format!("http://{http}{path}");
     let mut req = ureq::get(&url);
     if let Ok(token) = std::env::var(HTTP_TOKEN_ENV) {
@@ -24,21 +28,18 @@ fn get(http: &str, path: &str) -> anyhow::Result<Value> {
     if !status.is_success() {
         return Err(anyhow!("{url}: {status}: {}", body.trim()));
     }
-    serde_json::from_str(&body).with_context(|| format!("{url}: not JSON"))
+    serde_json::from_str(&body).with_context(|| format!("{url}: not the expected JSON"))
 }
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+/// A value, or `-` when there is none.
+fn or_dash<T: Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or("-".into(), ToString::to_string)
 }
 
 /// `ringpoll status`.
 pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
-    let st = get(&args.http, "/status?scope=cluster")?;
-    let down = get(&args.http, "/targets?state=down&scope=cluster")?;
+    let st: ClusterStatus = get(&args.http, "/status?scope=cluster")?;
+    let down: TargetsAnswer = get(&args.http, "/targets?state=down&scope=cluster")?;
     if args.json {
         println!(
             "{}",
@@ -48,94 +49,86 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
     }
     println!(
         "ring {}  epoch {}  replicas {}  targets {}  (asked {})",
-        s(&st["ring_digest"]),
-        s(&st["epoch"]),
-        s(&st["replicas"]),
-        s(&st["targets"]["total"]),
-        s(&st["node"])
+        or_dash(&st.ring_digest),
+        st.epoch,
+        or_dash(&st.replicas),
+        st.targets.total,
+        st.node
     );
     println!(
         "{:<16} {:<8} {:>6} {:>8} {:>7} {:>7} {:>9}",
         "MEMBER", "STATE", "SHARE", "TARGETS", "UP", "DOWN", "RESTARTS"
     );
-    let (mut up, mut dn) = (0u64, 0u64);
-    for m in st["members"].as_array().into_iter().flatten() {
-        up += m["up"].as_u64().unwrap_or(0);
-        dn += m["down"].as_u64().unwrap_or(0);
+    let (mut up, mut dn) = (0, 0);
+    for m in &st.members {
+        up += m.up.unwrap_or(0);
+        dn += m.down.unwrap_or(0);
         println!(
             "{:<16} {:<8} {:>5.1}% {:>8} {:>7} {:>7} {:>9}",
-            s(&m["name"]),
-            s(&m["state"]),
-            m["share"].as_f64().unwrap_or(0.0) * 100.0,
-            s(&m["targets"]),
-            s(&m["up"]),
-            s(&m["down"]),
-            s(&m["restarts"])
+            m.name,
+            m.state.as_str(),
+            m.share * 100.0,
+            m.targets,
+            or_dash(&m.up),
+            or_dash(&m.down),
+            or_dash(&m.restarts)
         );
     }
     println!(
         "{:<16} {:<8} {:>6} {:>8} {:>7} {:>7}",
-        "total",
-        "",
-        "",
-        s(&st["targets"]["total"]),
-        up,
-        dn
+        "total", "", "", st.targets.total, up, dn
     );
-    if let Some(missing) = st["not_answering"].as_array().filter(|m| !m.is_empty()) {
-        println!(
-            "not answering: {}",
-            missing.iter().map(s).collect::<Vec<_>>().join(", ")
-        );
+    if !st.not_answering.is_empty() {
+        let names: Vec<String> = st.not_answering.iter().map(ToString::to_string).collect();
+        println!("not answering: {}", names.join(", "));
     }
-    let list = down["targets"].as_array().cloned().unwrap_or_default();
-    println!("\n{} target(s) down", list.len());
-    for t in list.iter().take(50) {
+    println!("\n{} target(s) down", down.targets.len());
+    for t in down.targets.iter().take(50) {
+        let r = &t.result;
         println!(
             "  {:<24} {:<5} {:<12} {:<10} {}",
-            s(&t["target"]),
-            s(&t["probe"]),
-            s(&t["error"]),
-            s(&t["node"]),
-            s(&t["ts"])
+            r.target,
+            r.probe,
+            or_dash(&r.error),
+            r.node,
+            r.ts
         );
     }
-    if list.len() > 50 {
-        println!("  ... and {} more (--json for all)", list.len() - 50);
+    if down.targets.len() > 50 {
+        println!(
+            "  ... and {} more (--json for all)",
+            down.targets.len() - 50
+        );
     }
     Ok(())
 }
 
 /// `ringpoll owner`.
 pub fn owner(args: &OwnerArgs) -> anyhow::Result<()> {
-    if args.if_leaves.is_some() || args.if_joins.is_some() {
-        let q = match (&args.if_leaves, &args.if_joins) {
-            (Some(n), _) => format!("leaves={n}"),
-            (_, Some(j)) => format!("joins={j}"),
-            _ => unreachable!(),
-        };
-        let plan = get(&args.http, &format!("/plan?{q}"))?;
+    let query = match (&args.if_leaves, &args.if_joins) {
+        (Some(n), _) => Some(format!("leaves={n}")),
+        (_, Some(j)) => Some(format!("joins={j}")),
+        _ => None,
+    };
+    if let Some(q) = query {
+        let plan: Plan = get(&args.http, &format!("/plan?{q}"))?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&plan)?);
             return Ok(());
         }
-        let total = plan["targets"].as_u64().unwrap_or(0).max(1);
-        let moved = plan["moved"].as_u64().unwrap_or(0);
+        let total = plan.targets.max(1);
         println!(
-            "{moved} of {total} targets would move ({:.1}%)",
-            moved as f64 * 100.0 / total as f64
+            "{} of {} targets would move ({:.1}%)",
+            plan.moved,
+            plan.targets,
+            plan.moved as f64 * 100.0 / total as f64
         );
-        for m in plan["moves"].as_array().into_iter().flatten() {
-            println!(
-                "  {:<16} -> {:<16} {:>7}",
-                s(&m["from"]),
-                s(&m["to"]),
-                s(&m["targets"])
-            );
+        for m in &plan.moves {
+            println!("  {:<16} -> {:<16} {:>7}", m.from, m.to, m.targets);
         }
         if args.list {
-            for t in plan["moved_targets"].as_array().into_iter().flatten() {
-                println!("  {}", s(t));
+            for t in &plan.moved_targets {
+                println!("  {t}");
             }
         }
         return Ok(());
@@ -146,42 +139,40 @@ pub fn owner(args: &OwnerArgs) -> anyhow::Result<()> {
         .as_ref()
         .map(|p| format!("?probe={p}"))
         .unwrap_or_default();
-    let o = get(&args.http, &format!("/owner/{target}{q}"))?;
+    let o: OwnerAnswer = get(&args.http, &format!("/owner/{target}{q}"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&o)?);
         return Ok(());
     }
-    let owners: Vec<String> = o["owners"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(s)
-        .collect();
+    let owners: Vec<String> = o.owners.iter().map(ToString::to_string).collect();
     println!(
         "{} ({}) is owned by {}  [ring {}, epoch {}]",
-        s(&o["target"]),
-        s(&o["probe"]),
+        o.target,
+        o.probe,
         owners.join(", "),
-        s(&o["ring_digest"]),
-        s(&o["epoch"])
+        o.ring_digest,
+        o.epoch
     );
-    let prefs: Vec<String> = o["why"]["preference"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| s(&p["member"]))
+    let prefs: Vec<String> = o
+        .why
+        .preference
+        .iter()
+        .map(|p| p.member.to_string())
         .collect();
     println!("  ring preference: {}", prefs.join(" > "));
-    match &o["last_result"] {
-        Value::Null => println!("  last result: none on this node (ask an owner: --http)"),
-        r => println!(
-            "  last result: ok={} error={} rtt_ms={} at {} by {}",
-            s(&r["ok"]),
-            s(&r["error"]),
-            s(&r["rtt_ms"]),
-            s(&r["ts"]),
-            s(&r["node"])
-        ),
+    match &o.last_result {
+        None => println!("  last result: none on this node (ask an owner: --http)"),
+        Some(t) => {
+            let r = &t.result;
+            println!(
+                "  last result: ok={} error={} rtt_ms={} at {} by {}",
+                r.ok,
+                or_dash(&r.error),
+                or_dash(&r.rtt_ms),
+                r.ts,
+                r.node
+            );
+        }
     }
     Ok(())
 }

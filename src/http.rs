@@ -1,7 +1,6 @@
 //! The node's HTTP endpoint: `/metrics`, `/status`, `/targets`, `/owner/{target}`, `/plan`.
 //! Loopback by default; any other address needs a bearer token (checked in config).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,18 +10,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use ringpoll_actors::model::{NodeName, TargetKey, TargetSpec};
-use ringpoll_actors::probe::ProbeContext;
-use ringpoll_actors::status::{self, PeerQuery};
+use ringpoll_actors::probe::health::TargetState;
+use ringpoll_actors::status::answer::{NodeStatus, TargetReport, TargetsAnswer};
+use ringpoll_actors::status::gather::gather;
+use ringpoll_actors::status::{local, PeerQuery};
+use ringpoll_actors::view::NodeView;
 
 /// How long a member may take to answer a cluster-wide query.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 
 struct App {
-    ctx: Arc<ProbeContext>,
-    node: NodeName,
+    view: NodeView,
     token: Option<String>,
     targets: Arc<[Arc<TargetSpec>]>,
     registry: prometheus_client::registry::Registry,
@@ -33,15 +33,13 @@ type Shared = Arc<App>;
 /// Serves the endpoint on `listener` until the process ends.
 pub fn spawn(
     listener: tokio::net::TcpListener,
-    ctx: Arc<ProbeContext>,
-    node: NodeName,
+    view: NodeView,
     token: Option<String>,
     targets: Arc<[Arc<TargetSpec>]>,
 ) {
-    let registry = crate::metrics::registry(ctx.clone());
+    let registry = crate::metrics::registry(view.clone());
     let app = Arc::new(App {
-        ctx,
-        node,
+        view,
         token,
         targets,
         registry,
@@ -123,98 +121,66 @@ fn cluster_scope(q: &ScopeQuery) -> Result<bool, Response> {
 }
 
 async fn status_handler(State(app): State<Shared>, Query(q): Query<ScopeQuery>) -> Response {
-    let refs = &app.ctx.refs;
-    let local = status::local_status(refs, &app.node);
-    let view = refs
-        .ring_view
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    let loads: BTreeMap<String, usize> = match &view {
-        Some(v) => {
-            let loads = v.placement.loads(v.ring.members().len());
-            v.ring
-                .members()
-                .iter()
-                .zip(loads)
-                .map(|((n, _), l)| (n.to_string(), l))
-                .collect()
-        }
-        None => BTreeMap::new(),
-    };
-    let total: usize = loads.values().sum::<usize>().max(1);
-    let (per_node, missing) = if cluster_scope(&q).unwrap_or(true) {
-        status::gather(refs, &app.node, &PeerQuery::Status, PEER_TIMEOUT).await
+    let view = &app.view;
+    let (answers, missing) = if cluster_scope(&q).unwrap_or(true) {
+        gather::<NodeStatus>(view, &PeerQuery::Status, PEER_TIMEOUT).await
     } else {
-        (
-            BTreeMap::from([(app.node.to_string(), local.clone())]),
-            Vec::new(),
-        )
+        let me = local::node_status(view);
+        ([(me.node.clone(), me)].into(), Vec::new())
     };
-    let members: Vec<Value> = refs
-        .members
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|m| {
-            let s = per_node.get(&m.name);
-            json!({
-                "name": m.name, "state": m.state, "address": m.address, "weight": m.weight, "local": m.local,
-                "targets": loads.get(&m.name).copied().unwrap_or(0),
-                "share": loads.get(&m.name).copied().unwrap_or(0) as f64 / total as f64,
-                "up": s.and_then(|s| s.get("up")).cloned(),
-                "down": s.and_then(|s| s.get("down")).cloned(),
-                "restarts": s.and_then(|s| s.get("restarts")).map(|r| r.as_object().map_or(0, |o| o.values().filter_map(|v| v.as_u64()).sum::<u64>())),
-                "unprobed": s.and_then(|s| s.get("unprobed")).cloned(),
-                "results_dropped": s.and_then(|s| s.get("results_dropped")).cloned(),
-            })
-        })
-        .collect();
-    Json(json!({
-        "node": app.node.as_str(),
-        "epoch": local["epoch"],
-        "ring_digest": local["ring_digest"],
-        "replicas": view.as_ref().map(|v| v.ring.replicas()),
-        "targets": { "total": app.targets.len(), "owned": local["owned"], "kept": local["kept"], "up": local["up"], "down": local["down"] },
-        "results": { "buffered": local["results_buffered"], "dropped": local["results_dropped"] },
-        "members": members,
-        "not_answering": missing,
-    }))
+    Json(local::cluster_status(
+        view,
+        &answers,
+        missing,
+        app.targets.len(),
+    ))
     .into_response()
 }
 
 async fn targets_handler(State(app): State<Shared>, Query(q): Query<ScopeQuery>) -> Response {
-    if let Some(s) = q.state.as_deref() {
-        if s != "up" && s != "down" {
+    let state = match q.state.as_deref() {
+        None => None,
+        Some("up") => Some(TargetState::Up),
+        Some("down") => Some(TargetState::Down),
+        Some(s) => {
             return (
                 StatusCode::BAD_REQUEST,
                 format!("state={s}: expected up or down\n"),
             )
-                .into_response();
+                .into_response()
         }
-    }
+    };
     let cluster = match cluster_scope(&q) {
         Ok(c) => c,
         Err(r) => return r,
     };
+    let node = app.view.node().clone();
     if !cluster {
-        let list = status::local_targets(&app.ctx.refs, q.state.as_deref());
-        return Json(json!({ "scope": "local", "node": app.node.as_str(), "count": list.len(), "targets": list })).into_response();
+        let targets = local::targets(&app.view, state);
+        return Json(TargetsAnswer {
+            scope: "local".into(),
+            node,
+            count: targets.len(),
+            targets,
+            not_answering: None,
+        })
+        .into_response();
     }
-    let query = PeerQuery::Targets {
-        state: q.state.clone(),
-    };
-    let (answers, missing) = status::gather(&app.ctx.refs, &app.node, &query, PEER_TIMEOUT).await;
-    let mut all: Vec<Value> = answers
-        .into_values()
-        .filter_map(|v| v.as_array().cloned())
-        .flatten()
-        .collect();
-    all.sort_by(|a, b| {
-        (a["probe"].as_str(), a["target"].as_str())
-            .cmp(&(b["probe"].as_str(), b["target"].as_str()))
+    let query = PeerQuery::Targets { state };
+    let (answers, missing) = gather::<Vec<TargetReport>>(&app.view, &query, PEER_TIMEOUT).await;
+    let mut targets: Vec<TargetReport> = answers.into_values().flatten().collect();
+    targets.sort_by(|a, b| {
+        (a.result.probe.as_str(), &a.result.target)
+            .cmp(&(b.result.probe.as_str(), &b.result.target))
     });
-    Json(json!({ "scope": "cluster", "node": app.node.as_str(), "count": all.len(), "targets": all, "not_answering": missing })).into_response()
+    Json(TargetsAnswer {
+        scope: "cluster".into(),
+        node,
+        count: targets.len(),
+        targets,
+        not_answering: Some(missing),
+    })
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,41 +196,42 @@ async fn owner(
     let matches: Vec<TargetKey> = app
         .targets
         .iter()
-        .filter(|t| *t.id == *target && q.probe.as_deref().is_none_or(|p| t.probe.as_str() == p))
+        .filter(|t| *t.id == *target && q.probe.as_deref().is_none_or(|p| t.kind().as_str() == p))
         .map(|t| t.key())
         .collect();
-    match matches.as_slice() {
-        [] => (
-            StatusCode::NOT_FOUND,
-            format!("no configured target {target}\n"),
-        )
-            .into_response(),
-        [key] => match status::owner(&app.ctx.refs, key) {
-            Some(mut v) => {
-                if v["last_result"].is_null() {
-                    // Ask the members: the owner has it.
-                    let q = PeerQuery::Latest {
-                        probe: key.probe.as_str().into(),
-                        target: key.id.to_string(),
-                    };
-                    let (answers, _) =
-                        status::gather(&app.ctx.refs, &app.node, &q, PEER_TIMEOUT).await;
-                    v["last_result"] = answers
-                        .into_values()
-                        .filter(|a| !a.is_null())
-                        .max_by(|a, b| a["ts"].as_str().cmp(&b["ts"].as_str()))
-                        .unwrap_or(Value::Null);
-                }
-                Json(v).into_response()
-            }
-            None => (StatusCode::SERVICE_UNAVAILABLE, "no ring yet\n").into_response(),
-        },
-        _ => (
-            StatusCode::BAD_REQUEST,
-            format!("{target} is probed by several kinds; add ?probe=icmp|tcp|ssh\n"),
-        )
-            .into_response(),
+    let key = match matches.as_slice() {
+        [] => {
+            return (
+                StatusCode::NOT_FOUND,
+                format!("no configured target {target}\n"),
+            )
+                .into_response()
+        }
+        [key] => key,
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("{target} is probed by several kinds; add ?probe=icmp|tcp|ssh\n"),
+            )
+                .into_response()
+        }
+    };
+    let Some(mut answer) = local::owner(&app.view, key) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no ring yet\n").into_response();
+    };
+    if answer.last_result.is_none() {
+        // Ask the members: the owner has it.
+        let q = PeerQuery::Latest {
+            probe: key.probe,
+            target: key.id.to_string(),
+        };
+        let (answers, _) = gather::<Option<TargetReport>>(&app.view, &q, PEER_TIMEOUT).await;
+        answer.last_result = answers
+            .into_values()
+            .flatten()
+            .max_by(|a, b| a.result.ts.cmp(&b.result.ts));
     }
+    Json(answer).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,8 +246,8 @@ async fn plan(State(app): State<Shared>, Query(q): Query<PlanQuery>) -> Response
         Some(Ok(j)) => Some(j),
         None => None,
     };
-    match status::plan(
-        &app.ctx.refs,
+    match local::plan(
+        &app.view,
         q.leaves.as_deref(),
         joins.as_ref().map(|(n, w)| (n.as_str(), *w)),
     ) {

@@ -4,27 +4,27 @@
 //! targets this node probes now, labelled `target`, `probe` and the group's labels. Per node:
 //! membership, ownership, restarts, drops, overruns, state changes, and the cluster's coverage.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use ringpoll_actors::membership::MemberState;
 use ringpoll_actors::model::ProbeOutcome;
-use ringpoll_actors::probe::ProbeContext;
+use ringpoll_actors::supervisor::Role;
+use ringpoll_actors::view::NodeView;
 
 /// Collects the node's metrics on every scrape.
 #[derive(Debug)]
 pub struct NodeCollector {
-    ctx: Arc<ProbeContext>,
+    view: NodeView,
 }
 
 /// A registry holding the node's collector.
-pub fn registry(ctx: Arc<ProbeContext>) -> Registry {
+pub fn registry(view: NodeView) -> Registry {
     let mut r = Registry::default();
-    r.register_collector(Box::new(NodeCollector { ctx }));
+    r.register_collector(Box::new(NodeCollector { view }));
     r
 }
 
@@ -67,12 +67,12 @@ fn counter(
 
 impl prometheus_client::collector::Collector for NodeCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let refs = &self.ctx.refs;
+        let state = self.view.state();
         let (mut success, mut duration, mut last) = (Vec::new(), Vec::new(), Vec::new());
-        for (r, _) in refs.state.running_latest() {
+        for (r, _) in state.running_latest() {
             let mut labels: Labels = vec![
                 ("target".into(), r.target.id.to_string()),
-                ("probe".into(), r.target.probe.as_str().into()),
+                ("probe".into(), r.target.kind().as_str().into()),
             ];
             labels.extend(r.target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             let (ok, secs) = match &r.outcome {
@@ -100,22 +100,16 @@ impl prometheus_client::collector::Collector for NodeCollector {
             &last,
         )?;
 
-        let members = refs
-            .members
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let mut by_state: std::collections::BTreeMap<&str, f64> =
-            ["alive", "suspect", "dead", "left"]
-                .iter()
-                .map(|s| (*s, 0.0))
-                .collect();
-        for m in &members {
-            *by_state.entry(m.state).or_default() += 1.0;
-        }
-        let rows: Vec<(Labels, f64)> = by_state
+        let members = self.view.members();
+        let rows: Vec<(Labels, f64)> = MemberState::ALL
             .iter()
-            .map(|(s, n)| (vec![("state".to_string(), s.to_string())], *n))
+            .map(|s| {
+                let n = members.iter().filter(|m| m.state == *s).count();
+                (
+                    vec![("state".to_string(), s.as_str().to_string())],
+                    n as f64,
+                )
+            })
             .collect();
         gauge(
             &mut enc,
@@ -124,11 +118,7 @@ impl prometheus_client::collector::Collector for NodeCollector {
             &rows,
         )?;
 
-        let view = refs
-            .ring_view
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let view = self.view.ring();
         gauge(
             &mut enc,
             "ringpoll_targets_owned",
@@ -142,17 +132,13 @@ impl prometheus_client::collector::Collector for NodeCollector {
             &[(vec![], view.as_ref().map_or(0.0, |v| v.epoch as f64))],
         )?;
 
-        let mut restarts: Vec<(Labels, u64)> = [
-            "result_sink",
-            "probe_supervisor",
-            "ring_owner",
-            "membership",
-            "probe",
-        ]
-        .iter()
-        .map(|r| (vec![("role".to_string(), r.to_string())], 0))
-        .collect();
-        for (role, n) in refs.state.restarts() {
+        let mut restarts: Vec<(Labels, u64)> = Role::START_ORDER
+            .iter()
+            .map(|r| r.name())
+            .chain(["probe"])
+            .map(|r| (vec![("role".to_string(), r.to_string())], 0))
+            .collect();
+        for (role, n) in state.restarts() {
             if let Some(row) = restarts.iter_mut().find(|(l, _)| l[0].1 == role) {
                 row.1 = n;
             }
@@ -167,21 +153,21 @@ impl prometheus_client::collector::Collector for NodeCollector {
             &mut enc,
             "ringpoll_results_dropped",
             "Results dropped: a sink's buffer was full, or no sink was running (restarting)",
-            &[(vec![], refs.state.results_dropped())],
+            &[(vec![], state.results_dropped())],
         )?;
         gauge(
             &mut enc,
             "ringpoll_results_buffered",
             "Results waiting in memory for a slow or failing sink (its fullest lane)",
-            &[(vec![], refs.state.results_buffered() as f64)],
+            &[(vec![], state.results_buffered() as f64)],
         )?;
         counter(
             &mut enc,
             "ringpoll_round_overrun",
             "Probe slots missed because probes could not start in time",
-            &[(vec![], self.ctx.overruns.load(Ordering::Relaxed))],
+            &[(vec![], state.overruns())],
         )?;
-        let (up, down) = refs.state.state_changes();
+        let (up, down) = state.state_changes();
         counter(
             &mut enc,
             "ringpoll_state_changes",
@@ -191,10 +177,10 @@ impl prometheus_client::collector::Collector for NodeCollector {
                 (vec![("to".into(), "down".into())], down),
             ],
         )?;
-        let unprobed: u64 = refs.state.unprobed_now() as u64
+        let unprobed: u64 = state.unprobed_now() as u64
             + members
                 .iter()
-                .filter(|m| !m.local && (m.state == "alive" || m.state == "suspect"))
+                .filter(|m| !m.local && m.state.in_ring())
                 .map(|m| m.unprobed)
                 .sum::<u64>();
         gauge(

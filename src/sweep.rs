@@ -186,7 +186,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let kinds: std::collections::BTreeSet<_> =
-            settings.targets.iter().map(|t| t.probe).collect();
+            settings.targets.iter().map(|t| t.kind()).collect();
         let engine = Arc::new(
             ProbeEngine::open(kinds, settings.max_concurrent_ssh).context("starting the probes")?,
         );
@@ -218,7 +218,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
         let hold = if settings
             .targets
             .iter()
-            .any(|t| t.probe == ringpoll_actors::model::ProbeKind::Ssh)
+            .any(|t| t.kind() == ringpoll_actors::model::ProbeKind::Ssh)
         {
             std::time::Duration::from_secs(3600)
         } else {

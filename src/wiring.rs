@@ -2,23 +2,23 @@
 //! SIGINT/SIGTERM (or for the tree to give up), then shut down in order with a deadline.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use ractor::Actor;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::oneshot;
 
-use ringpoll_actors::fault::FaultInjection;
 use ringpoll_actors::membership::tls::ClusterTls;
 use ringpoll_actors::membership::ClusterSettings;
 use ringpoll_actors::model::targets_digest;
 use ringpoll_actors::probe::ssh::HostKeyPolicy;
-use ringpoll_actors::probe::{ProbeContext, ProbeEngine};
+use ringpoll_actors::probe::ProbeEngine;
 use ringpoll_actors::ring::RingSettings;
-use ringpoll_actors::supervisor::{RootArgs, RootMsg, RootSupervisor, TreeRefs};
+use ringpoll_actors::state::NodeState;
+use ringpoll_actors::supervisor::{ChildLinks, RootArgs, RootMsg, RootSupervisor};
+use ringpoll_actors::view::NodeView;
 
 use crate::config::{CookieSource, Settings, COOKIE_ENV};
 
@@ -29,7 +29,7 @@ const JOIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs a node until a signal (Ok) or until the supervision tree gives up (Err).
 pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
-    let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.probe).collect();
+    let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.kind()).collect();
     let engine = ProbeEngine::open(kinds.iter().copied(), settings.max_concurrent_ssh)
         .context("starting the probes")?;
     for (i, g) in settings.groups.iter().enumerate() {
@@ -80,16 +80,12 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
         unflushed: settings.results.flush_interval,
     };
 
-    let refs = Arc::new(TreeRefs::default());
-    let ctx = Arc::new(ProbeContext {
-        node: settings.node.clone(),
-        engine,
-        permits: Arc::new(Semaphore::new(settings.max_in_flight)),
-        refs,
-        epoch: AtomicU64::new(0),
-        overruns: AtomicU64::new(0),
-        faults: FaultInjection::from_env(),
-    });
+    let state = Arc::new(NodeState::default());
+    let (publishers, view) = NodeView::new(settings.node.clone(), state.clone());
+    #[cfg(not(feature = "test-hooks"))]
+    if std::env::var_os("RINGPOLL_TEST_PANIC_PROBE").is_some() {
+        tracing::warn!("RINGPOLL_TEST_PANIC_PROBE is ignored: this build has no test hooks");
+    }
     let (give_up_tx, give_up_rx) = oneshot::channel();
     tracing::info!(
         node = %settings.node,
@@ -98,9 +94,15 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
         "starting node"
     );
     let args = RootArgs {
-        node: settings.node.clone(),
         targets: settings.targets.clone().into(),
-        ctx: ctx.clone(),
+        engine,
+        max_in_flight: settings.max_in_flight,
+        #[cfg(feature = "test-hooks")]
+        faults: ringpoll_actors::fault::FaultInjection::from_env(),
+        state,
+        view: view.clone(),
+        publishers,
+        links: ChildLinks::default(),
         sink: settings.results.clone(),
         policy: settings.supervision,
         on_give_up: Some(give_up_tx),
@@ -122,19 +124,12 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
         )),
         None => None,
     };
-    let http_ctx = ctx.clone();
     let (root, root_done) = Actor::spawn(None, RootSupervisor, args)
         .await
         .map_err(|e| anyhow!("the supervision tree did not start: {e}"))?;
     if let Some((listener, token)) = http {
         let addr = listener.local_addr()?;
-        crate::http::spawn(
-            listener,
-            http_ctx,
-            settings.node.clone(),
-            token,
-            settings.targets.clone().into(),
-        );
+        crate::http::spawn(listener, view, token, settings.targets.clone().into());
         tracing::info!(%addr, "HTTP endpoint listening (/metrics, /status, /targets, /owner/TARGET, /plan)");
     }
 

@@ -154,10 +154,7 @@ probe = "icmp"
 
 #[test]
 fn a_panicking_probe_actor_is_restarted_and_the_others_never_miss_a_round() {
-    let node = Node::start(
-        panicking_config(),
-        &[("RINGPOLL_TEST_PANIC_PROBE", "127.0.0.7*2")],
-    );
+    let node = Node::start_panicking(panicking_config(), "127.0.0.7*2");
     node.wait_log("probe actor restarted", 2, Duration::from_secs(10));
     let log = node.log();
     assert!(
@@ -205,10 +202,7 @@ fn a_panicking_probe_actor_is_restarted_and_the_others_never_miss_a_round() {
 
 #[test]
 fn a_crash_looping_target_is_quarantined_and_the_node_carries_on() {
-    let node = Node::start(
-        panicking_config(),
-        &[("RINGPOLL_TEST_PANIC_PROBE", "127.0.0.7*1000")],
-    );
+    let node = Node::start_panicking(panicking_config(), "127.0.0.7*1000");
     node.wait_log("target quarantined", 1, Duration::from_secs(15));
     assert_eq!(
         node.log().matches("probe actor restarted").count(),

@@ -26,4 +26,6 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null;
     fi
 fi
 
-cargo test --workspace --locked
+# test-hooks compiles the fault-injection hooks (RINGPOLL_TEST_PANIC_PROBE) into the binary
+# the integration tests run; release builds never have them.
+cargo test --workspace --locked --features ringpoll/test-hooks

@@ -1,30 +1,73 @@
 //! ringpoll's actors and the pure logic they wrap.
 //!
 //! # Layout
-//! - [`model`]: domain data (node names, targets, outcomes, results).
-//! - [`restart`]: restart budgets and backoff (pure).
-//! - [`probe`]: probe schedule and health (pure), ICMP and TCP checks, the probe actor.
-//! - [`sink`]: bounded result buffer (pure), JSON-lines writer, the result sink actor.
-//! - [`ring`]: the placement function (pure) and the ring owner actor with hand-offs.
-//! - [`membership`]: membership table and failure detector, dialler, wire format (pure), the
-//!   transport over ractor_cluster, and the membership actor.
-//! - [`supervisor`]: the root and probe supervisors.
-//! - [`status`]: the status API's answers, and gathering them from every member.
-//! - [`state`]: the latest result per target and the node's counters, for status and metrics.
-//! - [`fault`]: test-only fault injection.
+//! Pure modules (no actor, no I/O; time is an argument, effects are return values) sit beside
+//! the actor that runs them. Each file has one job.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`model`] | domain data: node names, targets and their [`Check`](model::Check), outcomes, results and their JSON lines |
+//! | [`link`] | typed links between sibling actors, re-pointed by their supervisor on restart |
+//! | [`view`] | the node's published state ([`NodeView`](view::NodeView)) and its write halves |
+//! | [`state`] | latest results, confirmed states and counters (behind locks, read through the view) |
+//! | [`restart`] | restart budgets and backoff (pure) |
+//! | [`probe`] | schedule and health (pure); ICMP, TCP and SSH checks; the probe actor |
+//! | [`sink`] | bounded buffer (pure); JSON-lines and SQLite writers; the result sink actor |
+//! | [`ring`] | placement and reassignment (pure); the ring snapshot; the ring owner actor |
+//! | [`membership`] | table and failure detector, dialer, sessions, wire format (pure); transport, port and membership actor |
+//! | [`status`] | typed status answers, computed from the view and gathered from every member |
+//! | [`supervisor`] | the root and probe supervisors |
+//! | `fault` | fault injection for the integration tests (`test-hooks` feature only) |
 //!
 //! # Supervision tree
 //! ```text
 //! RootSupervisor                 restarts children one for one within a budget; gives up → exit 1
-//! ├── ResultSink                 bounded buffer → JSON lines, flushed ≥ 1/s and at shutdown
+//! ├── ResultSink                 bounded buffer per writer (JSON lines, SQLite), flushed every 250 ms and at shutdown
 //! ├── ProbeSupervisor            per-target restart budget, quarantine, never escalates
-//! │   └── ProbeActor × owned     one probe in flight, next one scheduled at its slot
-//! ├── RingOwner                  membership view → owned targets (+ epoch), hand-offs
-//! └── Membership                 heartbeats, failure detector, dialler; the cluster view
-//!     ├── NodeServer             ractor_cluster's sessions (cookie handshake)
-//!     └── Port                   the one remotable actor peers talk to
+//! │   └── ProbeActor × owned     one ICMP/TCP/SSH probe in flight, the next at its slot
+//! ├── RingOwner                  membership view → owned targets (+ epoch), make-before-break hand-offs
+//! └── Membership                 heartbeats, failure detector, dialer, sessions; the cluster view
+//!     ├── NodeServer             ractor_cluster's sessions (cookie handshake, optional mutual TLS)
+//!     └── Port                   the one remotable actor; routes what peers send
 //! ```
 //! Started top to bottom (consumers before producers), stopped bottom to top.
+//!
+//! # Who sends what to whom
+//! Each actor's arguments name exactly the actors it sends to, as typed [`Link`](link::Link)s
+//! its supervisor re-points when the target restarts (or as the parent's own reference).
+//!
+//! | from | to | messages |
+//! |---|---|---|
+//! | membership | ring owner | `MembershipChanged(view)` on a ring-member change; `PeerDigests` when peers adopt a ring |
+//! | ring owner | probe supervisor | `Assign { epoch, digest, targets, keep, handed_off, missed }`: one message per rebuild |
+//! | ring owner | membership | `Publish` after the ring owner restarted (send the view again) |
+//! | probe supervisor | ring owner | `Resend` after the probe supervisor restarted |
+//! | probe supervisor | probe actors | `Inherit(state)`, `Retire` |
+//! | probe actors | result sink | `Record(result)`, `Event(state change)` |
+//! | membership | peers' ports | heartbeats, leave, refusal (wire) |
+//! | probe supervisor | peers' ports | hand-off states (wire) |
+//! | port | membership / probe supervisor / root | heartbeats and leaves / hand-off states / a refusal of this node |
+//! | HTTP (the binary) | peers' ports | status questions, each under a timeout |
+//! | root | every child | `Leave`, `StopAll`, `Drain` at shutdown |
+//!
+//! # What is published for readers
+//! HTTP, metrics, status answers and the CLI read one [`NodeView`](view::NodeView): the ring
+//! snapshot (ring owner), the member rows and peers (membership), the ownership epoch and
+//! adopted ring digest (probe supervisor), latest results and counters ([`state`]). Each piece
+//! has one writer; nobody `call`s an actor to read it.
+//!
+//! # Where a new feature goes
+//! - A probe kind: `probe/<kind>.rs`, a [`Check`](model::Check) variant with its settings, one
+//!   arm in [`probe::engine`]; config in the binary's `config/validate.rs`.
+//! - An output: a [`ResultWriter`](sink::ResultWriter) and a [`SinkSpec`](sink::SinkSpec) variant.
+//! - A membership decision: the pure module that owns it (`table`, `dialer`, `sessions`), and
+//!   the action it returns carried out in `membership/actor.rs`.
+//! - A message between nodes: a [`PeerMessage`](membership::wire::PeerMessage) variant, routed
+//!   by `membership/port.rs` to the actor it is for.
+//! - Ownership policy: [`ring::placement`] (who owns what) or [`ring::reassign`] (what moves,
+//!   what is kept); the ring owner only carries it out.
+//! - Something to show: a field in [`status::answer`], computed in [`status::local`] from the
+//!   view, published by the actor that owns it if it is new state.
 //!
 //! # Guarantees
 //! - At most one probe in flight per target; the next starts at the target's next slot.
@@ -39,7 +82,9 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+#[cfg(any(test, feature = "test-hooks"))]
 pub mod fault;
+pub mod link;
 pub mod membership;
 pub mod model;
 pub mod probe;
@@ -51,3 +96,4 @@ pub mod status;
 pub mod supervisor;
 #[cfg(test)]
 mod testkit;
+pub mod view;

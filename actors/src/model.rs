@@ -1,14 +1,20 @@
 //! Domain data shared by every role: node names, targets, probe kinds, outcomes and results.
 //!
-//! Plain data only: no actors, no I/O.
+//! Plain data only: no actors, no I/O. The settings of a check kind live with that kind
+//! (`probe::ssh::settings`); a target carries them in its [`Check`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::probe::health::{TargetState, Thresholds};
+use crate::probe::ssh::report::SshReport;
+use crate::probe::ssh::settings::SshTarget;
 
 /// The configured name of a node: its identity in the cluster.
 ///
@@ -39,14 +45,22 @@ impl NodeName {
     }
 }
 
+impl<'de> Deserialize<'de> for NodeName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        NodeName::new(&name).map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-/// How a target is probed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// How a target is probed: `"icmp"`, `"tcp"` or `"ssh"` in config files, results and on the
+/// wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeKind {
     /// ICMP echo request / reply.
@@ -58,6 +72,9 @@ pub enum ProbeKind {
 }
 
 impl ProbeKind {
+    /// Every kind.
+    pub const ALL: [ProbeKind; 3] = [ProbeKind::Icmp, ProbeKind::Tcp, ProbeKind::Ssh];
+
     /// The name used in config files and results.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -69,9 +86,7 @@ impl ProbeKind {
 
     /// The kind named `s` (`icmp`, `tcp`, `ssh`).
     pub fn parse(s: &str) -> Option<Self> {
-        [ProbeKind::Icmp, ProbeKind::Tcp, ProbeKind::Ssh]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
@@ -135,42 +150,75 @@ impl fmt::Display for Host {
 /// Group labels, copied into every result of the group's targets.
 pub type Labels = Arc<BTreeMap<String, String>>;
 
+/// How a target is checked, with that kind's settings.
+#[derive(Clone, Debug)]
+pub enum Check {
+    /// ICMP echo.
+    Icmp,
+    /// A TCP connect.
+    Tcp {
+        /// The port.
+        port: u16,
+    },
+    /// An SSH login, and optionally a command.
+    Ssh {
+        /// The port.
+        port: u16,
+        /// The group's SSH settings.
+        settings: Arc<SshTarget>,
+    },
+}
+
+impl Check {
+    /// The kind of check.
+    pub fn kind(&self) -> ProbeKind {
+        match self {
+            Check::Icmp => ProbeKind::Icmp,
+            Check::Tcp { .. } => ProbeKind::Tcp,
+            Check::Ssh { .. } => ProbeKind::Ssh,
+        }
+    }
+
+    /// The port, for the kinds that have one.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Check::Icmp => None,
+            Check::Tcp { port } | Check::Ssh { port, .. } => Some(*port),
+        }
+    }
+}
+
 /// One thing to probe, fully resolved from the config (defaults applied, validated).
 #[derive(Clone, Debug)]
 pub struct TargetSpec {
-    /// What results call the target: the host for ICMP, `host:port` for TCP.
+    /// What results call the target: the host for ICMP, `host:port` for TCP and SSH.
     pub id: Arc<str>,
     /// Where the probe goes.
     pub host: Host,
-    /// How it is probed.
-    pub probe: ProbeKind,
-    /// TCP port (None for ICMP).
-    pub port: Option<u16>,
+    /// How it is checked.
+    pub check: Check,
     /// Time between the starts of two probes.
     pub interval: Duration,
     /// How long one probe may take; always less than `interval`.
     pub timeout: Duration,
     /// Labels of the target's group.
     pub labels: Labels,
-    /// SSH settings of the target's group (SSH targets only).
-    pub ssh: Option<Arc<crate::probe::ssh::SshTarget>>,
     /// Consecutive results needed to confirm a change of state.
-    pub thresholds: crate::probe::health::Thresholds,
+    pub thresholds: Thresholds,
     /// Time between probes while the target is failing but not yet confirmed down.
     pub retry_interval: Duration,
 }
 
 impl TargetSpec {
-    /// Builds a target, deriving its id from host, kind and port.
+    /// Builds a target, deriving its id from host and port.
     pub fn new(
         host: Host,
-        probe: ProbeKind,
-        port: Option<u16>,
+        check: Check,
         interval: Duration,
         timeout: Duration,
         labels: Labels,
     ) -> Self {
-        let id: Arc<str> = match (port, &host) {
+        let id: Arc<str> = match (check.port(), &host) {
             (None, h) => h.to_string().into(),
             (Some(p), Host::Ip(IpAddr::V6(ip))) => format!("[{ip}]:{p}").into(),
             (Some(p), h) => format!("{h}:{p}").into(),
@@ -178,38 +226,31 @@ impl TargetSpec {
         TargetSpec {
             id,
             host,
-            probe,
-            port,
+            check,
             interval,
             timeout,
             labels,
-            ssh: None,
-            thresholds: crate::probe::health::Thresholds::default(),
+            thresholds: Thresholds::default(),
             retry_interval: default_retry_interval(interval),
         }
     }
 
     /// The same target with rise/fall thresholds and a retry interval.
-    pub fn with_health(
-        mut self,
-        thresholds: crate::probe::health::Thresholds,
-        retry_interval: Duration,
-    ) -> Self {
+    pub fn with_health(mut self, thresholds: Thresholds, retry_interval: Duration) -> Self {
         self.thresholds = thresholds;
         self.retry_interval = retry_interval;
         self
     }
 
-    /// The same target with its group's SSH settings.
-    pub fn with_ssh(mut self, ssh: Arc<crate::probe::ssh::SshTarget>) -> Self {
-        self.ssh = Some(ssh);
-        self
+    /// How it is probed.
+    pub fn kind(&self) -> ProbeKind {
+        self.check.kind()
     }
 
     /// The key that identifies this target node-wide and cluster-wide.
     pub fn key(&self) -> TargetKey {
         TargetKey {
-            probe: self.probe,
+            probe: self.kind(),
             id: self.id.clone(),
         }
     }
@@ -227,6 +268,16 @@ pub struct TargetKey {
     pub probe: ProbeKind,
     /// The target id (`host` or `host:port`).
     pub id: Arc<str>,
+}
+
+/// The stable 64-bit hash of a target key that placement and probe phases are derived from:
+/// XXH3-64 (seed 0) of the UTF-8 of `probe/id`.
+pub fn target_hash(key: &TargetKey) -> u64 {
+    let mut buf = String::with_capacity(key.id.len() + 8);
+    buf.push_str(key.probe.as_str());
+    buf.push('/');
+    buf.push_str(&key.id);
+    xxhash_rust::xxh3::xxh3_64(buf.as_bytes())
 }
 
 impl fmt::Display for TargetKey {
@@ -378,9 +429,9 @@ pub struct StateEvent {
     /// The ownership epoch.
     pub epoch: u64,
     /// State before.
-    pub from: crate::probe::health::TargetState,
+    pub from: TargetState,
     /// State now.
-    pub to: crate::probe::health::TargetState,
+    pub to: TargetState,
 }
 
 /// The JSON-lines shape of a [`StateEvent`].
@@ -397,9 +448,9 @@ pub struct EventLine<'a> {
     /// Always `"state"`.
     pub event: &'static str,
     /// State before.
-    pub from: &'static str,
+    pub from: TargetState,
     /// State now.
-    pub to: &'static str,
+    pub to: TargetState,
     /// Ownership epoch.
     pub epoch: u64,
     /// The group's labels.
@@ -413,10 +464,10 @@ impl StateEvent {
             ts: humantime::format_rfc3339_millis(self.ts).to_string(),
             node: self.node.as_str(),
             target: &self.target.id,
-            probe: self.target.probe,
+            probe: self.target.kind(),
             event: "state",
-            from: self.from.as_str(),
-            to: self.to.as_str(),
+            from: self.from,
+            to: self.to,
             epoch: self.epoch,
             labels: &self.target.labels,
         }
@@ -432,59 +483,16 @@ pub enum Record {
     Event(StateEvent),
 }
 
-/// An SSH probe's stages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SshStage {
-    /// TCP connect.
-    Connect,
-    /// Banner and key exchange.
-    Handshake,
-    /// Host-key check.
-    Hostkey,
-    /// Public-key authentication.
-    Auth,
-    /// The command.
-    Command,
-}
-
-/// What an SSH probe reports besides up or down.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct SshReport {
-    /// The stage that failed; null when up.
-    pub stage: Option<SshStage>,
-    /// The command's exit status.
-    pub exit_code: Option<u32>,
-    /// The signal that ended the command, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exit_signal: Option<String>,
-    /// The command's stdout (first `max_output` bytes; UTF-8, other bytes as `\xNN`).
-    pub stdout: Option<String>,
-    /// True when stdout was longer than `max_output`.
-    pub stdout_truncated: bool,
-    /// The command's stderr, as stdout.
-    pub stderr: Option<String>,
-    /// True when stderr was longer than `max_output`.
-    pub stderr_truncated: bool,
-    /// Milliseconds per completed stage.
-    pub stages_ms: BTreeMap<&'static str, f64>,
-    /// The server's host key, SHA256 fingerprint as OpenSSH prints it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_key: Option<String>,
-    /// On a changed host key: the fingerprints known_hosts holds for the host.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub known_host_keys: Vec<String>,
-}
-
-/// The JSON-lines shape of a [`ProbeResult`] (one object per line).
-#[derive(Debug, Serialize)]
+/// The JSON-lines shape of a [`ProbeResult`] (one object per line). Borrowed from the result
+/// when written; owned when read back (the status API passes lines between nodes).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResultLine<'a> {
     /// RFC 3339 UTC timestamp with milliseconds.
     pub ts: String,
     /// Producing node.
-    pub node: &'a str,
+    pub node: Cow<'a, str>,
     /// Target id.
-    pub target: &'a str,
+    pub target: Cow<'a, str>,
     /// Probe kind.
     pub probe: ProbeKind,
     /// True when up.
@@ -492,17 +500,17 @@ pub struct ResultLine<'a> {
     /// Round-trip time in milliseconds, null when down.
     pub rtt_ms: Option<f64>,
     /// Reason code when down, null when up.
-    pub error: Option<&'static str>,
+    pub error: Option<Cow<'a, str>>,
     /// Detail for `unresolved` and `io` errors.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Cow<'a, str>>,
     /// Ownership epoch.
     pub epoch: u64,
     /// The group's labels.
-    pub labels: &'a BTreeMap<String, String>,
+    pub labels: Cow<'a, BTreeMap<String, String>>,
     /// SSH fields, flattened into the line (SSH probes only).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub ssh: Option<&'a SshReport>,
+    pub ssh: Option<Cow<'a, SshReport>>,
 }
 
 impl ProbeResult {
@@ -514,16 +522,35 @@ impl ProbeResult {
         };
         ResultLine {
             ts: humantime::format_rfc3339_millis(self.ts).to_string(),
-            node: self.node.as_str(),
-            target: &self.target.id,
-            probe: self.target.probe,
+            node: Cow::Borrowed(self.node.as_str()),
+            target: Cow::Borrowed(&self.target.id),
+            probe: self.target.kind(),
             ok,
             rtt_ms: rtt_ms.map(|ms| (ms * 1000.0).round() / 1000.0),
-            error,
-            detail,
+            error: error.map(Cow::Borrowed),
+            detail: detail.map(Cow::Borrowed),
             epoch: self.epoch,
-            labels: &self.target.labels,
-            ssh: self.ssh.as_deref(),
+            labels: Cow::Borrowed(&self.target.labels),
+            ssh: self.ssh.as_deref().map(Cow::Borrowed),
+        }
+    }
+}
+
+impl ResultLine<'_> {
+    /// The line with every field owned.
+    pub fn into_owned(self) -> ResultLine<'static> {
+        ResultLine {
+            ts: self.ts,
+            node: Cow::Owned(self.node.into_owned()),
+            target: Cow::Owned(self.target.into_owned()),
+            probe: self.probe,
+            ok: self.ok,
+            rtt_ms: self.rtt_ms,
+            error: self.error.map(|e| Cow::Owned(e.into_owned())),
+            detail: self.detail.map(|d| Cow::Owned(d.into_owned())),
+            epoch: self.epoch,
+            labels: Cow::Owned(self.labels.into_owned()),
+            ssh: self.ssh.map(|s| Cow::Owned(s.into_owned())),
         }
     }
 }
@@ -534,8 +561,11 @@ mod tests {
 
     #[test]
     fn probe_kinds_parse_their_names() {
-        for k in [ProbeKind::Icmp, ProbeKind::Tcp, ProbeKind::Ssh] {
+        for k in ProbeKind::ALL {
             assert_eq!(ProbeKind::parse(k.as_str()), Some(k));
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{k}\""));
+            assert_eq!(serde_json::from_str::<ProbeKind>(&json).unwrap(), k);
         }
         assert_eq!(ProbeKind::parse("smtp"), None);
     }
@@ -580,21 +610,13 @@ mod tests {
         let s = Duration::from_secs(1);
         let t = TargetSpec::new(
             Host::parse("::1").unwrap(),
-            ProbeKind::Tcp,
-            Some(22),
+            Check::Tcp { port: 22 },
             s * 2,
             s,
             l.clone(),
         );
         assert_eq!(&*t.id, "[::1]:22");
-        let t = TargetSpec::new(
-            Host::parse("127.0.0.1").unwrap(),
-            ProbeKind::Icmp,
-            None,
-            s * 2,
-            s,
-            l,
-        );
+        let t = TargetSpec::new(Host::parse("127.0.0.1").unwrap(), Check::Icmp, s * 2, s, l);
         assert_eq!(&*t.id, "127.0.0.1");
         assert_eq!(t.key().to_string(), "icmp/127.0.0.1");
     }
@@ -603,8 +625,7 @@ mod tests {
     fn result_lines_have_the_documented_fields() {
         let t = Arc::new(TargetSpec::new(
             Host::parse("127.0.0.1").unwrap(),
-            ProbeKind::Icmp,
-            None,
+            Check::Icmp,
             Duration::from_secs(10),
             Duration::from_secs(1),
             Arc::new([("site".to_string(), "lo".to_string())].into()),
@@ -641,33 +662,29 @@ mod tests {
     }
 
     #[test]
-    fn ssh_results_carry_stage_output_and_fingerprints() {
-        let t = Arc::new(TargetSpec::new(
-            Host::parse("127.0.0.1").unwrap(),
-            ProbeKind::Ssh,
-            Some(2222),
-            Duration::from_secs(10),
-            Duration::from_secs(5),
-            Arc::default(),
-        ));
+    fn ssh_results_carry_stage_output_and_fingerprints_and_lines_read_back() {
+        use crate::probe::ssh::report::SshStage;
         let mut report = SshReport {
             stage: Some(SshStage::Hostkey),
             host_key: Some("SHA256:new".into()),
             known_host_keys: vec!["SHA256:old".into()],
             ..Default::default()
         };
-        report.stages_ms.insert("connect", 0.5);
-        let r = ProbeResult {
-            ts: SystemTime::UNIX_EPOCH,
-            node: NodeName::new("n1").unwrap(),
-            target: t,
+        report.stages_ms.insert(SshStage::Connect, 0.5);
+        let line = ResultLine {
+            ts: "2023-11-14T22:13:20.123Z".into(),
+            node: "n1".into(),
+            target: "127.0.0.1:2222".into(),
+            probe: ProbeKind::Ssh,
+            ok: false,
+            rtt_ms: None,
+            error: Some("hostkey_changed".into()),
+            detail: None,
             epoch: 1,
-            outcome: ProbeOutcome::Down {
-                reason: DownReason::HostKeyChanged,
-            },
-            ssh: Some(Box::new(report)),
+            labels: Cow::Owned(BTreeMap::new()),
+            ssh: Some(Cow::Owned(report)),
         };
-        let v: serde_json::Value = serde_json::to_value(r.line()).unwrap();
+        let v: serde_json::Value = serde_json::to_value(&line).unwrap();
         assert_eq!(v["target"], "127.0.0.1:2222");
         assert_eq!(v["probe"], "ssh");
         assert_eq!(v["error"], "hostkey_changed");
@@ -676,5 +693,13 @@ mod tests {
         assert_eq!(v["known_host_keys"][0], "SHA256:old");
         assert_eq!(v["exit_code"], serde_json::Value::Null);
         assert_eq!(v["stages_ms"]["connect"], 0.5);
+        // Read back (as peers and the CLI do): the same line; and a line without SSH fields
+        // has none.
+        let back: ResultLine<'static> = serde_json::from_value(v).unwrap();
+        assert_eq!(back, line);
+        let icmp = r#"{"ts":"t","node":"n1","target":"127.0.0.1","probe":"icmp","ok":true,"rtt_ms":0.1,"error":null,"epoch":1,"labels":{"a":"b"}}"#;
+        let back: ResultLine<'static> = serde_json::from_str(icmp).unwrap();
+        assert!(back.ssh.is_none() && back.detail.is_none());
+        assert_eq!(serde_json::to_string(&back).unwrap(), icmp);
     }
 }

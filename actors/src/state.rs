@@ -1,6 +1,12 @@
 //! What the node knows, for its status API and metrics: the latest result per target, confirmed
-//! states, the targets it runs, and counters. Written by the sink, the probe actors and the
-//! supervisors; read by the HTTP endpoint. Plain data behind locks, no actors.
+//! states, the targets it runs, and counters. Plain data behind locks, no actors; read through
+//! [`NodeView`](crate::view::NodeView).
+//!
+//! Each entry has one kind of writer, which holds the `Arc` explicitly in its arguments:
+//! - the sink: latest results, state-change counts, results dropped and buffered;
+//! - the probe actors: confirmed states, overruns, results that found no sink;
+//! - the probe supervisor: the targets running, states handed over, probe restarts;
+//! - the root: infrastructure restarts.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +28,7 @@ pub struct NodeState {
     results_buffered: AtomicU64,
     changes_up: AtomicU64,
     changes_down: AtomicU64,
+    overruns: AtomicU64,
     restarts: Mutex<BTreeMap<&'static str, u64>>,
     /// The last count of unprobed targets and when it was made.
     unprobed: Mutex<Option<(std::time::Instant, usize)>>,
@@ -40,12 +47,12 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 impl NodeState {
     /// A result was accepted by the sink.
-    pub fn record_result(&self, r: &ProbeResult) {
+    pub(crate) fn record_result(&self, r: &ProbeResult) {
         write(&self.latest).insert(r.target.key(), r.clone());
     }
 
     /// A confirmed state change was accepted by the sink.
-    pub fn record_event(&self, e: &StateEvent) {
+    pub(crate) fn record_event(&self, e: &StateEvent) {
         match e.to {
             TargetState::Up => self.changes_up.fetch_add(1, Ordering::Relaxed),
             TargetState::Down => self.changes_down.fetch_add(1, Ordering::Relaxed),
@@ -53,17 +60,17 @@ impl NodeState {
     }
 
     /// A probe actor's confirmed state (first result, change, or hand-over).
-    pub fn set_confirmed(&self, key: TargetKey, state: TargetState) {
+    pub(crate) fn set_confirmed(&self, key: TargetKey, state: TargetState) {
         write(&self.confirmed).insert(key, state);
     }
 
     /// A state handed over by another node, kept unless this node knows the target already.
-    pub fn confirm_if_unknown(&self, key: TargetKey, state: TargetState) {
+    pub(crate) fn confirm_if_unknown(&self, key: TargetKey, state: TargetState) {
         write(&self.confirmed).entry(key).or_insert(state);
     }
 
     /// The targets this node's probe actors run (owned and kept).
-    pub fn set_running(&self, keys: HashSet<TargetKey>) {
+    pub(crate) fn set_running(&self, keys: HashSet<TargetKey>) {
         let now = SystemTime::now();
         let mut running = write(&self.running);
         running.retain(|k, _| keys.contains(k));
@@ -78,12 +85,22 @@ impl NodeState {
     }
 
     /// Records dropped by the sink.
-    pub fn add_dropped(&self, n: u64) {
+    pub(crate) fn add_dropped(&self, n: u64) {
         self.results_dropped.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Probe slots missed because probes could not start in time.
+    pub(crate) fn add_overruns(&self, n: u64) {
+        self.overruns.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Slots missed so far.
+    pub fn overruns(&self) -> u64 {
+        self.overruns.load(Ordering::Relaxed)
+    }
+
     /// A restart of an actor of `role`.
-    pub fn add_restart(&self, role: &'static str) {
+    pub(crate) fn add_restart(&self, role: &'static str) {
         *self
             .restarts
             .lock()
@@ -101,7 +118,7 @@ impl NodeState {
     }
 
     /// The sink's backlog: records waiting in its fullest lane (set every flush tick).
-    pub fn set_buffered(&self, n: usize) {
+    pub(crate) fn set_buffered(&self, n: usize) {
         self.results_buffered.store(n as u64, Ordering::Relaxed);
     }
 

@@ -13,8 +13,9 @@ use ringpoll_actors::probe::ssh::{
     load_known_hosts, HostKeyPolicy, SshIdentity, SshTarget, DEFAULT_MAX_OUTPUT,
 };
 
+use super::defaults::DEFAULT_EXPECT_EXIT;
+use super::error::{ConfigError, Locator};
 use super::raw::{RawHostKeyPolicy, SshKeys};
-use super::{ConfigError, Locator};
 
 /// Largest `max_output`.
 pub const MAX_OUTPUT_LIMIT: usize = 1 << 20;
@@ -190,7 +191,8 @@ impl<'a> SshLoader<'a> {
             }
             c => c.map(|c| c.get_ref().clone()),
         };
-        let expect_exit = pick(g.expect_exit, d.expect_exit).map_or(0, |e| *e.get_ref());
+        let expect_exit =
+            pick(g.expect_exit, d.expect_exit).map_or(DEFAULT_EXPECT_EXIT, |e| *e.get_ref());
         let expect_output = match pick(g.expect_output, d.expect_output) {
             None => None,
             Some(re) => Some(regex::Regex::new(re.get_ref()).map_err(|e| {

@@ -13,12 +13,11 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv4AddrRange, Ipv6AddrRange};
 use toml::Spanned;
 
-use ringpoll_actors::model::{Host, Labels, ProbeKind, TargetSpec};
+use ringpoll_actors::model::{Check, Host, Labels, TargetSpec};
 use ringpoll_actors::probe::health::Thresholds;
-use ringpoll_actors::probe::ssh::SshTarget;
 
+use super::error::{ConfigError, Locator};
 use super::raw::RawGroup;
-use super::{ConfigError, Locator};
 
 /// Collects the targets of all groups.
 pub(super) struct Expander<'a> {
@@ -52,14 +51,17 @@ struct Origin {
 }
 
 /// The settings shared by a group's targets.
-struct GroupTemplate {
-    ssh: Option<Arc<SshTarget>>,
-    health: (Thresholds, Duration),
-    probe: ProbeKind,
-    port: Option<u16>,
-    interval: Duration,
-    timeout: Duration,
-    labels: Labels,
+pub(super) struct GroupTemplate {
+    /// How they are checked.
+    pub(super) check: Check,
+    /// Rise/fall and retry interval.
+    pub(super) health: (Thresholds, Duration),
+    /// Probe interval.
+    pub(super) interval: Duration,
+    /// Probe timeout.
+    pub(super) timeout: Duration,
+    /// The group's labels.
+    pub(super) labels: Labels,
 }
 
 impl<'a> Expander<'a> {
@@ -85,7 +87,7 @@ impl<'a> Expander<'a> {
     pub(super) fn finish(self) -> Result<Vec<Arc<TargetSpec>>, ConfigError> {
         let hash = |t: &TargetSpec| {
             let mut h = xxhash_rust::xxh3::Xxh3::new();
-            h.update(t.probe.as_str().as_bytes());
+            h.update(t.check.kind().as_str().as_bytes());
             h.update(&[0]);
             h.update(t.id.as_bytes());
             h.digest()
@@ -141,29 +143,13 @@ impl<'a> Expander<'a> {
     }
 
     /// Adds the targets of group `i`; returns a short description of where they came from.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn group(
         &mut self,
         i: usize,
         g: &Spanned<RawGroup>,
-        probe: ProbeKind,
-        port: Option<u16>,
-        interval: Duration,
-        timeout: Duration,
-        labels: Labels,
-        ssh: Option<Arc<SshTarget>>,
-        health: (Thresholds, Duration),
+        t: GroupTemplate,
     ) -> Result<String, ConfigError> {
         let raw = g.get_ref();
-        let t = GroupTemplate {
-            ssh,
-            health,
-            probe,
-            port,
-            interval,
-            timeout,
-            labels,
-        };
         let sources = [
             raw.hosts.as_ref().map(|h| h.span().start),
             raw.cidr.as_ref().map(|c| c.span().start),
@@ -363,18 +349,14 @@ impl<'a> Expander<'a> {
                 self.max
             )));
         }
-        let mut spec = TargetSpec::new(
+        let spec = TargetSpec::new(
             host,
-            t.probe,
-            t.port,
+            t.check.clone(),
             t.interval,
             t.timeout,
             t.labels.clone(),
         )
         .with_health(t.health.0, t.health.1);
-        if let Some(ssh) = &t.ssh {
-            spec = spec.with_ssh(ssh.clone());
-        }
         self.origins.push(origin);
         self.out.push(Arc::new(spec));
         Ok(())

@@ -1,5 +1,12 @@
-use super::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ringpoll_actors::model::{Check, Host, ProbeKind, TargetSpec};
+use ringpoll_actors::restart::RestartPolicy;
 use ringpoll_actors::sink::SinkSpec;
+
+use super::*;
 
 fn parse_str(text: &str) -> Result<Settings, ConfigError> {
     parse(
@@ -30,7 +37,7 @@ fn the_shipped_config_is_valid() {
     .unwrap();
     assert_eq!(s.node.as_str(), "n1");
     assert_eq!(s.targets.len(), 256);
-    assert!(s.targets.iter().all(|t| t.probe == ProbeKind::Icmp));
+    assert!(s.targets.iter().all(|t| t.kind() == ProbeKind::Icmp));
     assert_eq!(&*s.targets[0].id, "127.0.0.0");
     assert_eq!(&*s.targets[255].id, "127.0.0.255");
     assert_eq!(
@@ -88,7 +95,7 @@ fn group_settings_override_probe_defaults() {
     let t = &s.targets[1];
     assert_eq!(&*t.id, "localhost:22");
     assert_eq!(t.host, Host::Name("localhost".into()));
-    assert_eq!(t.port, Some(22));
+    assert_eq!(t.check.port(), Some(22));
     assert_eq!(t.interval, Duration::from_secs(5));
     assert_eq!(t.timeout, Duration::from_millis(500));
     assert_eq!(s.interval, Duration::from_secs(30));
@@ -633,14 +640,18 @@ fn ssh_groups_take_defaults_from_probe_ssh() {
     )
     .unwrap();
     assert_eq!(s.max_concurrent_ssh, 64);
-    let a = s.targets[0].ssh.as_ref().unwrap();
+    let ssh = |t: &TargetSpec| match &t.check {
+        Check::Ssh { settings, .. } => settings.clone(),
+        other => panic!("not an SSH check: {other:?}"),
+    };
+    let a = ssh(&s.targets[0]);
     assert_eq!(&*s.targets[0].id, "127.0.0.1:22");
     assert_eq!(
         (a.user.as_str(), a.command.as_deref(), a.max_output),
         ("monitor", Some("uptime"), 4096)
     );
     assert!(a.expect_output.is_some());
-    let b = s.targets[1].ssh.as_ref().unwrap();
+    let b = ssh(&s.targets[1]);
     assert_eq!(&*s.targets[1].id, "127.0.0.2:2222");
     assert_eq!(b.user, "other");
     assert_eq!(
@@ -892,4 +903,76 @@ mod duplicates {
             }
         }
     }
+}
+
+/// The README's tables of defaults say what the code does.
+#[test]
+fn the_readme_defaults_match_the_code() {
+    use ringpoll_actors::probe::health::Thresholds;
+    use ringpoll_actors::probe::ssh::{DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_OUTPUT};
+    let readme = include_str!("../../README.md");
+    // Key cell → default cell, for every table row of the form `| key | default | meaning |`.
+    let rows: BTreeMap<&str, &str> = readme
+        .lines()
+        .filter_map(|l| {
+            let mut cells = l.strip_prefix("| ")?.splitn(3, " | ");
+            Some((cells.next()?, cells.next()?))
+        })
+        .collect();
+    let q = |d: Duration| format!("`\"{}\"`", humantime::format_duration(d));
+    let c = |v: &dyn std::fmt::Display| format!("`{v}`");
+    let (p, t) = (RestartPolicy::default(), Thresholds::default());
+    let expected = [
+        ("`[cluster] weight`", c(&DEFAULT_WEIGHT)),
+        ("`[cluster] replicas`", c(&DEFAULT_REPLICAS)),
+        ("`[cluster] heartbeat_interval`", q(DEFAULT_HEARTBEAT)),
+        ("`[cluster] suspect_after`", q(DEFAULT_SUSPECT)),
+        ("`[cluster] dead_after`", q(DEFAULT_DEAD)),
+        ("`[cluster] rebalance_delay`", q(DEFAULT_REBALANCE)),
+        ("`[cluster] redial_max`", q(DEFAULT_REDIAL_MAX)),
+        (
+            "`[cluster.tls] cert`, `key`, `ca`, `server_name`",
+            format!("none, `\"{DEFAULT_TLS_SERVER_NAME}\"`"),
+        ),
+        ("`[http] listen`", format!("`\"{DEFAULT_HTTP}\"`")),
+        (
+            "`[probe] rise`, `fall`",
+            format!("`{}`, `{}`", t.rise, t.fall),
+        ),
+        ("`[probe] interval`", q(DEFAULT_INTERVAL)),
+        ("`[probe] timeout`", q(DEFAULT_TIMEOUT)),
+        ("`[probe] max_in_flight`", c(&DEFAULT_MAX_IN_FLIGHT)),
+        ("`[probe] max_targets`", c(&DEFAULT_MAX_TARGETS)),
+        ("`[results] path`", format!("`\"{DEFAULT_RESULTS}\"`")),
+        ("`[results] buffer`", c(&DEFAULT_BUFFER)),
+        ("`[results] flush_interval`", q(DEFAULT_FLUSH)),
+        (
+            "`[supervision] max_restarts`, `within`",
+            format!("`{}`, {}", p.max_restarts, q(p.within)),
+        ),
+        (
+            "`[supervision] backoff_min`, `backoff_max`",
+            format!("{}, {}", q(p.backoff_min), q(p.backoff_max)),
+        ),
+        ("`[supervision] quarantine`", q(p.quarantine)),
+        ("`port`", c(&DEFAULT_SSH_PORT)),
+        ("`expect_exit`", c(&DEFAULT_EXPECT_EXIT)),
+        ("`max_output`", c(&DEFAULT_MAX_OUTPUT)),
+        (
+            "`max_concurrent_ssh` (`[probe.ssh]` only)",
+            c(&DEFAULT_MAX_CONCURRENT),
+        ),
+    ];
+    for (key, want) in expected {
+        let got = rows
+            .get(key)
+            .unwrap_or_else(|| panic!("README.md has no table row for {key}"));
+        assert_eq!(*got, want, "README.md's default of {key}");
+    }
+    // The retry interval's default is described, not a constant.
+    assert_eq!(rows.get("`[probe] retry_interval`"), Some(&"interval / 4"));
+    assert_eq!(
+        ringpoll_actors::model::default_retry_interval(Duration::from_secs(4)),
+        Duration::from_secs(1)
+    );
 }

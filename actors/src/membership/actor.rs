@@ -1,37 +1,39 @@
-//! The membership actor: runs the table, the failure detector and the dialer over
-//! ractor_cluster, and publishes the view to the ring owner.
+//! The membership actor: a thin shell that runs the [`MembershipTable`] (failure detector),
+//! the [`Dialer`] and the [`Sessions`] tracker over ractor_cluster, carries out what they
+//! decide, and publishes the view (to the ring owner) and the member rows and peers (to
+//! readers).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ractor::pg::GroupChangeMessage;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use ractor_cluster::node::NodeConnectionMode;
-use ractor_cluster::{
-    IncomingEncryptionMode, NodeServer, NodeServerMessage, NodeSessionMessage, RactorMessage,
-};
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor_cluster::NodeSessionMessage;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::dialer::{DialEvent, Dialer};
-use super::table::{Change, DeathCause, Detector, MemberInfo, MembershipTable};
-use super::transport::{
-    self, ClusterEvents, PortActor, PortMsg, SessionEvent, SessionEventKind, PORT_GROUP,
-};
-use super::wire::{HandoffState, Heartbeat, PeerAddr, PeerMessage, HANDOFF_CHUNK};
-use super::{ClusterSettings, MemberRow, MembershipView};
+use super::events;
+use super::msg::MembershipMsg;
+use super::port::PortArgs;
+use super::sessions::{SessionAction, Sessions};
+use super::table::{Change, Detector, MemberInfo, MembershipTable};
+use super::transport::{self, Edge, PortChange};
+use super::view::{ClusterSettings, MemberRow, MembershipView};
+use super::wire::{broadcast, Heartbeat, PeerMessage, PortMsg};
+use crate::link::Link;
 use crate::model::NodeName;
-use crate::ring::RingOwnerMsg;
-use crate::supervisor::{ProbeSupMsg, RootMsg, TreeRefs};
+use crate::ring::msg::RingOwnerMsg;
+use crate::supervisor::msg::{ProbeSupMsg, RootMsg};
+use crate::view::{NodeView, Peer};
 
-/// A connection must authenticate within this, or it is closed.
-const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// A dial must connect within this.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Heartbeats carry the member list every this many beats.
 const MEMBERS_EVERY: u64 = 4;
+/// A refused peer is disconnected this long after the refusal is sent (so that it arrives).
+const REFUSE_GRACE: Duration = Duration::from_millis(500);
 
 /// The membership actor.
 #[derive(Debug)]
@@ -40,67 +42,22 @@ pub struct Membership;
 /// What membership starts with.
 #[derive(Debug)]
 pub struct MembershipArgs {
-    /// This node.
-    pub me: NodeName,
     /// This node's ring weight.
     pub weight: u32,
     /// Cluster settings; `None` for a single node.
     pub cluster: Option<ClusterSettings>,
-    /// The other actors.
-    pub refs: Arc<TreeRefs>,
-}
-
-/// Messages of membership (local only; peers talk to the [`PortActor`]).
-#[derive(Debug, RactorMessage)]
-pub enum MembershipMsg {
-    /// Heartbeat period: advance the failure detector, send heartbeats, dial what is due.
-    Tick,
-    /// A ractor_cluster session event.
-    Session(SessionEvent),
-    /// A decoded message from a peer.
-    Peer(Box<PeerMessage>),
-    /// A dial finished.
-    DialDone {
-        /// The address dialled.
-        addr: String,
-        /// Ok, or the error.
-        result: Result<SocketAddr, String>,
-    },
-    /// Close session `node_id` if it is still unauthenticated.
-    CheckAuth(u64),
-    /// Close session `node_id` (a refused peer).
-    CloseSession(u64),
-    /// A connection to or from `peer_name` closed before authenticating: warn unless another
-    /// connection with that peer authenticated meanwhile (then it was a duplicate).
-    AuthFailCheck {
-        /// The peer's ractor node name, when the handshake got that far.
-        peer_name: Option<String>,
-        /// The socket address.
-        peer_addr: String,
-        /// True when the peer dialled us.
-        incoming: bool,
-    },
-    /// Send the current view to the ring owner again (it restarted).
-    Publish,
-    /// Reply with the current view.
-    GetView(RpcReplyPort<MembershipView>),
-    /// Tell the peers this node leaves, then reply.
-    Leave(RpcReplyPort<()>),
-    /// Send these target states to every peer (targets this node no longer owns).
-    HandoffOut(Vec<HandoffState>),
-    /// Reply with the port of every connected member (for cluster-wide queries).
-    Ports(RpcReplyPort<Vec<(NodeName, ActorCell)>>),
-}
-
-#[derive(Debug)]
-struct Session {
-    actor: ActorRef<NodeSessionMessage>,
-    peer_addr: String,
-    incoming: bool,
-    authenticated: bool,
-    /// The peer's ractor node name (`name@ip:port`) and the configured name in it.
-    peer_name: Option<String>,
-    name: Option<NodeName>,
+    /// Where views and peers' adopted digests go.
+    pub ring: Link<RingOwnerMsg>,
+    /// Where the port routes hand-off states.
+    pub probes: Link<ProbeSupMsg>,
+    /// Where the port routes a refusal of this node.
+    pub root: ActorRef<RootMsg>,
+    /// Read for heartbeats (adopted digest, unprobed count) and by the port for answers.
+    pub view: NodeView,
+    /// Where the member rows are published.
+    pub members: watch::Sender<Arc<[MemberRow]>>,
+    /// Where the alive peers' ports are published.
+    pub peers: watch::Sender<Arc<[Peer]>>,
 }
 
 /// Clustered part of the state.
@@ -110,40 +67,22 @@ struct Net {
     incarnation: u64,
     table: MembershipTable,
     dialer: Dialer,
-    node_server: ActorRef<NodeServerMessage>,
-    port: ActorRef<PortMsg>,
-    listener: tokio::task::JoinHandle<()>,
-    unauthenticated: Arc<AtomicUsize>,
-    sessions: HashMap<u64, Session>,
-    ports: HashMap<u64, ActorCell>,
+    sessions: Sessions<ActorRef<NodeSessionMessage>, ActorRef<PortMsg>>,
+    /// ractor_cluster's node server, the port and the listener.
+    edge: Edge,
     beats: u64,
     leaving: bool,
-    peer_unprobed: HashMap<NodeName, u64>,
-    /// Dials whose TCP connection is up but not yet authenticated: socket address → dial address.
-    dialing: HashMap<String, String>,
-    auth_warned_at: Option<std::time::Instant>,
-    auth_warn_suppressed: u64,
-    warned_targets: std::collections::BTreeSet<NodeName>,
 }
 
 /// Membership's state.
 #[derive(Debug)]
 pub struct MembershipState {
-    me: NodeName,
-    weight: u32,
-    refs: Arc<TreeRefs>,
+    args: MembershipArgs,
     net: Option<Net>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// The configured name part of a ractor node name `name@host:port`.
-fn name_of(peer_name: &str) -> Option<NodeName> {
-    NodeName::new(peer_name.split('@').next()?).ok()
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
 impl Actor for Membership {
@@ -154,70 +93,24 @@ impl Actor for Membership {
     async fn pre_start(
         &self,
         myself: ActorRef<MembershipMsg>,
-        args: MembershipArgs,
+        mut args: MembershipArgs,
     ) -> Result<MembershipState, ActorProcessingErr> {
-        let Some(settings) = args.cluster else {
-            tracing::info!(node = %args.me, alive = 1, "membership: single node (no [cluster] listen)");
-            return Ok(MembershipState {
-                me: args.me,
-                weight: args.weight,
-                refs: args.refs,
-                net: None,
-            });
+        let me = args.view.node().clone();
+        let Some(settings) = args.cluster.take() else {
+            tracing::info!(node = %me, alive = 1, "membership: single node (no [cluster] listen)");
+            return Ok(MembershipState { args, net: None });
         };
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot listen for cluster connections on {}: {e}",
-                    settings.listen
-                )
-            })?;
-        // Its own listener is never advertised; with TLS it requires TLS too, so nothing on this
-        // host can reach the node in plain text.
-        let internal_encryption = settings
-            .tls
-            .as_ref()
-            .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
-        let node_server = NodeServer::new(
-            0,
-            settings.cookie.clone(),
-            args.me.to_string(),
-            settings.advertise.to_string(),
-            internal_encryption,
-            Some(NodeConnectionMode::Isolated),
-        )
-        .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into());
-        let (node_server, _) =
-            Actor::spawn_linked(None, node_server, (), myself.get_cell()).await?;
-        node_server.cast(NodeServerMessage::SubscribeToEvents {
-            id: "ringpoll-membership".into(),
-            subscription: Box::new(ClusterEvents(myself.clone())),
-        })?;
-        let port_args = transport::PortArgs {
+        let port_args = PortArgs {
             membership: myself.clone(),
-            refs: args.refs.clone(),
-            me: args.me.clone(),
+            probes: args.probes.clone(),
+            root: args.root.clone(),
+            view: args.view.clone(),
         };
-        let (port, _) = Actor::spawn_linked(None, PortActor, port_args, myself.get_cell()).await?;
-        ractor::pg::monitor(PORT_GROUP.into(), myself.get_cell());
-        ractor::pg::join(PORT_GROUP.into(), vec![port.get_cell()]);
-        let unauthenticated = Arc::new(AtomicUsize::new(0));
-        let listener = transport::spawn_listener(
-            listener,
-            node_server.clone(),
-            unauthenticated.clone(),
-            settings.tls.clone(),
-        );
-        let mut dialer = Dialer::new(Duration::from_millis(100), settings.redial_max);
-        for seed in &settings.seeds {
-            if seed.parse::<SocketAddr>().ok() != Some(settings.advertise) {
-                dialer.add_seed(seed);
-            }
-        }
+        let edge = transport::start(&myself, &me, &settings, port_args).await?;
+        let dialer = Dialer::for_seeds(&settings.seeds, settings.advertise, settings.redial_max);
         myself.send_interval(settings.heartbeat, || MembershipMsg::Tick);
         tracing::info!(
-            node = %args.me, listen = %settings.listen, advertise = %settings.advertise,
+            node = %me, listen = %settings.listen, advertise = %settings.advertise,
             seeds = settings.seeds.len(), tls = settings.tls.is_some(), "membership: cluster node listening"
         );
         let detector = Detector {
@@ -225,28 +118,21 @@ impl Actor for Membership {
             dead_after: settings.dead_after,
         };
         let net = Net {
-            incarnation: now_ms(),
-            table: MembershipTable::new(args.me.clone(), settings.advertise.to_string(), detector),
+            // The start time (Unix ms): a restarted node has a larger one.
+            incarnation: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            table: MembershipTable::new(me, settings.advertise.to_string(), detector)
+                .with_targets(settings.targets_digest),
             dialer,
-            node_server,
-            port,
-            listener,
-            unauthenticated,
-            sessions: HashMap::new(),
-            ports: HashMap::new(),
+            sessions: Sessions::default(),
+            edge,
             beats: 0,
             leaving: false,
-            peer_unprobed: HashMap::new(),
-            dialing: HashMap::new(),
-            auth_warned_at: None,
-            auth_warn_suppressed: 0,
-            warned_targets: Default::default(),
             settings,
         };
         Ok(MembershipState {
-            me: args.me,
-            weight: args.weight,
-            refs: args.refs,
+            args,
             net: Some(net),
         })
     }
@@ -257,9 +143,7 @@ impl Actor for Membership {
         state: &mut MembershipState,
     ) -> Result<(), ActorProcessingErr> {
         state.publish();
-        if state.net.is_some() {
-            state.dial_due(&myself);
-        }
+        state.dial_due(&myself);
         Ok(())
     }
 
@@ -269,8 +153,7 @@ impl Actor for Membership {
         state: &mut MembershipState,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(net) = &state.net {
-            net.listener.abort();
-            ractor::pg::leave(PORT_GROUP.into(), vec![net.port.get_cell()]);
+            net.edge.stop();
         }
         Ok(())
     }
@@ -281,45 +164,72 @@ impl Actor for Membership {
         msg: MembershipMsg,
         state: &mut MembershipState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            MembershipMsg::Publish => state.publish(),
-            MembershipMsg::GetView(reply) => {
-                let _ = reply.send(state.view());
+        let Some(net) = &mut state.net else {
+            match msg {
+                MembershipMsg::Publish => state.publish(),
+                MembershipMsg::Leave(reply) => {
+                    let _ = reply.send(());
+                }
+                _ => {}
             }
-            MembershipMsg::Tick => state.tick(&myself),
-            MembershipMsg::Session(ev) => state.session(&myself, ev),
-            MembershipMsg::Peer(msg) => state.peer(&myself, *msg),
-            MembershipMsg::DialDone { addr, result } => state.dial_done(&addr, result),
-            MembershipMsg::CheckAuth(id) => {
-                if let Some(net) = &mut state.net {
-                    if let Some(s) = net.sessions.get(&id).filter(|s| !s.authenticated) {
-                        tracing::warn!(peer = %s.peer_addr, "cluster connection did not authenticate within {AUTH_TIMEOUT:?}; closing it");
-                        s.actor.stop(Some("authentication timeout".into()));
+            return Ok(());
+        };
+        let actions = match msg {
+            MembershipMsg::Publish => {
+                state.publish();
+                return Ok(());
+            }
+            MembershipMsg::Tick => {
+                let changes = net.table.tick(now());
+                state.apply(changes);
+                state.heartbeat();
+                state.dial_due(&myself);
+                state.publish_rows();
+                return Ok(());
+            }
+            MembershipMsg::Peer(msg) => {
+                state.peer(&myself, *msg);
+                return Ok(());
+            }
+            MembershipMsg::DialDone { addr, result } => {
+                match result {
+                    // The handshake decides: success when it authenticates.
+                    Ok(target) => net.sessions.dialled(target, &addr),
+                    Err(error) => {
+                        if let Some(DialEvent::Unreachable { seed, error, .. }) =
+                            net.dialer.failed(&addr, now(), &error)
+                        {
+                            events::unreachable(&addr, seed, &error);
+                        }
                     }
                 }
+                return Ok(());
             }
+            MembershipMsg::Session(ev) => net.sessions.event(ev),
+            MembershipMsg::CheckAuth(id) => net.sessions.check_auth(id),
+            MembershipMsg::JudgeFailure(failure) => net.sessions.judge_failure(failure, now()),
             MembershipMsg::CloseSession(id) => {
-                if let Some(s) = state.net.as_mut().and_then(|n| n.sessions.get(&id)) {
-                    s.actor.stop(Some("refused".into()));
+                if let Some(s) = net.sessions.handle(id) {
+                    s.stop(Some("refused".into()));
                 }
-            }
-            MembershipMsg::AuthFailCheck {
-                peer_name,
-                peer_addr,
-                incoming,
-            } => {
-                state.auth_fail_check(peer_name, &peer_addr, incoming);
+                return Ok(());
             }
             MembershipMsg::Leave(reply) => {
-                state.leave();
-                state.set_leaving();
+                let msg = PeerMessage::Leave {
+                    name: state.args.view.node().to_string(),
+                    incarnation: net.incarnation,
+                };
+                broadcast(net.sessions.ports(), &msg);
+                tracing::info!(peers = net.sessions.ports().count(), "leaving the cluster");
+                net.leaving = true;
                 let _ = reply.send(());
+                return Ok(());
             }
-            MembershipMsg::HandoffOut(states) => state.handoff_out(states),
-            MembershipMsg::Ports(reply) => {
-                let _ = reply.send(state.ports());
-            }
-        }
+        };
+        net.edge
+            .unauthenticated
+            .store(net.sessions.unauthenticated(), Ordering::Relaxed);
+        state.run(&myself, actions);
         Ok(())
     }
 
@@ -352,126 +262,108 @@ impl Actor for Membership {
 
 impl MembershipState {
     fn view(&self) -> MembershipView {
+        let me = self.args.view.node().clone();
         match &self.net {
-            None => MembershipView::single(self.me.clone(), self.weight),
-            Some(net) => MembershipView {
-                me: self.me.clone(),
-                members: net.table.ring_members(self.weight),
-                version: net.table.version(),
-                dead: {
-                    let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
-                    net.table
-                        .dead_silences(now)
-                        .into_iter()
-                        .map(|(n, silent)| (n, wall.checked_sub(silent).unwrap_or(wall)))
-                        .collect()
-                },
-            },
+            None => MembershipView::single(me, self.args.weight),
+            Some(net) => net.table.view(self.args.weight, now(), SystemTime::now()),
         }
     }
 
+    /// Sends the view to the ring owner and publishes the rows.
     fn publish(&self) {
-        self.refs
+        self.args
             .ring
             .cast(RingOwnerMsg::MembershipChanged(self.view()));
         self.publish_rows();
     }
 
-    /// The member table, for the status API.
+    /// Publishes the member rows and the peers this node can talk to.
     fn publish_rows(&self) {
-        let mut rows = vec![MemberRow {
-            name: self.me.to_string(),
-            state: "alive",
-            address: self
-                .net
-                .as_ref()
-                .map(|n| n.settings.advertise.to_string())
-                .unwrap_or_default(),
-            weight: self.weight,
-            local: true,
-            unprobed: 0,
-        }];
-        if let Some(net) = &self.net {
-            for (name, state, info) in net.table.members() {
-                rows.push(MemberRow {
-                    name: name.to_string(),
-                    state: state.as_str(),
-                    address: info.addr.clone(),
-                    weight: info.weight,
-                    local: false,
-                    unprobed: net.peer_unprobed.get(name).copied().unwrap_or(0),
-                });
+        let Some(net) = &self.net else {
+            let me = MemberRow::local(
+                self.args.view.node().clone(),
+                String::new(),
+                self.args.weight,
+            );
+            self.args.members.send_replace(Arc::from(vec![me]));
+            return;
+        };
+        let rows = net.table.rows(self.args.weight);
+        self.args.members.send_replace(rows.into());
+        let peers: Vec<Peer> = (net.sessions.member_ports())
+            .filter(|(name, _)| net.table.state_of(name).is_some_and(|s| s.in_ring()))
+            .map(|(name, port)| Peer {
+                name: name.clone(),
+                port: port.clone(),
+            })
+            .collect();
+        self.args.peers.send_replace(peers.into());
+    }
+
+    /// Carries out what the session tracker decided.
+    fn run(
+        &mut self,
+        myself: &ActorRef<MembershipMsg>,
+        actions: Vec<SessionAction<ActorRef<NodeSessionMessage>>>,
+    ) {
+        let Some(net) = &mut self.net else { return };
+        let mut changes = Vec::new();
+        for action in actions {
+            match action {
+                SessionAction::CheckAuthLater { node_id, after } => {
+                    myself.send_after(after, move || MembershipMsg::CheckAuth(node_id));
+                }
+                SessionAction::JudgeFailureLater { failure, after } => {
+                    myself.send_after(after, move || MembershipMsg::JudgeFailure(failure));
+                }
+                SessionAction::Close { handle, reason } => handle.stop(Some(reason.into())),
+                SessionAction::WarnAuthTimeout { peer_addr } => events::auth_timeout(&peer_addr),
+                SessionAction::WarnAuthFailed {
+                    failure,
+                    suppressed,
+                } => events::auth_failed(&failure, suppressed),
+                SessionAction::DialSucceeded { addr } => net.dialer.connected(&addr, now()),
+                SessionAction::DialFailed { addr } => {
+                    if let Some(DialEvent::Unreachable { error, .. }) =
+                        net.dialer
+                            .failed(&addr, now(), "closed during authentication")
+                    {
+                        tracing::debug!(%addr, %error, "dial closed during authentication");
+                    }
+                }
+                SessionAction::MemberDisconnected(name) => {
+                    changes.extend(net.table.disconnected(&name));
+                }
             }
         }
-        rows.sort_by(|a, b| a.name.cmp(&b.name));
-        *self.refs.members.write().unwrap_or_else(|p| p.into_inner()) = rows;
-    }
-
-    /// The port of every connected member, by name.
-    fn ports(&self) -> Vec<(NodeName, ActorCell)> {
-        let Some(net) = &self.net else {
-            return Vec::new();
-        };
-        net.ports
-            .iter()
-            .filter_map(|(id, cell)| {
-                let name = net.sessions.get(id)?.name.clone()?;
-                matches!(
-                    net.table.state_of(&name),
-                    Some(super::table::MemberState::Alive | super::table::MemberState::Suspect)
-                )
-                .then(|| (name, cell.clone()))
-            })
-            .collect()
-    }
-
-    fn tick(&mut self, myself: &ActorRef<MembershipMsg>) {
-        let Some(net) = &mut self.net else { return };
-        let changes = net.table.tick(Instant::now().into_std());
         self.apply(changes);
-        self.heartbeat();
-        self.dial_due(myself);
-        self.publish_rows();
     }
 
     fn heartbeat(&mut self) {
-        let adopted = self.refs.adopted.load(Ordering::Relaxed);
+        let adopted = self.args.view.ownership().digest;
+        let unprobed = self.args.view.state().unprobed_now() as u64;
+        let me = self.args.view.node().to_string();
         let Some(net) = &mut self.net else { return };
-        if net.leaving || net.ports.is_empty() {
+        if net.leaving || net.sessions.ports().next().is_none() {
             return;
         }
         net.beats += 1;
         let members = if net.beats % MEMBERS_EVERY == 1 {
-            net.table
-                .members()
-                .filter(|(_, s, _)| {
-                    matches!(
-                        s,
-                        super::table::MemberState::Alive | super::table::MemberState::Suspect
-                    )
-                })
-                .map(|(n, _, i)| PeerAddr {
-                    name: n.to_string(),
-                    addr: i.addr.clone(),
-                })
-                .collect()
+            net.table.ring_addrs()
         } else {
             Vec::new()
         };
         let hb = PeerMessage::Heartbeat(Heartbeat {
-            name: self.me.to_string(),
+            name: me,
             addr: net.settings.advertise.to_string(),
-            weight: self.weight,
+            weight: self.args.weight,
             incarnation: net.incarnation,
             adopted,
             targets: net.settings.targets_digest,
-            unprobed: self.refs.state.unprobed_now() as u64,
+            unprobed,
             members,
         });
-        let bytes = hb.encode();
-        for port in net.ports.values() {
-            let _ = ActorRef::<PortMsg>::from(port.clone()).cast(PortMsg::Wire(bytes.clone()));
-        }
+        broadcast(net.sessions.ports(), &hb);
     }
 
     fn dial_due(&mut self, myself: &ActorRef<MembershipMsg>) {
@@ -479,8 +371,8 @@ impl MembershipState {
         if net.leaving {
             return;
         }
-        for (addr, attempt) in net.dialer.due(Instant::now().into_std()) {
-            let ns = net.node_server.clone();
+        for (addr, attempt) in net.dialer.due(now()) {
+            let ns = net.edge.node_server.clone();
             let me = myself.clone();
             let bind = Some(net.settings.advertise.ip());
             let tls = net.settings.tls.clone();
@@ -492,214 +384,62 @@ impl MembershipState {
         }
     }
 
-    fn dial_done(&mut self, addr: &str, result: Result<SocketAddr, String>) {
-        let Some(net) = &mut self.net else { return };
-        let now = Instant::now().into_std();
-        match result {
-            // Wait for the handshake's outcome before the next dial of this address.
-            Ok(target) => {
-                net.dialing.insert(target.to_string(), addr.to_string());
-            }
-            Err(error) => {
-                if let Some(DialEvent::Unreachable { seed, error, .. }) =
-                    net.dialer.failed(addr, now, &error)
-                {
-                    let what = if seed { "seed" } else { "member" };
-                    tracing::warn!(%addr, %error, "{what} {addr} unreachable; retrying with backoff");
-                }
-            }
-        }
-    }
-
-    fn session(&mut self, myself: &ActorRef<MembershipMsg>, ev: SessionEvent) {
-        let Some(net) = &mut self.net else { return };
-        let name = ev.peer_name.as_deref().and_then(name_of);
-        match ev.kind {
-            SessionEventKind::Opened => {
-                net.unauthenticated.fetch_add(1, Ordering::Relaxed);
-                net.sessions.insert(
-                    ev.node_id,
-                    Session {
-                        actor: ev.actor,
-                        peer_addr: ev.peer_addr,
-                        incoming: ev.incoming,
-                        authenticated: false,
-                        peer_name: ev.peer_name,
-                        name,
-                    },
-                );
-                myself.send_after(AUTH_TIMEOUT, move || MembershipMsg::CheckAuth(ev.node_id));
-            }
-            SessionEventKind::Authenticated | SessionEventKind::Ready => {
-                if let Some(s) = net.sessions.get_mut(&ev.node_id) {
-                    if !s.authenticated {
-                        s.authenticated = true;
-                        net.unauthenticated.fetch_sub(1, Ordering::Relaxed);
-                        if let Some(addr) = net.dialing.remove(&s.peer_addr) {
-                            net.dialer.connected(&addr, Instant::now().into_std());
-                        }
-                    }
-                    if name.is_some() {
-                        s.name = name;
-                        s.peer_name = ev.peer_name;
-                    }
-                }
-            }
-            SessionEventKind::Disconnected => {
-                net.ports.remove(&ev.node_id);
-                let Some(s) = net.sessions.remove(&ev.node_id) else {
-                    return;
-                };
-                if !s.authenticated {
-                    net.unauthenticated.fetch_sub(1, Ordering::Relaxed);
-                    if let Some(addr) = net.dialing.remove(&s.peer_addr) {
-                        if let Some(DialEvent::Unreachable { error, .. }) = net.dialer.failed(
-                            &addr,
-                            Instant::now().into_std(),
-                            "closed during authentication",
-                        ) {
-                            tracing::debug!(%addr, %error, "dial closed during authentication");
-                        }
-                    }
-                    // Duplicate connections (both sides dialled at once) also close early; a
-                    // second later the surviving one is authenticated, so check then.
-                    let check = MembershipMsg::AuthFailCheck {
-                        peer_name: s.peer_name.or(ev.peer_name),
-                        peer_addr: s.peer_addr,
-                        incoming: s.incoming,
-                    };
-                    myself.send_after(Duration::from_secs(1), move || check);
-                    return;
-                }
-                let Some(name) = s.name.or(name) else { return };
-                let still_connected = net
-                    .sessions
-                    .values()
-                    .any(|o| o.authenticated && o.name.as_ref() == Some(&name));
-                if !still_connected {
-                    if let Some(c) = net.table.disconnected(&name) {
-                        self.apply(vec![c]);
-                    }
-                }
-            }
-        }
-    }
-
-    fn auth_fail_check(&mut self, peer_name: Option<String>, peer_addr: &str, incoming: bool) {
-        let Some(net) = &mut self.net else { return };
-        let ip = |a: &str| a.parse::<SocketAddr>().ok().map(|a| a.ip());
-        let duplicate = net.sessions.values().any(|s| {
-            s.authenticated
-                && match &peer_name {
-                    Some(p) => s.peer_name.as_ref() == Some(p),
-                    None => ip(&s.peer_addr).is_some() && ip(&s.peer_addr) == ip(peer_addr),
-                }
-        });
-        if duplicate {
-            return;
-        }
-        // At most one warning per 10 s: a flood of bad connections must not flood the log.
-        let now = std::time::Instant::now();
-        if net
-            .auth_warned_at
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(10))
-        {
-            net.auth_warn_suppressed += 1;
-            return;
-        }
-        let more = std::mem::take(&mut net.auth_warn_suppressed);
-        net.auth_warned_at = Some(now);
-        let who = peer_name.as_deref().unwrap_or(peer_addr);
-        if incoming {
-            tracing::warn!(peer = %peer_addr, suppressed = more, "cluster connection from {who} failed to authenticate (wrong cookie, or not a ringpoll node); rejected");
-        } else {
-            tracing::warn!(peer = %peer_addr, suppressed = more, "{who} rejected our connection during authentication: check that both nodes use the same cookie ({} or cluster.cookie_file) and the same TLS setting", "RINGPOLL_COOKIE");
-        }
-    }
-
     fn ports_changed(&mut self, change: GroupChangeMessage) {
         let Some(net) = &mut self.net else { return };
-        match change {
-            GroupChangeMessage::Join(_, group, cells) if group == PORT_GROUP => {
-                let mut new = false;
-                for cell in cells {
-                    if let ractor::ActorId::Remote { node_id, .. } = cell.get_id() {
-                        net.ports.insert(node_id, cell);
-                        new = true;
-                    }
+        match transport::port_change(change) {
+            Some(PortChange::Joined(ports)) if !ports.is_empty() => {
+                for (id, port) in ports {
+                    net.sessions.port_joined(id, port);
                 }
-                if new {
-                    net.beats = 0; // the next heartbeat carries the member list
-                    self.heartbeat();
-                }
+                net.beats = 0; // the next heartbeat carries the member list
+                self.heartbeat();
             }
-            GroupChangeMessage::Leave(_, group, cells) if group == PORT_GROUP => {
-                for cell in cells {
-                    if let ractor::ActorId::Remote { node_id, .. } = cell.get_id() {
-                        net.ports.remove(&node_id);
-                    }
-                }
+            Some(PortChange::Left(ids)) => {
+                ids.into_iter().for_each(|id| net.sessions.port_left(id))
             }
             _ => {}
         }
     }
 
     fn peer(&mut self, myself: &ActorRef<MembershipMsg>, msg: PeerMessage) {
+        let me = self.args.view.node().clone();
         let Some(net) = &mut self.net else { return };
         match msg {
             PeerMessage::Heartbeat(hb) => {
                 let Ok(name) = NodeName::new(&hb.name) else {
                     return;
                 };
-                net.peer_unprobed.insert(name.clone(), hb.unprobed);
-                if hb.targets != net.settings.targets_digest
-                    && net.warned_targets.insert(name.clone())
-                {
-                    tracing::warn!(member = %name, "member {name} has a different target list; every node must load the same targets or some go unprobed");
-                }
                 let info = MemberInfo {
                     addr: hb.addr.clone(),
                     weight: hb.weight,
                     incarnation: hb.incarnation,
                     adopted: hb.adopted,
+                    targets: hb.targets,
+                    unprobed: hb.unprobed,
                 };
-                match net.table.heard(&name, info, Instant::now().into_std()) {
+                match net.table.heard(&name, info, now()) {
                     Ok(changes) => {
                         net.dialer.add_member(&hb.addr);
                         net.dialer.set_connected(&hb.addr, true);
+                        let advertise = net.settings.advertise.to_string();
                         for m in &hb.members {
-                            if m.name != self.me.as_str()
-                                && m.addr != net.settings.advertise.to_string()
-                            {
+                            if m.name != me.as_str() && m.addr != advertise {
                                 net.dialer.add_member(&m.addr);
                             }
                         }
                         self.apply(changes);
                     }
                     Err(dup) => {
-                        let reason = format!(
-                            "node name {} is already used by the member at {}; give the node at {} another name",
-                            dup.name, dup.holder, dup.newcomer
-                        );
-                        tracing::error!(member = %dup.name, holder = %dup.holder, newcomer = %dup.newcomer, "refusing a node: {reason}");
-                        let peer_name = format!("{}@{}", dup.name, dup.newcomer);
+                        events::refusing(&dup);
                         let refuse = PeerMessage::Refuse {
-                            from: self.me.to_string(),
-                            reason,
-                        }
-                        .encode();
-                        for (id, s) in &net.sessions {
-                            if s.peer_name.as_deref() != Some(peer_name.as_str()) {
-                                continue;
-                            }
-                            if let Some(port) = net.ports.get(id) {
-                                let _ = ActorRef::<PortMsg>::from(port.clone())
-                                    .cast(PortMsg::Wire(refuse.clone()));
-                            }
-                            let id = *id;
-                            myself.send_after(Duration::from_millis(500), move || {
-                                MembershipMsg::CloseSession(id)
-                            });
+                            from: me.to_string(),
+                            reason: dup.reason(),
+                        };
+                        let peer_name = dup.newcomer_peer_name();
+                        broadcast(net.sessions.ports_of_peer(&peer_name).map(|p| p.1), &refuse);
+                        for (id, _) in net.sessions.of_peer(&peer_name) {
+                            myself
+                                .send_after(REFUSE_GRACE, move || MembershipMsg::CloseSession(id));
                         }
                     }
                 }
@@ -720,113 +460,40 @@ impl MembershipState {
                     self.apply(vec![c]);
                 }
             }
-            PeerMessage::Refuse { from, reason } => {
-                tracing::error!(refused_by = %from, "this node was refused by {from}: {reason}");
-                self.refs
-                    .root
-                    .cast(RootMsg::Fatal(format!("refused by {from}: {reason}")));
-            }
-            PeerMessage::Handoff { from, states } => {
-                tracing::debug!(from = %from, targets = states.len(), "target states handed over");
-                self.refs.probes.cast(ProbeSupMsg::Inherit(states));
-            }
+            // The port routes these elsewhere.
+            PeerMessage::Refuse { .. } | PeerMessage::Handoff { .. } => {}
         }
     }
 
+    /// Logs table changes, and publishes the view when the ring's members changed and the
+    /// peers' adopted digests when those did.
     fn apply(&mut self, changes: Vec<Change>) {
         let Some(net) = &mut self.net else { return };
-        let mut ring_changed = false;
-        let mut adopted_changed = false;
-        let alive = net.table.alive_count();
-        for c in changes {
-            ring_changed |= c.changes_ring();
-            match c {
-                Change::Joined(n) => {
-                    tracing::info!(member = %n, alive, "member {n} joined ({alive} alive)")
-                }
-                Change::Restarted(n) => {
-                    tracing::info!(member = %n, alive, "member {n} restarted ({alive} alive)")
-                }
-                Change::Suspect(n, silent) => {
-                    let ms = silent.as_millis() as u64;
-                    tracing::warn!(member = %n, silent_ms = ms, "member {n} suspect ({ms} ms without heartbeat)")
-                }
-                Change::Recovered(n) => tracing::info!(member = %n, "member {n} alive again"),
-                Change::Dead(n, cause) => {
-                    match cause {
-                        DeathCause::Silent(d) => {
-                            let s = d.as_secs_f64();
-                            tracing::warn!(member = %n, alive, silent_s = s, "member {n} dead ({s:.1} s without heartbeat; {alive} alive)");
-                        }
-                        DeathCause::Disconnected => {
-                            tracing::warn!(member = %n, alive, "member {n} dead (connection closed; {alive} alive)")
-                        }
-                    }
-                    // Close what is left of the link, so a frozen peer that resumes sees it and rejoins.
-                    for s in net
-                        .sessions
-                        .values()
-                        .filter(|s| s.name.as_ref() == Some(&n))
-                    {
-                        s.actor.stop(Some("ringpoll: member dead".into()));
-                    }
-                    if let Some((_, _, info)) = net.table.members().find(|(m, _, _)| **m == n) {
-                        net.dialer.set_connected(&info.addr.clone(), false);
-                    }
-                }
-                Change::Left(n) => {
-                    tracing::info!(member = %n, alive, "member {n} left ({alive} alive)")
-                }
-                Change::Adopted(..) => adopted_changed = true,
-            }
-        }
-        if ring_changed {
-            self.publish();
-            adopted_changed = true;
-        }
-        if adopted_changed {
-            if let Some(net) = &self.net {
-                self.refs
-                    .ring
-                    .cast(RingOwnerMsg::PeerDigests(net.table.adopted()));
-            }
-        }
-    }
-
-    fn leave(&mut self) {
-        let Some(net) = &mut self.net else { return };
-        let bytes = PeerMessage::Leave {
-            name: self.me.to_string(),
-            incarnation: net.incarnation,
-        }
-        .encode();
-        for port in net.ports.values() {
-            let _ = ActorRef::<PortMsg>::from(port.clone()).cast(PortMsg::Wire(bytes.clone()));
-        }
-        tracing::info!(peers = net.ports.len(), "leaving the cluster");
-    }
-
-    fn handoff_out(&mut self, states: Vec<HandoffState>) {
-        let Some(net) = &self.net else { return };
-        if states.is_empty() || net.ports.is_empty() {
+        if changes.is_empty() {
             return;
         }
-        for chunk in states.chunks(HANDOFF_CHUNK) {
-            let bytes = PeerMessage::Handoff {
-                from: self.me.to_string(),
-                states: chunk.to_vec(),
-            }
-            .encode();
-            for port in net.ports.values() {
-                let _ = ActorRef::<PortMsg>::from(port.clone()).cast(PortMsg::Wire(bytes.clone()));
+        let ring_changed = changes.iter().any(Change::changes_ring);
+        let adopted_changed = changes.iter().any(|c| matches!(c, Change::Adopted(..)));
+        let alive = net.table.alive_count();
+        for c in &changes {
+            events::change(c, alive);
+            if let Change::Dead(n, _) = c {
+                // Close what is left of the link, so a frozen peer that resumes sees it and
+                // rejoins.
+                for s in net.sessions.of_member(n) {
+                    s.stop(Some("ringpoll: member dead".into()));
+                }
+                if let Some((_, _, info)) = net.table.members().find(|(m, _, _)| *m == n) {
+                    net.dialer.set_connected(&info.addr.clone(), false);
+                }
             }
         }
-    }
-
-    /// Marks this node as leaving: no more dialling, and its own children may stop.
-    pub fn set_leaving(&mut self) {
-        if let Some(net) = &mut self.net {
-            net.leaving = true;
+        let adopted = net.table.adopted();
+        if ring_changed {
+            self.publish();
+        }
+        if ring_changed || adopted_changed {
+            self.args.ring.cast(RingOwnerMsg::PeerDigests(adopted));
         }
     }
 }

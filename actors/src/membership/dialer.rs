@@ -72,6 +72,17 @@ impl Dialer {
         }
     }
 
+    /// A dialer for `seeds`, leaving out this node's own address (a node may list itself).
+    pub fn for_seeds(seeds: &[String], me: std::net::SocketAddr, cap: Duration) -> Self {
+        let mut d = Dialer::new(Duration::from_millis(100), cap);
+        for seed in seeds {
+            if seed.parse::<std::net::SocketAddr>().ok() != Some(me) {
+                d.add_seed(seed);
+            }
+        }
+        d
+    }
+
     /// Adds a seed (kept for ever).
     pub fn add_seed(&mut self, addr: &str) {
         self.entries

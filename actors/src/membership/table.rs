@@ -11,8 +11,11 @@
 //! is that node restarted, and replaces the old one.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+pub use super::view::MemberState;
+use super::view::{MemberRow, MembershipView};
+use super::wire::PeerAddr;
 use crate::model::NodeName;
 
 /// What a member says about itself in each heartbeat.
@@ -26,35 +29,10 @@ pub struct MemberInfo {
     pub incarnation: u64,
     /// The ring digest it has adopted (its probes run for that ring).
     pub adopted: u64,
-}
-
-/// A member's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MemberState {
-    /// Heartbeats arrive.
-    Alive,
-    /// Silent for a while; still in the ring.
-    Suspect,
-    /// Silent too long, or its connections closed; out of the ring.
-    Dead,
-    /// Announced that it leaves; out of the ring.
-    Left,
-}
-
-impl MemberState {
-    /// Lower-case name for logs and status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberState::Alive => "alive",
-            MemberState::Suspect => "suspect",
-            MemberState::Dead => "dead",
-            MemberState::Left => "left",
-        }
-    }
-
-    fn in_ring(self) -> bool {
-        matches!(self, MemberState::Alive | MemberState::Suspect)
-    }
+    /// Digest of its configured targets.
+    pub targets: u64,
+    /// Targets it probes that have had no result for too long.
+    pub unprobed: u64,
 }
 
 /// Why a member was declared dead.
@@ -83,6 +61,8 @@ pub enum Change {
     Left(NodeName),
     /// A member's adopted ring digest changed.
     Adopted(NodeName, u64),
+    /// A member's configured targets differ from this node's (reported once per change).
+    TargetsDiffer(NodeName),
 }
 
 impl Change {
@@ -101,6 +81,21 @@ pub struct DuplicateName {
     pub holder: String,
     /// The address of the newcomer.
     pub newcomer: String,
+}
+
+impl DuplicateName {
+    /// Why the newcomer is refused, for both sides' logs.
+    pub fn reason(&self) -> String {
+        format!(
+            "node name {} is already used by the member at {}; give the node at {} another name",
+            self.name, self.holder, self.newcomer
+        )
+    }
+
+    /// The newcomer's ractor node name (`name@address`), which its sessions carry.
+    pub fn newcomer_peer_name(&self) -> String {
+        format!("{}@{}", self.name, self.newcomer)
+    }
 }
 
 /// Failure-detector timing.
@@ -124,6 +119,8 @@ struct Member {
 pub struct MembershipTable {
     me: NodeName,
     my_addr: String,
+    /// Digest of this node's configured targets.
+    my_targets: u64,
     detector: Detector,
     members: BTreeMap<NodeName, Member>,
     version: u64,
@@ -135,10 +132,17 @@ impl MembershipTable {
         MembershipTable {
             me,
             my_addr,
+            my_targets: 0,
             detector,
             members: BTreeMap::new(),
             version: 1,
         }
+    }
+
+    /// The same table, for a node whose configured targets have digest `targets`.
+    pub fn with_targets(mut self, targets: u64) -> Self {
+        self.my_targets = targets;
+        self
     }
 
     /// Increases whenever the set of members in the ring changes.
@@ -161,8 +165,12 @@ impl MembershipTable {
             });
         }
         let mut changes = Vec::new();
+        let differs = info.targets != self.my_targets;
         match self.members.get_mut(name) {
             None => {
+                if differs {
+                    changes.push(Change::TargetsDiffer(name.clone()));
+                }
                 self.members.insert(
                     name.clone(),
                     Member {
@@ -190,6 +198,9 @@ impl MembershipTable {
                 }
                 if m.info.adopted != info.adopted {
                     changes.push(Change::Adopted(name.clone(), info.adopted));
+                }
+                if differs && m.info.targets != info.targets {
+                    changes.push(Change::TargetsDiffer(name.clone()));
                 }
                 match m.state {
                     MemberState::Dead | MemberState::Left => {
@@ -309,6 +320,54 @@ impl MembershipTable {
             .collect()
     }
 
+    /// The view the ring is built from, at `now` (`wall` is the same instant on the wall
+    /// clock; dead members' last-heard times are given in it).
+    pub fn view(&self, my_weight: u32, now: Instant, wall: SystemTime) -> MembershipView {
+        MembershipView {
+            me: self.me.clone(),
+            members: self.ring_members(my_weight),
+            version: self.version,
+            dead: self
+                .dead_silences(now)
+                .into_iter()
+                .map(|(n, silent)| (n, wall.checked_sub(silent).unwrap_or(wall)))
+                .collect(),
+        }
+    }
+
+    /// Every member as readers see it, sorted by name, this node included; `unprobed` is what
+    /// each member reported in its last heartbeat.
+    pub fn rows(&self, my_weight: u32) -> Vec<MemberRow> {
+        let mut rows = vec![MemberRow::local(
+            self.me.clone(),
+            self.my_addr.clone(),
+            my_weight,
+        )];
+        rows.extend(self.members.iter().map(|(name, m)| MemberRow {
+            name: name.clone(),
+            state: m.state,
+            address: m.info.addr.clone(),
+            weight: m.info.weight,
+            local: false,
+            unprobed: m.info.unprobed,
+        }));
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        rows
+    }
+
+    /// The members in the ring with their addresses (sent in heartbeats, so that peers dial
+    /// every member).
+    pub fn ring_addrs(&self) -> Vec<PeerAddr> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.state.in_ring())
+            .map(|(n, m)| PeerAddr {
+                name: n.to_string(),
+                addr: m.info.addr.clone(),
+            })
+            .collect()
+    }
+
     /// Seconds since `name` was last heard.
     pub fn silence(&self, name: &NodeName, now: Instant) -> Option<Duration> {
         self.members
@@ -333,6 +392,8 @@ mod tests {
             weight: 1,
             incarnation: inc,
             adopted: 0,
+            targets: 0,
+            unprobed: 0,
         }
     }
 
@@ -452,5 +513,57 @@ mod tests {
             vec![Change::Adopted(n("n2"), 42)]
         );
         assert_eq!(t.adopted().get(&n("n2")), Some(&42));
+    }
+
+    #[test]
+    fn a_different_target_list_is_reported_once_per_change() {
+        let t0 = Instant::now();
+        let mut t = table().with_targets(7);
+        let with = |targets: u64| MemberInfo {
+            targets,
+            ..info("a2", 1)
+        };
+        assert_eq!(
+            t.heard(&n("n2"), with(9), t0).unwrap(),
+            vec![Change::TargetsDiffer(n("n2")), Change::Joined(n("n2"))]
+        );
+        assert!(t.heard(&n("n2"), with(9), t0).unwrap().is_empty());
+        assert!(t.heard(&n("n2"), with(7), t0).unwrap().is_empty());
+        assert_eq!(
+            t.heard(&n("n2"), with(8), t0).unwrap(),
+            vec![Change::TargetsDiffer(n("n2"))]
+        );
+    }
+
+    #[test]
+    fn the_view_and_rows_show_every_member_as_it_stands() {
+        let t0 = Instant::now();
+        let wall = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut t = table();
+        let mut i2 = info("a2", 1);
+        i2.unprobed = 3;
+        t.heard(&n("n2"), i2, t0).unwrap();
+        t.heard(&n("n3"), info("a3", 1), t0).unwrap();
+        t.disconnected(&n("n3"));
+        let later = t0 + 500 * MS;
+        let v = t.view(5, later, wall);
+        assert_eq!(v.members.keys().collect::<Vec<_>>(), [&n("n1"), &n("n2")]);
+        assert_eq!(v.members[&n("n1")], 5);
+        // n3 was last heard 500 ms before `wall`.
+        assert_eq!(v.dead[&n("n3")], wall - 500 * MS);
+        let rows = t.rows(5);
+        let summary: Vec<(&str, MemberState, bool, u64)> = rows
+            .iter()
+            .map(|r| (r.name.as_str(), r.state, r.local, r.unprobed))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("n1", MemberState::Alive, true, 0),
+                ("n2", MemberState::Alive, false, 3),
+                ("n3", MemberState::Dead, false, 0),
+            ]
+        );
+        assert_eq!(t.ring_addrs().len(), 1);
     }
 }

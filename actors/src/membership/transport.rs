@@ -3,8 +3,7 @@
 //! - our own dialer, binding the source address of every connection to this node's address
 //!   (peers, and partition tests, tell nodes apart by address as on real hosts);
 //! - the [`ClusterEvents`] adapter: each ractor_cluster callback is one cast, nothing more;
-//! - the remotable [`PortActor`]: the only actor a peer sees. Its one message carries an encoded
-//!   [`PeerMessage`]; it decodes (bounded) and forwards to the local membership actor.
+//! - [`start`], which opens all of it for a membership actor.
 //!
 //! ractor_cluster's `NodeServer` always opens a listener of its own; ringpoll binds that one to
 //! 127.0.0.1 on an ephemeral port and never advertises it. Connections are handed to the
@@ -15,55 +14,139 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::pg::GroupChangeMessage;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor_cluster::node::NodeConnectionMode;
 use ractor_cluster::{
-    NetworkStream, NodeEventSubscription, NodeServerMessage, NodeSessionMessage,
-    RactorClusterMessage,
+    IncomingEncryptionMode, NetworkStream, NodeEventSubscription, NodeServer, NodeServerMessage,
 };
 use tokio::net::{TcpListener, TcpSocket};
 
+use super::msg::MembershipMsg;
+use super::port::{PortActor, PortArgs, PORT_GROUP};
+use super::sessions::{SessionEvent, SessionEventKind};
 use super::tls::ClusterTls;
-use super::wire::PeerMessage;
-use super::MembershipMsg;
+use super::view::ClusterSettings;
+use super::wire::PortMsg;
+use crate::model::NodeName;
 
-/// The process group every node's port joins.
-pub const PORT_GROUP: &str = "ringpoll.membership";
+/// A clustered node's network edge, as [`start`] opened it.
+#[derive(Debug)]
+pub struct Edge {
+    /// ractor_cluster's node server (runs the sessions).
+    pub node_server: ActorRef<NodeServerMessage>,
+    /// This node's port, in the [`PORT_GROUP`] process group.
+    pub port: ActorRef<PortMsg>,
+    /// Our listener's accept loop.
+    listener: tokio::task::JoinHandle<()>,
+    /// Connections accepted but not yet authenticated, kept by membership; the listener closes
+    /// new ones at [`MAX_UNAUTHENTICATED`].
+    pub unauthenticated: Arc<AtomicUsize>,
+}
+
+/// Opens the edge for membership actor `membership`: binds the listener, starts the node
+/// server and the port (both linked to `membership`), subscribes `membership` to session
+/// events and port group changes.
+pub async fn start(
+    membership: &ActorRef<MembershipMsg>,
+    me: &NodeName,
+    settings: &ClusterSettings,
+    port_args: PortArgs,
+) -> Result<Edge, ActorProcessingErr> {
+    let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
+        format!(
+            "cannot listen for cluster connections on {}: {e}",
+            settings.listen
+        )
+    })?;
+    // Its own listener is never advertised; with TLS it requires TLS too, so nothing on this
+    // host can reach the node in plain text.
+    let internal_encryption = settings
+        .tls
+        .as_ref()
+        .map(|t| IncomingEncryptionMode::Tls(t.acceptor.clone()));
+    let node_server = NodeServer::new(
+        0,
+        settings.cookie.clone(),
+        me.to_string(),
+        settings.advertise.to_string(),
+        internal_encryption,
+        Some(NodeConnectionMode::Isolated),
+    )
+    .with_listen_addr(std::net::Ipv4Addr::LOCALHOST.into());
+    let (node_server, _) =
+        Actor::spawn_linked(None, node_server, (), membership.get_cell()).await?;
+    node_server.cast(NodeServerMessage::SubscribeToEvents {
+        id: "ringpoll-membership".into(),
+        subscription: Box::new(ClusterEvents(membership.clone())),
+    })?;
+    let (port, _) = Actor::spawn_linked(None, PortActor, port_args, membership.get_cell()).await?;
+    ractor::pg::monitor(PORT_GROUP.into(), membership.get_cell());
+    ractor::pg::join(PORT_GROUP.into(), vec![port.get_cell()]);
+    let unauthenticated = Arc::new(AtomicUsize::new(0));
+    let listener = spawn_listener(
+        listener,
+        node_server.clone(),
+        unauthenticated.clone(),
+        settings.tls.clone(),
+    );
+    Ok(Edge {
+        node_server,
+        port,
+        listener,
+        unauthenticated,
+    })
+}
+
+/// A change of the ports group: peers' ports that appeared, or the sessions whose ports left.
+#[derive(Debug)]
+pub enum PortChange {
+    /// New ports, by ractor_cluster session id.
+    Joined(Vec<(u64, ActorRef<PortMsg>)>),
+    /// Ports gone, by session id.
+    Left(Vec<u64>),
+}
+
+/// The peers' ports in a process-group event (this node's own port is not a peer's).
+pub fn port_change(change: GroupChangeMessage) -> Option<PortChange> {
+    let remote = |cells: Vec<ractor::ActorCell>| -> Vec<(u64, ractor::ActorCell)> {
+        cells
+            .into_iter()
+            .filter_map(|c| match c.get_id() {
+                ractor::ActorId::Remote { node_id, .. } => Some((node_id, c)),
+                ractor::ActorId::Local(_) => None,
+            })
+            .collect()
+    };
+    match change {
+        GroupChangeMessage::Join(_, group, cells) if group == PORT_GROUP => {
+            Some(PortChange::Joined(
+                remote(cells)
+                    .into_iter()
+                    .map(|(id, c)| (id, c.into()))
+                    .collect(),
+            ))
+        }
+        GroupChangeMessage::Leave(_, group, cells) if group == PORT_GROUP => Some(
+            PortChange::Left(remote(cells).into_iter().map(|(id, _)| id).collect()),
+        ),
+        _ => None,
+    }
+}
+
+impl Edge {
+    /// Stops accepting and leaves the port group (the linked actors stop with membership).
+    pub fn stop(&self) {
+        self.listener.abort();
+        ractor::pg::leave(PORT_GROUP.into(), vec![self.port.get_cell()]);
+    }
+}
 
 /// Connections accepted but not yet authenticated, at most; more are closed at once.
 pub const MAX_UNAUTHENTICATED: usize = 128;
 
 /// A TLS handshake must finish within this.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What happened to a ractor_cluster session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionEventKind {
-    /// TCP connection handed to the node server.
-    Opened,
-    /// Cookie handshake passed.
-    Authenticated,
-    /// Initial state exchange done.
-    Ready,
-    /// Closed.
-    Disconnected,
-}
-
-/// A ractor_cluster session event.
-#[derive(Debug)]
-pub struct SessionEvent {
-    /// What happened.
-    pub kind: SessionEventKind,
-    /// ractor_cluster's local session id.
-    pub node_id: u64,
-    /// The peer's ractor node name (`name@ip:port`), once known.
-    pub peer_name: Option<String>,
-    /// The peer's socket address.
-    pub peer_addr: String,
-    /// True for connections the peer opened.
-    pub incoming: bool,
-    /// The session actor (stopping it closes the connection).
-    pub actor: ActorRef<NodeSessionMessage>,
-}
 
 /// Forwards ractor_cluster's callbacks to the membership actor.
 #[derive(Debug)]
@@ -81,7 +164,7 @@ impl ClusterEvents {
             peer_name: ses.peer_name.map(|p| p.name),
             peer_addr: ses.peer_addr,
             incoming: ses.is_server,
-            actor: ses.actor,
+            handle: ses.actor,
         }));
     }
 }
@@ -256,66 +339,4 @@ pub async fn dial(
     tokio::time::timeout(timeout, attempt)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())))
-}
-
-/// The remotable actor every peer sees (one per node).
-#[derive(Debug)]
-pub struct PortActor;
-
-/// What the port starts with.
-#[derive(Debug)]
-pub struct PortArgs {
-    /// Where decoded peer messages go.
-    pub membership: ActorRef<MembershipMsg>,
-    /// For answering queries.
-    pub refs: Arc<crate::supervisor::TreeRefs>,
-    /// This node.
-    pub me: crate::model::NodeName,
-}
-
-/// The port's messages: an encoded [`PeerMessage`], or a query for the status API.
-#[derive(Debug, RactorClusterMessage)]
-pub enum PortMsg {
-    /// Bytes from (or for) a peer.
-    Wire(Vec<u8>),
-    /// A JSON-encoded [`crate::status::PeerQuery`]; the reply is JSON.
-    #[rpc]
-    Query(Vec<u8>, RpcReplyPort<Vec<u8>>),
-}
-
-impl Actor for PortActor {
-    type Msg = PortMsg;
-    type State = PortArgs;
-    type Arguments = PortArgs;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<PortMsg>,
-        args: PortArgs,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(args)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<PortMsg>,
-        msg: PortMsg,
-        state: &mut PortArgs,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            PortMsg::Wire(bytes) => match PeerMessage::decode(&bytes) {
-                Ok(m) => {
-                    let _ = state.membership.cast(MembershipMsg::Peer(Box::new(m)));
-                }
-                Err(err) => {
-                    tracing::debug!(error = %err, "dropped a malformed message from a peer")
-                }
-            },
-            PortMsg::Query(bytes, reply) => {
-                let answer = crate::status::answer_bytes(&state.refs, &state.me, &bytes);
-                let _ = reply.send(answer);
-            }
-        }
-        Ok(())
-    }
 }

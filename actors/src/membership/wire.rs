@@ -1,12 +1,35 @@
-//! What crosses the network between membership actors: one JSON-encoded [`PeerMessage`] inside
-//! the single remotable message `PortMsg::Wire(Vec<u8>)`.
+//! What crosses the network between nodes: [`PortMsg`], the one remotable message type, whose
+//! `Wire` variant carries one JSON-encoded [`PeerMessage`] and whose `Query` variant carries a
+//! status question (see `crate::status`).
 //!
 //! Decoding is bounded (size checked first) and validating: a malformed or hostile message is
 //! dropped with an error, never a panic.
 
+use ractor::{ActorRef, RpcReplyPort};
+use ractor_cluster::RactorClusterMessage;
 use serde::{Deserialize, Serialize};
 
-use crate::model::NodeName;
+use crate::model::{NodeName, ProbeKind, TargetKey};
+use crate::probe::health::TargetState;
+
+/// The messages of a node's port, the only actor its peers see.
+#[derive(Debug, RactorClusterMessage)]
+pub enum PortMsg {
+    /// An encoded [`PeerMessage`].
+    Wire(Vec<u8>),
+    /// A JSON-encoded status question; the reply is JSON.
+    #[rpc]
+    Query(Vec<u8>, RpcReplyPort<Vec<u8>>),
+}
+
+/// Sends `msg` to every port in `ports`, encoded once. A port that is gone is skipped: the
+/// failure detector, not a send error, decides that a peer is dead.
+pub fn broadcast<'a>(ports: impl IntoIterator<Item = &'a ActorRef<PortMsg>>, msg: &PeerMessage) {
+    let bytes = msg.encode();
+    for port in ports {
+        let _ = port.cast(PortMsg::Wire(bytes.clone()));
+    }
+}
 
 /// Largest accepted message.
 pub const MAX_WIRE_BYTES: usize = 4 << 20;
@@ -82,12 +105,50 @@ pub struct PeerAddr {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HandoffState {
-    /// Probe kind (`icmp`, `tcp`).
-    pub probe: String,
+    /// Probe kind.
+    pub probe: ProbeKind,
     /// Target id.
     pub target: String,
-    /// Last known state.
-    pub up: bool,
+    /// Last known state (`"up": true` on the wire, as every version sends it).
+    #[serde(rename = "up", with = "up_flag")]
+    pub state: TargetState,
+}
+
+impl HandoffState {
+    /// The state of `key`.
+    pub fn new(key: &TargetKey, state: TargetState) -> Self {
+        HandoffState {
+            probe: key.probe,
+            target: key.id.to_string(),
+            state,
+        }
+    }
+
+    /// The target's key.
+    pub fn key(&self) -> TargetKey {
+        TargetKey {
+            probe: self.probe,
+            id: self.target.as_str().into(),
+        }
+    }
+}
+
+/// A [`TargetState`] as the boolean `up` (the wire format since the first version).
+mod up_flag {
+    use super::TargetState;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: &TargetState, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_bool(*s == TargetState::Up)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TargetState, D::Error> {
+        Ok(if bool::deserialize(d)? {
+            TargetState::Up
+        } else {
+            TargetState::Down
+        })
+    }
 }
 
 /// Why a message was dropped.
@@ -172,14 +233,35 @@ mod tests {
             PeerMessage::Handoff {
                 from: "n1".into(),
                 states: vec![HandoffState {
-                    probe: "icmp".into(),
+                    probe: ProbeKind::Icmp,
                     target: "127.0.0.1".into(),
-                    up: true,
+                    state: TargetState::Up,
                 }],
             },
         ] {
             assert_eq!(PeerMessage::decode(&m.encode()).unwrap(), m);
         }
+    }
+
+    #[test]
+    fn handoff_states_keep_their_wire_format() {
+        let h = HandoffState::new(
+            &TargetKey {
+                probe: ProbeKind::Tcp,
+                id: "127.0.0.1:22".into(),
+            },
+            TargetState::Down,
+        );
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(
+            json,
+            r#"{"probe":"tcp","target":"127.0.0.1:22","up":false}"#
+        );
+        assert_eq!(serde_json::from_str::<HandoffState>(&json).unwrap(), h);
+        assert!(
+            serde_json::from_str::<HandoffState>(r#"{"probe":"smtp","target":"x","up":true}"#)
+                .is_err()
+        );
     }
 
     #[test]

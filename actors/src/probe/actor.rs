@@ -8,22 +8,62 @@
 //! - A stale `Finished` (an older sequence) is ignored; stopping the actor aborts the task.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use ractor_cluster::RactorMessage;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::engine::{resolve, ProbeEngine, RESOLVE_TTL};
 use super::health::{HealthTracker, TargetState};
-use super::schedule::{target_hash, ProbeSchedule};
-use super::{resolve, ProbeContext, RESOLVE_TTL};
+use super::schedule::ProbeSchedule;
+use super::ssh::SshReport;
+#[cfg(any(test, feature = "test-hooks"))]
+use crate::fault::FaultInjection;
+use crate::link::Link;
 use crate::model::{
-    DownReason, Host, ProbeOutcome, ProbeResult, SshReport, StateEvent, TargetSpec,
+    target_hash, Check, DownReason, Host, NodeName, ProbeOutcome, ProbeResult, StateEvent,
+    TargetSpec,
 };
-use crate::sink::SinkMsg;
+use crate::sink::actor::SinkMsg;
+use crate::state::NodeState;
+use crate::view::Ownership;
+
+/// What every probe actor of the node shares: its arguments apart from the target.
+#[derive(Debug)]
+pub struct ProbeContext {
+    /// This node.
+    pub node: NodeName,
+    /// The checks.
+    pub engine: ProbeEngine,
+    /// Node-wide cap on probes in flight (`max_in_flight`).
+    pub permits: Arc<Semaphore>,
+    /// Where results and state events go.
+    pub sink: Link<SinkMsg>,
+    /// The ownership epoch stamped on every result (published by the probe supervisor).
+    pub ownership: watch::Receiver<Ownership>,
+    /// Where confirmed states, overruns and results that found no sink are recorded.
+    pub state: Arc<NodeState>,
+    /// Test-only fault injection (`test-hooks` builds only).
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub faults: FaultInjection,
+}
+
+impl ProbeContext {
+    fn epoch(&self) -> u64 {
+        self.ownership.borrow().epoch
+    }
+
+    /// Sends a result or event to the sink, counting it as dropped when no sink is running.
+    fn send(&self, msg: SinkMsg) {
+        if !self.sink.cast(msg) {
+            self.state.add_dropped(1); // the sink is restarting
+        }
+    }
+}
 
 /// The probe actor (stateless behaviour; state in [`ProbeState`]).
 #[derive(Debug)]
@@ -106,7 +146,7 @@ impl Actor for ProbeActor {
     ) -> Result<ProbeState, ActorProcessingErr> {
         let key = target.key();
         if let Some(s) = initial {
-            ctx.refs.state.set_confirmed(key.clone(), s);
+            ctx.state.set_confirmed(key.clone(), s);
         }
         let schedule = ProbeSchedule::new(&key, target.interval);
         let since_epoch = SystemTime::now()
@@ -151,7 +191,7 @@ impl Actor for ProbeActor {
             ProbeMsg::Finished(done) => state.finish_probe(myself, *done),
             ProbeMsg::Inherit(s) => {
                 if state.health.inherit(s) {
-                    state.ctx.refs.state.set_confirmed(state.target.key(), s);
+                    state.ctx.state.set_confirmed(state.target.key(), s);
                 }
             }
             ProbeMsg::Retire => {
@@ -181,12 +221,13 @@ impl ProbeState {
         if self.retiring {
             return;
         }
+        #[cfg(any(test, feature = "test-hooks"))]
         if self.ctx.faults.should_panic(&self.target.id) {
             panic!("injected test fault: probe of {} panics", self.target.id);
         }
         if self.in_flight.is_some() {
             // Cannot happen with ticks scheduled after completion; counted, never queued.
-            self.ctx.overruns.fetch_add(1, Ordering::Relaxed);
+            self.ctx.state.add_overruns(1);
             return;
         }
         self.seq += 1;
@@ -232,13 +273,11 @@ impl ProbeState {
             ts: done.at,
             node: self.ctx.node.clone(),
             target: self.target.clone(),
-            epoch: self.ctx.epoch.load(Ordering::Relaxed),
+            epoch: self.ctx.epoch(),
             outcome: done.outcome,
             ssh: done.ssh,
         };
-        if !self.ctx.refs.sink.cast(SinkMsg::Record(result)) {
-            self.ctx.refs.state.add_dropped(1); // no sink (it is restarting)
-        }
+        self.ctx.send(SinkMsg::Record(result));
         if self.retiring {
             myself.stop(Some("handed off".into()));
             return;
@@ -248,7 +287,7 @@ impl ProbeState {
             .schedule
             .next_after(self.due.into_std(), now.into_std());
         if skipped > 0 && !was_retry {
-            self.ctx.overruns.fetch_add(skipped, Ordering::Relaxed);
+            self.ctx.state.add_overruns(skipped);
         }
         let next = Instant::from_std(next);
         // While failing but not yet confirmed down, probe again sooner than the next slot; the
@@ -268,9 +307,9 @@ impl ProbeState {
             return;
         };
         let key = self.target.key();
-        self.ctx.refs.state.set_confirmed(key, t.to);
+        self.ctx.state.set_confirmed(key, t.to);
         let host = &*self.target.id;
-        let probe = self.target.probe.as_str();
+        let probe = self.target.kind().as_str();
         let reason = match outcome {
             ProbeOutcome::Down { reason } => reason.to_string(),
             ProbeOutcome::Up { .. } => String::new(),
@@ -305,13 +344,11 @@ impl ProbeState {
             ts: at,
             node: self.ctx.node.clone(),
             target: self.target.clone(),
-            epoch: self.ctx.epoch.load(Ordering::Relaxed),
+            epoch: self.ctx.epoch(),
             from,
             to: t.to,
         };
-        if !self.ctx.refs.sink.cast(SinkMsg::Event(event)) {
-            self.ctx.refs.state.add_dropped(1); // no sink (it is restarting)
-        }
+        self.ctx.send(SinkMsg::Event(event));
     }
 }
 
@@ -338,7 +375,7 @@ async fn run_once(
             }
         }
     };
-    if target.probe == crate::model::ProbeKind::Ssh {
+    if matches!(target.check, Check::Ssh { .. }) {
         let (outcome, ssh) = ctx.engine.check(target, addr, icmp_seq).await;
         return (outcome, ssh, fresh);
     }
@@ -356,29 +393,18 @@ mod tests {
     use super::*;
     use crate::fault::FaultInjection;
     use crate::probe::fake::FakeProbe;
-    use crate::testkit::{context, target, written};
+    use crate::testkit::{context, target};
 
     const S: Duration = Duration::from_secs(1);
 
     #[tokio::test(start_paused = true)]
     async fn probes_once_per_interval_at_a_fixed_phase() {
         let fake = FakeProbe::always_up(Duration::from_millis(5));
-        let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
+        let h = context(fake, 10, FaultInjection::none()).await;
         let t = target("127.0.0.1", 10 * S, S);
-        let (probe, _) = Actor::spawn(
-            None,
-            ProbeActor,
-            ProbeArgs {
-                target: t,
-                ctx: ctx.clone(),
-                initial: None,
-                missed_since: None,
-            },
-        )
-        .await
-        .unwrap();
+        let probe = h.spawn_probe(t).await;
         tokio::time::sleep(60 * S).await;
-        let calls = ctx.engine.fake.as_ref().unwrap().calls();
+        let calls = h.calls();
         // The first slot is within the first interval, then exactly one probe per interval.
         assert!(
             calls.len() == 6 || calls.len() == 7,
@@ -388,7 +414,7 @@ mod tests {
         for pair in calls.windows(2) {
             assert_eq!(pair[1].1 - pair[0].1, 10 * S);
         }
-        let results = written(&sink, &w).await;
+        let results = h.written().await;
         assert_eq!(results.len(), calls.len());
         assert!(results.iter().all(|r| r.outcome.is_up() && r.epoch == 7));
         probe.stop(None);
@@ -398,22 +424,11 @@ mod tests {
     async fn a_probe_that_hangs_is_a_timeout_and_does_not_shift_the_schedule() {
         let fake = FakeProbe::always_up(Duration::from_millis(5));
         fake.script("127.0.0.2", vec![(3600 * S, ProbeOutcome::Up { rtt: S })]);
-        let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
+        let h = context(fake, 10, FaultInjection::none()).await;
         let t = target("127.0.0.2", 10 * S, 2 * S);
-        let (_probe, _) = Actor::spawn(
-            None,
-            ProbeActor,
-            ProbeArgs {
-                target: t,
-                ctx: ctx.clone(),
-                initial: None,
-                missed_since: None,
-            },
-        )
-        .await
-        .unwrap();
+        let _probe = h.spawn_probe(t).await;
         tokio::time::sleep(25 * S).await;
-        let results = written(&sink, &w).await;
+        let results = h.written().await;
         assert!(results.len() >= 2, "{results:?}");
         assert_eq!(
             results[0].outcome,
@@ -422,7 +437,7 @@ mod tests {
             }
         );
         assert!(results[1].outcome.is_up());
-        let calls = ctx.engine.fake.as_ref().unwrap().calls();
+        let calls = h.calls();
         assert_eq!(
             calls[1].1 - calls[0].1,
             10 * S,
@@ -433,22 +448,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn names_that_do_not_resolve_are_results_not_failures() {
         let fake = FakeProbe::always_up(Duration::from_millis(5));
-        let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
+        let h = context(fake, 10, FaultInjection::none()).await;
         let t = target("nowhere.invalid", 10 * S, S);
-        let (probe, _) = Actor::spawn(
-            None,
-            ProbeActor,
-            ProbeArgs {
-                target: t,
-                ctx,
-                initial: None,
-                missed_since: None,
-            },
-        )
-        .await
-        .unwrap();
+        let probe = h.spawn_probe(t).await;
         tokio::time::sleep(25 * S).await;
-        let results = written(&sink, &w).await;
+        let results = h.written().await;
         assert!(results.len() >= 2);
         for r in &results {
             match &r.outcome {
@@ -481,26 +485,15 @@ mod tests {
         };
         let fake = FakeProbe::always_up(Duration::from_millis(5));
         fake.script("127.0.0.3", vec![up(), down(), down(), down(), up(), up()]);
-        let (ctx, w, sink) = context(fake, 10, FaultInjection::none()).await;
+        let h = context(fake, 10, FaultInjection::none()).await;
         let t = target("127.0.0.3", 10 * S, S);
         let t = Arc::new(
             (*t).clone()
                 .with_health(crate::probe::health::Thresholds { rise: 2, fall: 2 }, 2 * S),
         );
-        let (_probe, _) = Actor::spawn(
-            None,
-            ProbeActor,
-            ProbeArgs {
-                target: t,
-                ctx: ctx.clone(),
-                initial: None,
-                missed_since: None,
-            },
-        )
-        .await
-        .unwrap();
+        let _probe = h.spawn_probe(t).await;
         tokio::time::sleep(55 * S).await;
-        let calls = ctx.engine.fake.as_ref().unwrap().calls();
+        let calls = h.calls();
         let gaps: Vec<u64> = calls
             .windows(2)
             .map(|w| (w[1].1 - w[0].1).as_millis() as u64)
@@ -512,8 +505,9 @@ mod tests {
             &[10_000, 2_005, 7_995, 10_000, 10_000],
             "{gaps:?}"
         );
-        written(&sink, &w).await;
-        let events: Vec<(&str, &str)> = w
+        h.written().await;
+        let events: Vec<(&str, &str)> = h
+            .writer
             .events
             .lock()
             .unwrap()
@@ -522,7 +516,7 @@ mod tests {
             .collect();
         assert_eq!(events, [("up", "down"), ("down", "up")]);
         assert_eq!(
-            ctx.refs.state.confirmed(&target("127.0.0.3", S, S).key()),
+            h.ctx.state.confirmed(&target("127.0.0.3", S, S).key()),
             Some(TargetState::Up)
         );
     }
@@ -531,20 +525,15 @@ mod tests {
     async fn a_node_that_cannot_keep_up_counts_overruns() {
         // One probe at a time, three targets that each take 900 ms, every second.
         let fake = FakeProbe::always_up(Duration::from_millis(900));
-        let (ctx, _w, _sink) = context(fake, 1, FaultInjection::none()).await;
+        let h = context(fake, 1, FaultInjection::none()).await;
         for id in ["127.0.0.1", "127.0.0.2", "127.0.0.3"] {
-            let args = ProbeArgs {
-                target: target(id, S, Duration::from_millis(950)),
-                ctx: ctx.clone(),
-                initial: None,
-                missed_since: None,
-            };
-            Actor::spawn(None, ProbeActor, args).await.unwrap();
+            h.spawn_probe(target(id, S, Duration::from_millis(950)))
+                .await;
         }
         tokio::time::sleep(20 * S).await;
-        assert!(ctx.overruns.load(Ordering::Relaxed) > 5);
+        assert!(h.ctx.state.overruns() > 5);
         // And never more than one probe ran at a time.
-        let calls = ctx.engine.fake.as_ref().unwrap().calls();
+        let calls = h.calls();
         for pair in calls.windows(2) {
             assert!(pair[1].1 - pair[0].1 >= Duration::from_millis(900));
         }

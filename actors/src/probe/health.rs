@@ -8,8 +8,9 @@
 //!
 //! Pure: one `record` per result.
 
-/// The observed state of a target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The observed state of a target: `"up"` or `"down"` in results, events and answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TargetState {
     /// Confirmed up.
     Up,

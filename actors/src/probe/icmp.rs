@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
 
+use super::error::ProbeSetupError;
 use crate::model::{DownReason, ProbeOutcome};
-use crate::probe::ProbeSetupError;
 
 const RECV_BUFFER: usize = 8 << 20;
 const PAYLOAD: [u8; 16] = *b"ringpoll-echo-16";

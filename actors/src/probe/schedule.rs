@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::TargetKey;
+use crate::model::{target_hash, TargetKey};
 
 /// The schedule of one target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,15 +26,6 @@ pub struct FirstSlot {
     pub delay: Duration,
     /// The previous slot (an interval before the next) was missed: probe now.
     pub catch_up: bool,
-}
-
-/// The stable 64-bit hash of a target key that placement and phases are derived from.
-pub fn target_hash(key: &TargetKey) -> u64 {
-    let mut buf = String::with_capacity(key.id.len() + 8);
-    buf.push_str(key.probe.as_str());
-    buf.push('/');
-    buf.push_str(&key.id);
-    xxhash_rust::xxh3::xxh3_64(buf.as_bytes())
 }
 
 impl ProbeSchedule {

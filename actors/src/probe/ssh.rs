@@ -15,137 +15,26 @@
 //! timeouts.
 
 pub mod known_hosts;
+pub mod report;
+pub mod settings;
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use regex::Regex;
 use russh::client::{self, Handle};
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::model::{DownReason, ProbeOutcome, SshReport, SshStage};
+use crate::model::{DownReason, ProbeOutcome};
 use known_hosts::{fingerprint, KnownHosts, Verdict};
-
-/// Default `max_output`.
-pub const DEFAULT_MAX_OUTPUT: usize = 4096;
-/// Default `max_concurrent_ssh`.
-pub const DEFAULT_MAX_CONCURRENT: usize = 256;
-
-/// How host keys are checked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HostKeyPolicy {
-    /// Known keys only.
-    Strict,
-    /// Trust on first use: unknown keys are recorded; changed keys fail.
-    AcceptNew,
-    /// No check at all.
-    Off,
-}
-
-/// The SSH part of the node cannot be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SshSetupError {
-    /// The key file is readable by others.
-    #[error("{}: permissions {mode:04o} are too open (the key must not be readable by others); chmod 600 {}", path.display(), path.display())]
-    KeyPermissions {
-        /// The key.
-        path: PathBuf,
-        /// Its mode.
-        mode: u32,
-    },
-    /// The key file could not be read or decoded.
-    #[error("{}: {why}", path.display())]
-    Key {
-        /// The key.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
-    /// known_hosts could not be read.
-    #[error("{}: {source}", path.display())]
-    KnownHosts {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
-
-/// A client key, loaded once.
-#[derive(Debug)]
-pub struct SshIdentity {
-    /// Where it was read from.
-    pub path: PathBuf,
-    key: Arc<PrivateKey>,
-}
-
-impl SshIdentity {
-    /// Reads an OpenSSH private key (ed25519, ECDSA, RSA); encrypted keys need `passphrase`.
-    /// Refuses keys readable by group or others, as OpenSSH does.
-    pub fn load(path: &Path, passphrase: Option<&str>) -> Result<Self, SshSetupError> {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| SshSetupError::Key {
-            path: path.into(),
-            why: e.to_string(),
-        })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(SshSetupError::KeyPermissions {
-                path: path.into(),
-                mode,
-            });
-        }
-        let key = russh::keys::load_secret_key(path, passphrase).map_err(|e| SshSetupError::Key {
-            path: path.into(),
-            why: match (&e, passphrase) {
-                (russh::keys::Error::KeyIsEncrypted, None) => {
-                    "the key is encrypted: name an environment variable holding its passphrase in identity_passphrase_env".into()
-                }
-                _ => format!("cannot load the private key: {e}"),
-            },
-        })?;
-        Ok(SshIdentity {
-            path: path.into(),
-            key: Arc::new(key),
-        })
-    }
-}
-
-/// Loads known_hosts once for every group that names the same file.
-pub fn load_known_hosts(path: &Path) -> Result<Arc<KnownHosts>, SshSetupError> {
-    KnownHosts::load(path)
-        .map(Arc::new)
-        .map_err(|source| SshSetupError::KnownHosts {
-            path: path.into(),
-            source,
-        })
-}
-
-/// A group's SSH settings, shared by its targets.
-#[derive(Debug)]
-pub struct SshTarget {
-    /// Login name.
-    pub user: String,
-    /// Client key.
-    pub identity: Arc<SshIdentity>,
-    /// Host keys (None with the `off` policy).
-    pub known_hosts: Option<Arc<KnownHosts>>,
-    /// Host-key policy.
-    pub policy: HostKeyPolicy,
-    /// Command to run; None: connect, host key and authentication only.
-    pub command: Option<String>,
-    /// Expected exit status.
-    pub expect_exit: u32,
-    /// Pattern stdout must match.
-    pub expect_output: Option<Regex>,
-    /// Bytes kept of stdout and of stderr.
-    pub max_output: usize,
-}
+pub use report::{SshReport, SshStage};
+pub use settings::{
+    load_known_hosts, HostKeyPolicy, SshIdentity, SshSetupError, SshTarget, DEFAULT_MAX_CONCURRENT,
+    DEFAULT_MAX_OUTPUT,
+};
 
 /// The node's SSH client.
 #[derive(Debug)]
@@ -305,7 +194,7 @@ impl SshEngine {
             Err(_) => return down(DownReason::Timeout),
         };
         let _ = stream.set_nodelay(true);
-        r.lap("connect", &mut mark);
+        r.lap(SshStage::Connect, &mut mark);
 
         // handshake and host key
         r.stage = Some(SshStage::Handshake);
@@ -336,7 +225,7 @@ impl SshEngine {
             }
             Err(_) => return down(DownReason::Timeout),
         };
-        r.lap("handshake", &mut mark);
+        r.lap(SshStage::Handshake, &mut mark);
 
         // auth
         r.stage = Some(SshStage::Auth);
@@ -369,7 +258,7 @@ impl SshEngine {
             disconnect(session);
             return o;
         }
-        r.lap("auth", &mut mark);
+        r.lap(SshStage::Auth, &mut mark);
 
         // command
         let Some(command) = &t.command else {
@@ -382,7 +271,7 @@ impl SshEngine {
         let result =
             tokio::time::timeout_at(deadline, run_command(&session, command, t.max_output, r))
                 .await;
-        r.lap("command", &mut mark);
+        r.lap(SshStage::Command, &mut mark);
         disconnect(session);
         match result {
             Err(_) => down(DownReason::Timeout),
@@ -447,15 +336,6 @@ fn protocol(e: &russh::Error) -> DownReason {
     match e {
         russh::Error::IO(io) => DownReason::from_io(io),
         other => DownReason::Protocol(other.to_string()),
-    }
-}
-
-impl SshReport {
-    fn lap(&mut self, stage: &'static str, mark: &mut Instant) {
-        let now = Instant::now();
-        let ms = now.duration_since(*mark).as_secs_f64() * 1000.0;
-        self.stages_ms.insert(stage, (ms * 1000.0).round() / 1000.0);
-        *mark = now;
     }
 }
 

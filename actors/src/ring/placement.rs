@@ -38,8 +38,7 @@ use std::collections::BTreeMap;
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
-use crate::model::{NodeName, TargetKey};
-use crate::probe::schedule::target_hash;
+use crate::model::{target_hash, NodeName, TargetKey};
 
 /// Changes whenever the function's results would change for the same inputs.
 pub const PLACEMENT_VERSION: u32 = 1;

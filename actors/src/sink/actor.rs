@@ -364,18 +364,11 @@ mod tests {
     }
 
     fn result(i: usize) -> ProbeResult {
-        let t = TargetSpec::new(
-            Host::Ip(std::net::Ipv4Addr::from(0x7f00_0000 + i as u32).into()),
-            ProbeKind::Icmp,
-            None,
-            Duration::from_secs(10),
-            Duration::from_secs(1),
-            Arc::default(),
-        );
+        let id = std::net::Ipv4Addr::from(0x7f00_0000 + i as u32).to_string();
         ProbeResult {
             ts: SystemTime::now(),
             node: NodeName::new("n1").unwrap(),
-            target: Arc::new(t),
+            target: crate::testkit::target(&id, Duration::from_secs(10), Duration::from_secs(1)),
             epoch: 1,
             outcome: ProbeOutcome::Up {
                 rtt: Duration::from_millis(1),

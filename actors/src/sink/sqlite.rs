@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
 
+use super::error::SinkError;
 use super::writer::ResultWriter;
-use super::SinkError;
 use crate::model::Record;
 
 const SCHEMA: &str = "
@@ -117,6 +117,7 @@ impl ResultWriter for SqliteWriter {
                         let l = r.line();
                         let stage = l
                             .ssh
+                            .as_ref()
                             .and_then(|s| s.stage)
                             .and_then(|s| serde_json::to_value(s).ok());
                         upsert
@@ -131,9 +132,9 @@ impl ResultWriter for SqliteWriter {
                                 l.error,
                                 l.detail,
                                 stage.as_ref().and_then(|v| v.as_str()),
-                                l.ssh.and_then(|s| s.exit_code),
+                                l.ssh.as_ref().and_then(|s| s.exit_code),
                                 l.epoch as i64,
-                                serde_json::to_string(l.labels).unwrap_or_default(),
+                                serde_json::to_string(&l.labels).unwrap_or_default(),
                             ])
                             .map_err(io)?;
                     }
@@ -146,8 +147,8 @@ impl ResultWriter for SqliteWriter {
                                 l.node,
                                 l.probe.as_str(),
                                 l.target,
-                                l.from,
-                                l.to,
+                                l.from.as_str(),
+                                l.to.as_str(),
                                 l.epoch as i64,
                                 serde_json::to_string(l.labels).unwrap_or_default(),
                             ])
@@ -170,14 +171,7 @@ mod tests {
     use std::sync::Arc;
 
     fn target(id: &str) -> Arc<TargetSpec> {
-        Arc::new(TargetSpec::new(
-            Host::parse(id).unwrap(),
-            ProbeKind::Icmp,
-            None,
-            Duration::from_secs(10),
-            Duration::from_secs(1),
-            Arc::default(),
-        ))
+        crate::testkit::target(id, Duration::from_secs(10), Duration::from_secs(1))
     }
 
     #[test]

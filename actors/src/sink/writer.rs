@@ -4,8 +4,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::error::SinkError;
 use crate::model::Record;
-use crate::sink::SinkError;
 
 /// Writes batches of results somewhere. Runs on a blocking thread, one batch at a time.
 pub trait ResultWriter: Send + std::fmt::Debug + 'static {

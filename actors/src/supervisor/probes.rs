@@ -4,9 +4,12 @@
 //!   supervisor starts what is new and retires what is in neither (a retiring probe actor
 //!   finishes its probe in flight, then stops), so a replayed assignment is harmless.
 //! - The states of targets handed to other nodes (as the probe actors recorded them in
-//!   [`NodeState`](crate::state::NodeState)) are sent to them through membership, and states
-//!   handed to this node seed new probe actors,
-//!   so moving a target never raises a false state change.
+//!   [`NodeState`](crate::state::NodeState)) are sent to every peer's port, and states handed
+//!   to this node (routed here by this node's port) seed new probe actors, so moving a target
+//!   never raises a false state change.
+//! - It publishes the [`Ownership`] its probe actors run under: the epoch as an assignment
+//!   starts (results carry it), the ring digest once every probe actor of it runs (membership
+//!   announces it in heartbeats).
 //! - A failed probe actor is restarted after a backoff while its target's budget allows;
 //!   then the target is quarantined (logged once) and retried after the quarantine period.
 //!   One target's crash loop never escalates: the node and its other targets carry on.
@@ -14,24 +17,20 @@
 //!   or stops, missing probe slots.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
-};
-use ractor_cluster::RactorMessage;
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::watch;
 
-use crate::membership::wire::HandoffState;
-use crate::membership::MembershipMsg;
-use crate::model::{ProbeKind, TargetKey, TargetSpec};
-use crate::probe::actor::ProbeMsg;
-use crate::probe::actor::{ProbeActor, ProbeArgs};
-use crate::probe::health::TargetState;
-use crate::probe::ProbeContext;
+use super::msg::{ProbeSupMsg, ProbeSupStatus};
+use crate::link::Link;
+use crate::membership::wire::{broadcast, HandoffState, PeerMessage, HANDOFF_CHUNK};
+use crate::model::{TargetKey, TargetSpec};
+use crate::probe::actor::{ProbeActor, ProbeArgs, ProbeContext, ProbeMsg};
 use crate::restart::{RestartBudget, RestartPolicy};
-use crate::ring::RingOwnerMsg;
+use crate::ring::msg::RingOwnerMsg;
+use crate::view::{NodeView, Ownership};
 
 /// How often the overrun counter is checked.
 const ROUND_CHECK: Duration = Duration::from_secs(5);
@@ -45,63 +44,19 @@ const TRIM_DELAY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct ProbeSupervisor;
 
-/// Messages of the probe supervisor.
-#[derive(Debug, RactorMessage)]
-pub enum ProbeSupMsg {
-    /// The full set of targets this node owns under `epoch`, and those it keeps probing until
-    /// their new owners have taken over.
-    Assign {
-        /// Ownership epoch.
-        epoch: u64,
-        /// Digest of the ring the assignment comes from (announced once applied).
-        digest: u64,
-        /// Every owned target.
-        targets: Arc<[Arc<TargetSpec>]>,
-        /// Targets owned elsewhere now, still probed here until the hand-off completes.
-        keep: Arc<[Arc<TargetSpec>]>,
-        /// Targets just handed to other nodes: their states are sent along.
-        handed_off: Vec<TargetKey>,
-        /// Targets taken over from a member that died, with when it was last heard: a slot
-        /// of theirs after that was missed and is made up for at once.
-        missed: BTreeMap<TargetKey, SystemTime>,
-    },
-    /// Target states handed over by another node.
-    Inherit(Vec<HandoffState>),
-    /// Restart the probe actor of `key` (its backoff has passed) if still `generation`.
-    Respawn {
-        /// The target.
-        key: TargetKey,
-        /// The generation that failed.
-        generation: u64,
-    },
-    /// End the quarantine of `key` and try its probe actor again.
-    Release {
-        /// The target.
-        key: TargetKey,
-    },
-    /// Check the overrun counter.
-    RoundCheck,
-    /// Many probe actors stopped: hand the memory they freed back to the operating system.
-    Trim,
-    /// Stop every probe actor and reply with how many were running (shutdown).
-    StopAll(RpcReplyPort<usize>),
-    /// Report counts.
-    Status(RpcReplyPort<ProbeSupStatus>),
-}
-
-/// Counts reported by [`ProbeSupMsg::Status`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProbeSupStatus {
-    /// Ownership epoch.
-    pub epoch: u64,
-    /// Targets owned.
-    pub owned: usize,
-    /// Probe actors running.
-    pub running: usize,
-    /// Targets quarantined.
-    pub quarantined: usize,
-    /// Probe actor restarts since start.
-    pub restarts: u64,
+/// What the probe supervisor starts with.
+#[derive(Debug)]
+pub struct ProbeSupArgs {
+    /// What every probe actor shares.
+    pub ctx: Arc<ProbeContext>,
+    /// Restart budget, backoff and quarantine per target.
+    pub policy: RestartPolicy,
+    /// Asked for the current assignment after a restart.
+    pub ring: Link<RingOwnerMsg>,
+    /// The node's published state: the peers hand-offs go to.
+    pub view: NodeView,
+    /// Where the epoch and the adopted ring digest are published.
+    pub ownership: watch::Sender<Ownership>,
 }
 
 #[derive(Debug)]
@@ -118,6 +73,9 @@ struct Child {
 pub struct ProbeSupState {
     ctx: Arc<ProbeContext>,
     policy: RestartPolicy,
+    ring: Link<RingOwnerMsg>,
+    view: NodeView,
+    ownership: watch::Sender<Ownership>,
     children: HashMap<TargetKey, Child>,
     by_id: HashMap<ActorId, TargetKey>,
     epoch: u64,
@@ -130,18 +88,21 @@ pub struct ProbeSupState {
 impl Actor for ProbeSupervisor {
     type Msg = ProbeSupMsg;
     type State = ProbeSupState;
-    type Arguments = (Arc<ProbeContext>, RestartPolicy);
+    type Arguments = ProbeSupArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<ProbeSupMsg>,
-        (ctx, policy): Self::Arguments,
+        args: ProbeSupArgs,
     ) -> Result<ProbeSupState, ActorProcessingErr> {
         myself.send_interval(ROUND_CHECK, || ProbeSupMsg::RoundCheck);
-        let overrun_seen = ctx.overruns.load(Ordering::Relaxed);
+        let overrun_seen = args.ctx.state.overruns();
         Ok(ProbeSupState {
-            ctx,
-            policy,
+            ctx: args.ctx,
+            policy: args.policy,
+            ring: args.ring,
+            view: args.view,
+            ownership: args.ownership,
             children: HashMap::new(),
             by_id: HashMap::new(),
             epoch: 0,
@@ -158,7 +119,7 @@ impl Actor for ProbeSupervisor {
         state: &mut ProbeSupState,
     ) -> Result<(), ActorProcessingErr> {
         // After a restart the ring owner is already running: ask for the current assignment.
-        state.ctx.refs.ring.cast(RingOwnerMsg::Resend);
+        state.ring.cast(RingOwnerMsg::Resend);
         Ok(())
     }
 
@@ -178,7 +139,9 @@ impl Actor for ProbeSupervisor {
                 missed,
             } => {
                 state.assign(&myself, epoch, &targets, &keep, &missed).await;
-                state.ctx.refs.adopted.store(digest, Ordering::Relaxed);
+                // Published once every probe actor of the assignment runs: peers release their
+                // hand-offs when every member has adopted the new ring.
+                state.ownership.send_modify(|o| o.digest = digest);
                 state.hand_off(&handed_off);
             }
             ProbeSupMsg::Inherit(list) => state.inherit(list),
@@ -270,7 +233,8 @@ impl ProbeSupState {
             return;
         }
         self.epoch = epoch;
-        self.ctx.epoch.store(epoch, Ordering::Relaxed);
+        // Results from here on carry the new epoch.
+        self.ownership.send_modify(|o| o.epoch = epoch);
         let wanted: HashSet<TargetKey> = targets.iter().chain(keep).map(|t| t.key()).collect();
         let gone: Vec<TargetKey> = self
             .children
@@ -292,7 +256,7 @@ impl ProbeSupState {
         if gone.len() >= TRIM_AFTER_STOPPING {
             myself.send_after(TRIM_DELAY, || ProbeSupMsg::Trim);
         }
-        self.ctx.refs.state.set_running(wanted.clone());
+        self.ctx.state.set_running(wanted.clone());
         let mut started = 0usize;
         // Targets whose slot a dead owner missed start first: they are probed at once, and
         // spawning tens of thousands of actors takes a while.
@@ -334,19 +298,19 @@ impl ProbeSupState {
     fn hand_off(&self, handed_off: &[TargetKey]) {
         let states: Vec<HandoffState> = handed_off
             .iter()
-            .filter_map(|k| {
-                self.ctx.refs.state.confirmed(k).map(|s| HandoffState {
-                    probe: k.probe.as_str().to_string(),
-                    target: k.id.to_string(),
-                    up: s == TargetState::Up,
-                })
-            })
+            .filter_map(|k| Some(HandoffState::new(k, self.ctx.state.confirmed(k)?)))
             .collect();
-        if !states.is_empty() {
-            self.ctx
-                .refs
-                .membership
-                .cast(MembershipMsg::HandoffOut(states));
+        let peers = self.view.peers();
+        if states.is_empty() || peers.is_empty() {
+            return;
+        }
+        let me = self.view.node().to_string();
+        for chunk in states.chunks(HANDOFF_CHUNK) {
+            let msg = PeerMessage::Handoff {
+                from: me.clone(),
+                states: chunk.to_vec(),
+            };
+            broadcast(peers.iter().map(|p| &p.port), &msg);
         }
     }
 
@@ -354,23 +318,12 @@ impl ProbeSupState {
     /// own adopt them, and actors started later begin from them.
     fn inherit(&mut self, list: Vec<HandoffState>) {
         for h in list {
-            let Some(probe) = ProbeKind::parse(&h.probe) else {
-                continue;
-            };
-            let key = TargetKey {
-                probe,
-                id: h.target.into(),
-            };
-            let state = if h.up {
-                TargetState::Up
-            } else {
-                TargetState::Down
-            };
+            let key = h.key();
             if let Some(actor) = self.children.get(&key).and_then(|c| c.actor.as_ref()) {
                 // The actor records it in NodeState unless it has a result of its own.
-                let _ = actor.send_message(ProbeMsg::Inherit(state));
+                let _ = actor.send_message(ProbeMsg::Inherit(h.state));
             } else {
-                self.ctx.refs.state.confirm_if_unknown(key, state);
+                self.ctx.state.confirm_if_unknown(key, h.state);
             }
         }
     }
@@ -385,7 +338,7 @@ impl ProbeSupState {
             return;
         };
         child.generation += 1;
-        let initial = self.ctx.refs.state.confirmed(key);
+        let initial = self.ctx.state.confirmed(key);
         let args = ProbeArgs {
             target: child.target.clone(),
             ctx: self.ctx.clone(),
@@ -421,7 +374,7 @@ impl ProbeSupState {
         match child.budget.allow(Instant::now()) {
             Some(attempt) => {
                 self.restarts += 1;
-                self.ctx.refs.state.add_restart("probe");
+                self.ctx.state.add_restart("probe");
                 let delay = self.policy.backoff().delay(attempt);
                 tracing::warn!(host = %key.id, probe = %key.probe, attempt, delay_ms = delay.as_millis() as u64, reason, "probe actor failed; restarting");
                 let generation = child.generation;
@@ -442,7 +395,7 @@ impl ProbeSupState {
     }
 
     fn round_check(&mut self) {
-        let now = self.ctx.overruns.load(Ordering::Relaxed);
+        let now = self.ctx.state.overruns();
         let missed = now.saturating_sub(self.overrun_seen);
         self.overrun_seen = now;
         if missed > 0 && !self.overrunning {
@@ -462,8 +415,11 @@ impl ProbeSupState {
 mod tests {
     use super::*;
     use crate::fault::FaultInjection;
+    use crate::link::link;
+    use crate::model::NodeName;
     use crate::probe::fake::FakeProbe;
-    use crate::testkit::{context, target, written};
+    use crate::state::NodeState;
+    use crate::testkit::{context, target, Harness};
 
     const S: Duration = Duration::from_secs(1);
 
@@ -475,6 +431,22 @@ mod tests {
             backoff_max: S,
             quarantine: 30 * S,
         }
+    }
+
+    /// A probe supervisor on the harness's context (no ring owner, no peers).
+    async fn start(h: &Harness) -> ActorRef<ProbeSupMsg> {
+        let (_publishers, view) = NodeView::new(
+            NodeName::new("test").unwrap(),
+            Arc::new(NodeState::default()),
+        );
+        let args = ProbeSupArgs {
+            ctx: h.ctx.clone(),
+            policy: policy(),
+            ring: link().1,
+            view,
+            ownership: h.ownership.clone(),
+        };
+        Actor::spawn(None, ProbeSupervisor, args).await.unwrap().0
     }
 
     async fn status(sup: &ActorRef<ProbeSupMsg>) -> ProbeSupStatus {
@@ -498,15 +470,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn assignments_start_and_stop_probe_actors() {
-        let (ctx, w, sink) = context(
+        let h = context(
             FakeProbe::always_up(Duration::from_millis(1)),
             100,
             FaultInjection::none(),
         )
         .await;
-        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx.clone(), policy()))
-            .await
-            .unwrap();
+        let sup = start(&h).await;
         let all = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"];
         sup.cast(assign(1, targets(&all))).unwrap();
         let st = status(&sup).await;
@@ -525,7 +495,7 @@ mod tests {
             1,
             "stopped actors are gone, not restarted"
         );
-        let results = written(&sink, &w).await;
+        let results = h.written().await;
         assert!(results
             .iter()
             .rev()
@@ -537,11 +507,8 @@ mod tests {
     async fn a_crashing_target_is_restarted_then_quarantined_then_retried() {
         // 127.0.0.9 panics on its first three probes: two restarts, then quarantine.
         let faults = FaultInjection::panic_on("127.0.0.9*3");
-        let (ctx, w, sink) =
-            context(FakeProbe::always_up(Duration::from_millis(1)), 100, faults).await;
-        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx.clone(), policy()))
-            .await
-            .unwrap();
+        let h = context(FakeProbe::always_up(Duration::from_millis(1)), 100, faults).await;
+        let sup = start(&h).await;
         sup.cast(assign(1, targets(&["127.0.0.8", "127.0.0.9"])))
             .unwrap();
 
@@ -550,7 +517,7 @@ mod tests {
         assert_eq!((st.restarts, st.quarantined, st.running), (2, 1, 1));
 
         // Meanwhile the healthy target never missed a slot.
-        let results = written(&sink, &w).await;
+        let results = h.written().await;
         let healthy: Vec<_> = results
             .iter()
             .filter(|r| &*r.target.id == "127.0.0.8")
@@ -563,7 +530,7 @@ mod tests {
         tokio::time::sleep(40 * S).await;
         let st = status(&sup).await;
         assert_eq!((st.quarantined, st.running), (0, 2));
-        let results = written(&sink, &w).await;
+        let results = h.written().await;
         assert!(results
             .iter()
             .any(|r| &*r.target.id == "127.0.0.9" && r.outcome.is_up()));
@@ -576,15 +543,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn stop_all_stops_every_probe_and_ignores_their_exits() {
-        let (ctx, _w, _sink) = context(
+        let h = context(
             FakeProbe::always_up(Duration::from_millis(1)),
             100,
             FaultInjection::none(),
         )
         .await;
-        let (sup, _) = Actor::spawn(None, ProbeSupervisor, (ctx, policy()))
-            .await
-            .unwrap();
+        let sup = start(&h).await;
         let ids: Vec<String> = (1..=50).map(|i| format!("127.0.1.{i}")).collect();
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         sup.cast(assign(1, targets(&ids))).unwrap();

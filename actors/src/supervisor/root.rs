@@ -15,70 +15,81 @@
 //! the sink is drained.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
-};
-use ractor_cluster::RactorMessage;
-use tokio::sync::oneshot;
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::{oneshot, Semaphore};
 
-use super::probes::{ProbeSupMsg, ProbeSupervisor};
-use super::TreeRefs;
-use crate::membership::{ClusterSettings, Membership, MembershipArgs, MembershipMsg};
-use crate::model::{NodeName, TargetSpec};
-use crate::probe::ProbeContext;
+use super::msg::{ProbeSupMsg, Role, RootMsg, ShutdownReport};
+use super::probes::{ProbeSupArgs, ProbeSupervisor};
+#[cfg(any(test, feature = "test-hooks"))]
+use crate::fault::FaultInjection;
+use crate::link::LinkSetter;
+use crate::membership::actor::{Membership, MembershipArgs};
+use crate::membership::msg::MembershipMsg;
+use crate::membership::view::ClusterSettings;
+use crate::model::TargetSpec;
+use crate::probe::actor::ProbeContext;
+use crate::probe::engine::ProbeEngine;
 use crate::restart::{RestartBudget, RestartPolicy};
-use crate::ring::{RingOwner, RingOwnerArgs, RingOwnerMsg, RingSettings};
-use crate::sink::{ResultSink, SinkArgs, SinkMsg, SinkSettings};
-
-/// The infrastructure children, in start order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// ResultSink.
-    Sink,
-    /// ProbeSupervisor.
-    Probes,
-    /// RingOwner.
-    Ring,
-    /// Membership.
-    Membership,
-}
-
-impl Role {
-    const START_ORDER: [Role; 4] = [Role::Sink, Role::Probes, Role::Ring, Role::Membership];
-
-    fn name(self) -> &'static str {
-        match self {
-            Role::Sink => "result_sink",
-            Role::Probes => "probe_supervisor",
-            Role::Ring => "ring_owner",
-            Role::Membership => "membership",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::ring::msg::RingOwnerMsg;
+use crate::ring::owner::{RingOwner, RingOwnerArgs};
+use crate::ring::snapshot::RingSettings;
+use crate::sink::actor::{ResultSink, SinkArgs, SinkMsg};
+use crate::sink::spec::SinkSettings;
+use crate::state::NodeState;
+use crate::view::{NodeView, Publishers};
 
 /// The root supervisor.
 #[derive(Debug)]
 pub struct RootSupervisor;
 
+/// The root's ends of the links to its children: at every (re)start it points the links at
+/// the child's new instance, so the children that send to it find it again.
+#[derive(Debug, Default)]
+pub struct ChildLinks {
+    /// To the result sink (held by the probe actors).
+    pub sink: LinkSetter<SinkMsg>,
+    /// To the probe supervisor (held by the ring owner, and the port for hand-offs).
+    pub probes: LinkSetter<ProbeSupMsg>,
+    /// To the ring owner (held by membership and the probe supervisor).
+    pub ring: LinkSetter<RingOwnerMsg>,
+    /// To membership (held by the ring owner).
+    pub membership: LinkSetter<MembershipMsg>,
+}
+
+impl ChildLinks {
+    fn clear(&self, role: Role) {
+        match role {
+            Role::Sink => self.sink.set(None),
+            Role::Probes => self.probes.set(None),
+            Role::Ring => self.ring.set(None),
+            Role::Membership => self.membership.set(None),
+        }
+    }
+}
+
 /// What the root starts with.
 #[derive(Debug)]
 pub struct RootArgs {
-    /// This node.
-    pub node: NodeName,
     /// Every configured target.
     pub targets: Arc<[Arc<TargetSpec>]>,
-    /// Shared by all probes (holds the [`TreeRefs`] too).
-    pub ctx: Arc<ProbeContext>,
+    /// The checks, opened.
+    pub engine: ProbeEngine,
+    /// Node-wide cap on probes in flight.
+    pub max_in_flight: usize,
+    /// Test-only fault injection.
+    #[cfg(any(test, feature = "test-hooks"))]
+    pub faults: FaultInjection,
+    /// Latest results and counters, written by the children.
+    pub state: Arc<NodeState>,
+    /// The node's published state (read by the children that need it).
+    pub view: NodeView,
+    /// Its write halves, each handed to the child that owns that piece.
+    pub publishers: Publishers,
+    /// The links to the children.
+    pub links: ChildLinks,
     /// The result sink's settings.
     pub sink: SinkSettings,
     /// Restart policy for all children.
@@ -91,34 +102,12 @@ pub struct RootArgs {
     pub on_give_up: Option<oneshot::Sender<String>>,
 }
 
-/// Messages of the root.
-#[derive(Debug, RactorMessage)]
-pub enum RootMsg {
-    /// The backoff of a failed child has passed: start it again.
-    Restart(Role),
-    /// Stop everything in reverse order, drain the sink, and reply.
-    Shutdown(RpcReplyPort<ShutdownReport>),
-    /// Something this node cannot continue after (e.g. the cluster refused its name).
-    Fatal(String),
-}
-
-/// What a shutdown achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ShutdownReport {
-    /// Probe actors that were running.
-    pub probes_stopped: usize,
-    /// Results written since the sink (last) started.
-    pub results_written: u64,
-    /// Results dropped since the sink (last) started.
-    pub results_dropped: u64,
-    /// Of those, results still buffered when the sink could not drain in time (a writer stuck).
-    pub results_unwritten: u64,
-}
-
 /// The root's state.
 #[derive(Debug)]
 pub struct RootState {
     args: RootArgs,
+    /// What every probe actor shares (built once; kept across restarts of the supervisor).
+    ctx: Arc<ProbeContext>,
     children: HashMap<ActorId, Role>,
     budgets: HashMap<Role, RestartBudget>,
     shutting_down: bool,
@@ -127,10 +116,6 @@ pub struct RootState {
 }
 
 impl RootState {
-    fn refs(&self) -> &TreeRefs {
-        &self.args.ctx.refs
-    }
-
     async fn start(
         &mut self,
         myself: &ActorRef<RootMsg>,
@@ -150,39 +135,50 @@ impl RootState {
                     writers,
                     buffer: a.sink.buffer,
                     flush_interval: a.sink.flush_interval,
-                    state: a.ctx.refs.state.clone(),
+                    state: a.state.clone(),
                 };
                 let (r, _) = Actor::spawn_linked(None, ResultSink, args, sup).await?;
-                a.ctx.refs.sink.set(Some(r.clone()));
+                a.links.sink.set(Some(r.clone()));
                 r.get_cell()
             }
             Role::Probes => {
-                let (r, _) =
-                    Actor::spawn_linked(None, ProbeSupervisor, (a.ctx.clone(), a.policy), sup)
-                        .await?;
-                a.ctx.refs.probes.set(Some(r.clone()));
+                let args = ProbeSupArgs {
+                    ctx: self.ctx.clone(),
+                    policy: a.policy,
+                    ring: a.links.ring.link(),
+                    view: a.view.clone(),
+                    ownership: a.publishers.ownership.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, ProbeSupervisor, args, sup).await?;
+                a.links.probes.set(Some(r.clone()));
                 r.get_cell()
             }
             Role::Ring => {
                 let args = RingOwnerArgs {
-                    me: a.node.clone(),
+                    me: a.view.node().clone(),
                     targets: a.targets.clone(),
                     settings: a.ring,
-                    refs: a.ctx.refs.clone(),
+                    probes: a.links.probes.link(),
+                    membership: a.links.membership.link(),
+                    publish: a.publishers.ring.clone(),
                 };
                 let (r, _) = Actor::spawn_linked(None, RingOwner, args, sup).await?;
-                a.ctx.refs.ring.set(Some(r.clone()));
+                a.links.ring.set(Some(r.clone()));
                 r.get_cell()
             }
             Role::Membership => {
                 let args = MembershipArgs {
-                    me: a.node.clone(),
                     weight: a.ring.weight,
                     cluster: a.cluster.clone(),
-                    refs: a.ctx.refs.clone(),
+                    ring: a.links.ring.link(),
+                    probes: a.links.probes.link(),
+                    root: myself.clone(),
+                    view: a.view.clone(),
+                    members: a.publishers.members.clone(),
+                    peers: a.publishers.peers.clone(),
                 };
                 let (r, _) = Actor::spawn_linked(None, Membership, args, sup).await?;
-                a.ctx.refs.membership.set(Some(r.clone()));
+                a.links.membership.set(Some(r.clone()));
                 r.get_cell()
             }
         };
@@ -191,22 +187,12 @@ impl RootState {
         Ok(())
     }
 
-    fn clear_slot(&self, role: Role) {
-        let refs = self.refs();
-        match role {
-            Role::Sink => refs.sink.set(None),
-            Role::Probes => refs.probes.set(None),
-            Role::Ring => refs.ring.set(None),
-            Role::Membership => refs.membership.set(None),
-        }
-    }
-
     fn child_down(&mut self, myself: &ActorRef<RootMsg>, id: ActorId, reason: &str) {
         let Some(role) = self.children.remove(&id) else {
             tracing::debug!(actor = %id, "event from an unknown child ignored");
             return;
         };
-        self.clear_slot(role);
+        self.args.links.clear(role);
         if self.shutting_down {
             return;
         }
@@ -215,7 +201,7 @@ impl RootState {
         match budget.allow(Instant::now()) {
             Some(attempt) => {
                 let delay = policy.backoff().delay(attempt);
-                self.args.ctx.refs.state.add_restart(role.name());
+                self.args.state.add_restart(role.name());
                 tracing::error!(child = %role, attempt, delay_ms = delay.as_millis() as u64, reason, "child failed; restarting");
                 myself.send_after(delay, move || RootMsg::Restart(role));
             }
@@ -248,31 +234,31 @@ impl RootState {
         const STEP: Duration = Duration::from_secs(3);
         const LEAVE_DEADLINE: Duration = Duration::from_secs(3);
         let mut report = ShutdownReport::default();
-        let refs = self.args.ctx.refs.clone();
+        let links = &self.args.links;
         if self.args.cluster.is_some() {
             // Leave on purpose: peers take the targets over at once instead of waiting for the
             // failure detector, and this node keeps probing until they have.
-            if let Some(m) = refs.membership.get() {
+            if let Some(m) = links.membership.get() {
                 let _ = ractor::call_t!(m, MembershipMsg::Leave, 1_000);
             }
-            if let Some(r) = refs.ring.get() {
+            if let Some(r) = links.ring.get() {
                 match ractor::call_t!(r, RingOwnerMsg::Leave, LEAVE_DEADLINE.as_millis() as u64) {
                     Ok(()) => tracing::info!("targets handed over to the other members"),
                     Err(_) => tracing::warn!("the other members did not take over within {LEAVE_DEADLINE:?}; stopping anyway"),
                 }
             }
         }
-        if let Some(m) = refs.membership.get() {
+        if let Some(m) = links.membership.get() {
             m.stop_and_wait(Some("shutdown".into()), Some(STEP))
                 .await
                 .ok();
         }
-        if let Some(r) = refs.ring.get() {
+        if let Some(r) = links.ring.get() {
             r.stop_and_wait(Some("shutdown".into()), Some(STEP))
                 .await
                 .ok();
         }
-        if let Some(p) = refs.probes.get() {
+        if let Some(p) = links.probes.get() {
             match ractor::call_t!(p, ProbeSupMsg::StopAll, STEP.as_millis() as u64) {
                 Ok(n) => report.probes_stopped = n,
                 Err(err) => tracing::warn!(error = %err, "probe supervisor did not stop in time"),
@@ -281,7 +267,7 @@ impl RootState {
                 .await
                 .ok();
         }
-        if let Some(s) = refs.sink.get() {
+        if let Some(s) = links.sink.get() {
             match ractor::call_t!(s, SinkMsg::Drain, STEP.as_millis() as u64) {
                 Ok(d) => {
                     report.results_written = d.written;
@@ -314,11 +300,21 @@ impl Actor for RootSupervisor {
     async fn pre_start(
         &self,
         myself: ActorRef<RootMsg>,
-        args: RootArgs,
+        mut args: RootArgs,
     ) -> Result<RootState, ActorProcessingErr> {
-        args.ctx.refs.root.set(Some(myself.clone()));
+        let ctx = Arc::new(ProbeContext {
+            node: args.view.node().clone(),
+            engine: std::mem::take(&mut args.engine),
+            permits: Arc::new(Semaphore::new(args.max_in_flight)),
+            sink: args.links.sink.link(),
+            ownership: args.view.ownership_watch(),
+            state: args.state.clone(),
+            #[cfg(any(test, feature = "test-hooks"))]
+            faults: std::mem::take(&mut args.faults),
+        });
         let mut state = RootState {
             args,
+            ctx,
             children: HashMap::new(),
             budgets: HashMap::new(),
             shutting_down: false,
@@ -389,37 +385,48 @@ impl Actor for RootSupervisor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::FaultInjection;
+    use crate::link::Link;
+    use crate::model::NodeName;
     use crate::probe::fake::FakeProbe;
-    use crate::testkit::{context, target};
+    use crate::testkit::target;
 
     const S: Duration = Duration::from_secs(1);
 
-    async fn start_root(
-        dir: &std::path::Path,
-    ) -> (
-        ActorRef<RootMsg>,
-        Arc<ProbeContext>,
-        oneshot::Receiver<String>,
-        tokio::task::JoinHandle<()>,
-    ) {
-        let (ctx, _w, test_sink) = context(
-            FakeProbe::always_up(Duration::from_millis(1)),
-            100,
-            FaultInjection::none(),
-        )
-        .await;
-        // The root starts its own sink; the test one is not needed.
-        test_sink.stop(None);
-        let (tx, rx) = oneshot::channel();
+    /// A running root and the links a test reads its children through.
+    struct Tree {
+        root: ActorRef<RootMsg>,
+        probes: Link<ProbeSupMsg>,
+        ring: Link<RingOwnerMsg>,
+        membership: Link<MembershipMsg>,
+        gave_up: oneshot::Receiver<String>,
+        handle: tokio::task::JoinHandle<()>,
+    }
+
+    async fn start_root(dir: &std::path::Path) -> Tree {
+        let mut engine = ProbeEngine::default();
+        engine.fake = Some(FakeProbe::always_up(Duration::from_millis(1)));
+        let state = Arc::new(NodeState::default());
+        let (publishers, view) = NodeView::new(NodeName::new("n1").unwrap(), state.clone());
+        let links = ChildLinks::default();
+        let (probes, ring, membership) = (
+            links.probes.link(),
+            links.ring.link(),
+            links.membership.link(),
+        );
+        let (tx, gave_up) = oneshot::channel();
         let args = RootArgs {
-            node: NodeName::new("n1").unwrap(),
             targets: (1..=3)
                 .map(|i| target(&format!("127.0.0.{i}"), 2 * S, S))
                 .collect(),
-            ctx: ctx.clone(),
+            engine,
+            max_in_flight: 100,
+            faults: FaultInjection::none(),
+            state,
+            view,
+            publishers,
+            links,
             sink: SinkSettings {
-                sinks: vec![crate::sink::SinkSpec::Jsonl {
+                sinks: vec![crate::sink::spec::SinkSpec::Jsonl {
                     path: dir.join("r.jsonl"),
                 }],
                 buffer: 1000,
@@ -437,11 +444,18 @@ mod tests {
             cluster: None,
         };
         let (root, handle) = Actor::spawn(None, RootSupervisor, args).await.unwrap();
-        (root, ctx, rx, handle)
+        Tree {
+            root,
+            probes,
+            ring,
+            membership,
+            gave_up,
+            handle,
+        }
     }
 
-    async fn running_probes(ctx: &ProbeContext) -> usize {
-        let probes = ctx.refs.probes.get().expect("probe supervisor running");
+    async fn running_probes(probes: &Link<ProbeSupMsg>) -> usize {
+        let probes = probes.get().expect("probe supervisor running");
         ractor::call_t!(probes, ProbeSupMsg::Status, 5_000)
             .unwrap()
             .running
@@ -450,26 +464,26 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_killed_child_is_restarted_and_rewired() {
         let dir = tempfile::tempdir().unwrap();
-        let (root, ctx, _rx, _h) = start_root(dir.path()).await;
+        let t = start_root(dir.path()).await;
         tokio::time::sleep(S).await;
-        assert_eq!(running_probes(&ctx).await, 3);
+        assert_eq!(running_probes(&t.probes).await, 3);
 
         // Kill the probe supervisor: its probe actors die with it; the restarted one asks the
         // ring owner for the assignment again and starts them anew.
-        let old = ctx.refs.probes.get().unwrap();
+        let old = t.probes.get().unwrap();
         old.kill();
         tokio::time::sleep(S).await;
-        let new = ctx.refs.probes.get().expect("restarted");
+        let new = t.probes.get().expect("restarted");
         assert_ne!(old.get_id(), new.get_id());
-        assert_eq!(running_probes(&ctx).await, 3);
+        assert_eq!(running_probes(&t.probes).await, 3);
 
         // Kill the ring owner: the restarted one gets the view from membership.
-        ctx.refs.ring.get().unwrap().kill();
+        t.ring.get().unwrap().kill();
         tokio::time::sleep(S).await;
-        assert!(ctx.refs.ring.get().is_some());
-        assert_eq!(running_probes(&ctx).await, 3);
+        assert!(t.ring.get().is_some());
+        assert_eq!(running_probes(&t.probes).await, 3);
 
-        let report = ractor::call_t!(root, RootMsg::Shutdown, 10_000).unwrap();
+        let report = ractor::call_t!(t.root, RootMsg::Shutdown, 10_000).unwrap();
         assert_eq!(report.probes_stopped, 3);
         let lines = std::fs::read_to_string(dir.path().join("r.jsonl")).unwrap();
         assert_eq!(lines.lines().count() as u64, report.results_written);
@@ -478,18 +492,20 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_spent_budget_stops_the_root() {
         let dir = tempfile::tempdir().unwrap();
-        let (_root, ctx, rx, handle) = start_root(dir.path()).await;
+        let t = start_root(dir.path()).await;
         for _ in 0..3 {
             tokio::time::sleep(S).await;
-            ctx.refs
-                .membership
-                .get()
-                .expect("membership running")
-                .kill();
+            t.membership.get().expect("membership running").kill();
         }
-        let reason = tokio::time::timeout(10 * S, rx).await.unwrap().unwrap();
+        let reason = tokio::time::timeout(10 * S, t.gave_up)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(reason.contains("membership failed 3 times"), "{reason}");
-        tokio::time::timeout(10 * S, handle).await.unwrap().unwrap();
+        tokio::time::timeout(10 * S, t.handle)
+            .await
+            .unwrap()
+            .unwrap();
         // Giving up still drains the sink: results accepted before are in the file.
         let lines = std::fs::read_to_string(dir.path().join("r.jsonl")).unwrap();
         assert!(lines.lines().count() >= 3, "{lines}");

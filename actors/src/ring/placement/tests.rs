@@ -1,19 +1,6 @@
 use super::*;
-use crate::model::ProbeKind;
+use crate::testkit::{keys as targets, node};
 use proptest::prelude::*;
-
-fn node(i: usize) -> NodeName {
-    NodeName::new(&format!("n{i}")).unwrap()
-}
-
-fn targets(m: usize) -> Vec<TargetKey> {
-    (0..m)
-        .map(|i| TargetKey {
-            probe: ProbeKind::Icmp,
-            id: format!("127.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255).into(),
-        })
-        .collect()
-}
 
 fn ring(n: usize, replicas: u32) -> Ring {
     Ring::new((0..n).map(|i| (node(i), 1)), replicas)

@@ -1,0 +1,62 @@
+//! What membership logs: one structured event per change of a member's state or per failed
+//! authentication (rate-limited by the session tracker), never one per heartbeat.
+
+use super::sessions::{AuthFailure, AUTH_TIMEOUT};
+use super::table::{Change, DeathCause, DuplicateName};
+
+/// Logs a change of the membership table; `alive` counts the members in the ring after it.
+pub fn change(c: &Change, alive: usize) {
+    match c {
+        Change::Joined(n) => {
+            tracing::info!(member = %n, alive, "member {n} joined ({alive} alive)")
+        }
+        Change::Restarted(n) => {
+            tracing::info!(member = %n, alive, "member {n} restarted ({alive} alive)")
+        }
+        Change::Suspect(n, silent) => {
+            let ms = silent.as_millis() as u64;
+            tracing::warn!(member = %n, silent_ms = ms, "member {n} suspect ({ms} ms without heartbeat)")
+        }
+        Change::Recovered(n) => tracing::info!(member = %n, "member {n} alive again"),
+        Change::Dead(n, DeathCause::Silent(d)) => {
+            let s = d.as_secs_f64();
+            tracing::warn!(member = %n, alive, silent_s = s, "member {n} dead ({s:.1} s without heartbeat; {alive} alive)");
+        }
+        Change::Dead(n, DeathCause::Disconnected) => {
+            tracing::warn!(member = %n, alive, "member {n} dead (connection closed; {alive} alive)")
+        }
+        Change::Left(n) => tracing::info!(member = %n, alive, "member {n} left ({alive} alive)"),
+        Change::TargetsDiffer(n) => {
+            tracing::warn!(member = %n, "member {n} has a different target list; every node must load the same targets or some go unprobed")
+        }
+        Change::Adopted(..) => {}
+    }
+}
+
+/// A connection did not authenticate within [`AUTH_TIMEOUT`] and is closed.
+pub fn auth_timeout(peer_addr: &str) {
+    tracing::warn!(peer = %peer_addr, "cluster connection did not authenticate within {AUTH_TIMEOUT:?}; closing it");
+}
+
+/// A connection failed to authenticate; `suppressed` more did since the last warning.
+pub fn auth_failed(failure: &AuthFailure, suppressed: u64) {
+    let peer = &failure.peer_addr;
+    let who = failure.peer_name.as_deref().unwrap_or(peer);
+    if failure.incoming {
+        tracing::warn!(peer = %peer, suppressed, "cluster connection from {who} failed to authenticate (wrong cookie, or not a ringpoll node); rejected");
+    } else {
+        tracing::warn!(peer = %peer, suppressed, "{who} rejected our connection during authentication: check that both nodes use the same cookie (RINGPOLL_COOKIE or cluster.cookie_file) and the same TLS setting");
+    }
+}
+
+/// A seed or member could not be reached (logged once per change, not per attempt).
+pub fn unreachable(addr: &str, seed: bool, error: &str) {
+    let what = if seed { "seed" } else { "member" };
+    tracing::warn!(%addr, %error, "{what} {addr} unreachable; retrying with backoff");
+}
+
+/// A node is refused: its name is taken.
+pub fn refusing(dup: &DuplicateName) {
+    let reason = dup.reason();
+    tracing::error!(member = %dup.name, holder = %dup.holder, newcomer = %dup.newcomer, "refusing a node: {reason}");
+}

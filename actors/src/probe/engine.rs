@@ -1,0 +1,102 @@
+//! The checks a node can run, opened once at start, and name resolution.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::error::ProbeSetupError;
+use super::icmp::IcmpEngine;
+use super::ssh::{SshEngine, SshReport};
+use super::tcp;
+use crate::model::{Check, DownReason, Host, ProbeKind, ProbeOutcome, TargetSpec};
+
+/// How long a resolved host name is used before it is resolved again.
+pub const RESOLVE_TTL: Duration = Duration::from_secs(60);
+
+/// The checks the node can run, opened once at start.
+#[derive(Debug, Default)]
+pub struct ProbeEngine {
+    icmp: Option<IcmpEngine>,
+    ssh: Option<SshEngine>,
+    #[cfg(test)]
+    pub(crate) fake: Option<super::fake::FakeProbe>,
+}
+
+impl ProbeEngine {
+    /// An engine for the given kinds; opens ICMP sockets only when `Icmp` is among them.
+    /// Must run inside a Tokio runtime.
+    pub fn open(
+        kinds: impl IntoIterator<Item = ProbeKind>,
+        max_concurrent_ssh: usize,
+    ) -> Result<Self, ProbeSetupError> {
+        let mut engine = ProbeEngine::default();
+        for kind in kinds {
+            if kind == ProbeKind::Icmp && engine.icmp.is_none() {
+                engine.icmp = Some(IcmpEngine::open()?);
+            }
+            if kind == ProbeKind::Ssh && engine.ssh.is_none() {
+                engine.ssh = Some(SshEngine::new(max_concurrent_ssh));
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Runs one check of `target` at `addr`, bounded by the target's timeout (for SSH, counted
+    /// from when a session slot is free).
+    pub async fn check(
+        &self,
+        target: &TargetSpec,
+        addr: IpAddr,
+        seq: u16,
+    ) -> (ProbeOutcome, Option<Box<SshReport>>) {
+        #[cfg(test)]
+        if let Some(fake) = &self.fake {
+            return (fake.check(target).await, None);
+        }
+        let unavailable = |why: &str| ProbeOutcome::Down {
+            reason: DownReason::Io(why.into()),
+        };
+        match &target.check {
+            Check::Icmp => match &self.icmp {
+                Some(icmp) => (icmp.ping(addr, seq, target.timeout).await, None),
+                None => (unavailable("ICMP sockets are not open"), None),
+            },
+            Check::Tcp { port } => (tcp::connect(addr, *port, target.timeout).await, None),
+            Check::Ssh { port, settings } => {
+                let Some(engine) = &self.ssh else {
+                    return (unavailable("SSH is not set up"), None);
+                };
+                // Boxed: the SSH session's state machine is several KiB, and inlined it would
+                // make every probe's future (ICMP and TCP too) that large.
+                let host = target.host.to_string();
+                let (outcome, report) =
+                    Box::pin(engine.check(&host, addr, *port, settings, target.timeout)).await;
+                (outcome, Some(Box::new(report)))
+            }
+        }
+    }
+}
+
+/// Resolves a host to one address: literals as they are, names asynchronously (the system
+/// resolver, run off the async threads), preferring IPv4.
+pub async fn resolve(host: &Host) -> Result<IpAddr, DownReason> {
+    match host {
+        Host::Ip(ip) => Ok(*ip),
+        Host::Name(name) => {
+            #[cfg(test)]
+            if let Some(ip) = super::fake::resolve(name) {
+                return ip;
+            }
+            let addrs: Vec<_> = tokio::net::lookup_host((&**name, 0))
+                .await
+                .map_err(|e| DownReason::Unresolved(format!("{name}: {e}")))?
+                .map(|sa| sa.ip())
+                .collect();
+            addrs
+                .iter()
+                .find(|ip| ip.is_ipv4())
+                .or(addrs.first())
+                .copied()
+                .ok_or_else(|| DownReason::Unresolved(format!("{name}: no addresses")))
+        }
+    }
+}

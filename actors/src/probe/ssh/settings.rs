@@ -1,0 +1,126 @@
+//! The SSH settings of a group of targets, loaded once at start: the client key, known_hosts
+//! and the host-key policy, and what the probe runs and expects.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use regex::Regex;
+use russh::keys::PrivateKey;
+
+use super::known_hosts::KnownHosts;
+
+/// Default `max_output`.
+pub const DEFAULT_MAX_OUTPUT: usize = 4096;
+/// Default `max_concurrent_ssh`.
+pub const DEFAULT_MAX_CONCURRENT: usize = 256;
+
+/// How host keys are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// Known keys only.
+    Strict,
+    /// Trust on first use: unknown keys are recorded; changed keys fail.
+    AcceptNew,
+    /// No check at all.
+    Off,
+}
+
+/// The SSH part of the node cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SshSetupError {
+    /// The key file is readable by others.
+    #[error("{}: permissions {mode:04o} are too open (the key must not be readable by others); chmod 600 {}", path.display(), path.display())]
+    KeyPermissions {
+        /// The key.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+    },
+    /// The key file could not be read or decoded.
+    #[error("{}: {why}", path.display())]
+    Key {
+        /// The key.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// known_hosts could not be read.
+    #[error("{}: {source}", path.display())]
+    KnownHosts {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A client key, loaded once.
+#[derive(Debug)]
+pub struct SshIdentity {
+    /// Where it was read from.
+    pub path: PathBuf,
+    pub(super) key: Arc<PrivateKey>,
+}
+
+impl SshIdentity {
+    /// Reads an OpenSSH private key (ed25519, ECDSA, RSA); encrypted keys need `passphrase`.
+    /// Refuses keys readable by group or others, as OpenSSH does.
+    pub fn load(path: &Path, passphrase: Option<&str>) -> Result<Self, SshSetupError> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| SshSetupError::Key {
+            path: path.into(),
+            why: e.to_string(),
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(SshSetupError::KeyPermissions {
+                path: path.into(),
+                mode,
+            });
+        }
+        let key = russh::keys::load_secret_key(path, passphrase).map_err(|e| SshSetupError::Key {
+            path: path.into(),
+            why: match (&e, passphrase) {
+                (russh::keys::Error::KeyIsEncrypted, None) => {
+                    "the key is encrypted: name an environment variable holding its passphrase in identity_passphrase_env".into()
+                }
+                _ => format!("cannot load the private key: {e}"),
+            },
+        })?;
+        Ok(SshIdentity {
+            path: path.into(),
+            key: Arc::new(key),
+        })
+    }
+}
+
+/// Loads known_hosts once for every group that names the same file.
+pub fn load_known_hosts(path: &Path) -> Result<Arc<KnownHosts>, SshSetupError> {
+    KnownHosts::load(path)
+        .map(Arc::new)
+        .map_err(|source| SshSetupError::KnownHosts {
+            path: path.into(),
+            source,
+        })
+}
+
+/// A group's SSH settings, shared by its targets.
+#[derive(Debug)]
+pub struct SshTarget {
+    /// Login name.
+    pub user: String,
+    /// Client key.
+    pub identity: Arc<SshIdentity>,
+    /// Host keys (None with the `off` policy).
+    pub known_hosts: Option<Arc<KnownHosts>>,
+    /// Host-key policy.
+    pub policy: HostKeyPolicy,
+    /// Command to run; None: connect, host key and authentication only.
+    pub command: Option<String>,
+    /// Expected exit status.
+    pub expect_exit: u32,
+    /// Pattern stdout must match.
+    pub expect_output: Option<Regex>,
+    /// Bytes kept of stdout and of stderr.
+    pub max_output: usize,
+}
