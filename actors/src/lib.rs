@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! Pure modules (no actor, no I/O; time is an argument, effects are return values) sit beside
-//! the actor that runs them. Each file has one job.
+//! the actor that runs them. Each file has one job; the file graph has no cycle
+//! (`tests/module_graph.rs` checks it).
 //!
 //! | module | what |
 //! |---|---|
