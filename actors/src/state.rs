@@ -165,6 +165,16 @@ impl NodeState {
             .collect()
     }
 
+    /// The latest result of `key` with its confirmed state, if this node probes it now.
+    pub fn running_latest_of(&self, key: &TargetKey) -> Option<(ProbeResult, Option<TargetState>)> {
+        let running = read(&self.running);
+        if !running.contains_key(key) {
+            return None;
+        }
+        let result = read(&self.latest).get(key).cloned()?;
+        Some((result, read(&self.confirmed).get(key).copied()))
+    }
+
     /// (up, down) counts of confirmed states of the targets this node probes.
     pub fn up_down(&self) -> (usize, usize) {
         let running = read(&self.running);
@@ -252,5 +262,14 @@ mod tests {
         // The count is cached for a second.
         let first = s.unprobed_now();
         assert_eq!(s.unprobed_now(), first);
+        // One target's latest result, only while this node probes it.
+        assert!(s.running_latest_of(&fresh.key()).is_some());
+        assert!(s.running_latest_of(&never.key()).is_none(), "no result yet");
+        s.set_running([stale.key()].into_iter().collect());
+        assert!(
+            s.running_latest_of(&fresh.key()).is_none(),
+            "no longer probed here"
+        );
+        assert!(s.running_latest_of(&stale.key()).is_some());
     }
 }

@@ -65,11 +65,8 @@ pub fn targets(view: &NodeView, state: Option<TargetState>) -> Vec<TargetReport>
 
 /// This node's latest result of `key`, if it probes it.
 pub fn latest(view: &NodeView, key: &TargetKey) -> Option<TargetReport> {
-    view.state()
-        .running_latest()
-        .into_iter()
-        .find(|(r, _)| r.target.key() == *key)
-        .map(|(r, s)| report(&r, s))
+    let (r, s) = view.state().running_latest_of(key)?;
+    Some(report(&r, s))
 }
 
 /// Answers a question from a peer (bytes in, bytes out; a bad question gets

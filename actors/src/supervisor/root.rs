@@ -13,6 +13,11 @@
 //! the budget is spent the root gives up, stops, and the process exits non-zero so a service
 //! manager can restart it. Shutdown runs in reverse: membership, ring owner, probe actors, then
 //! the sink is drained.
+//!
+//! The root is the one place that knows every child. It holds their [`ChildLinks`] and points
+//! them at each (re)started instance, hands each child the links it sends on and the
+//! [`Publishers`] half of the state it owns, and builds the probe context once, so a restarted
+//! probe supervisor gives its new probe actors the same engine, permits and sink link.
 
 use std::collections::HashMap;
 use std::sync::Arc;
