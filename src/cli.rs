@@ -22,6 +22,9 @@ pub enum Command {
     CheckConfig(CheckArgs),
     /// Show the whole cluster from any node: members, shares, up/down counts, down targets.
     Status(StatusArgs),
+    /// Make a running node re-read its config and target sources (as SIGHUP does); prints what
+    /// changed, or why the new config was refused (exit 1; the node keeps its config).
+    Reload(ReloadArgs),
     /// Who owns a target and its last result; or what would move if a node left or joined.
     Owner(OwnerArgs),
     /// Probe targets once, as fast as the limits allow, and print a summary (like fping or
@@ -81,6 +84,17 @@ pub struct StatusArgs {
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9464")]
     pub http: String,
     /// Print the raw JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ringpoll reload`.
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// The node's HTTP endpoint (RINGPOLL_HTTP_TOKEN holds its bearer token, if it needs one).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9464")]
+    pub http: String,
+    /// Print the raw JSON.
     #[arg(long)]
     pub json: bool,
 }

@@ -7,8 +7,9 @@ use serde::de::DeserializeOwned;
 
 use ringpoll_actors::status::answer::{ClusterStatus, OwnerAnswer, Plan, TargetsAnswer};
 
-use crate::cli::{OwnerArgs, StatusArgs};
+use crate::cli::{OwnerArgs, ReloadArgs, StatusArgs};
 use crate::config::HTTP_TOKEN_ENV;
+use crate::reload::ReloadReport;
 
 fn get<T: DeserializeOwned>(http: &str, path: &str) -> anyhow::Result<T> {
     let url = format!("http://{http}{path}");
@@ -16,19 +17,68 @@ fn get<T: DeserializeOwned>(http: &str, path: &str) -> anyhow::Result<T> {
     if let Ok(token) = std::env::var(HTTP_TOKEN_ENV) {
         req = req.header("Authorization", &format!("Bearer {}", token.trim()));
     }
-    let mut resp = req
+    let resp = req
         .config()
         .timeout_global(Some(std::time::Duration::from_secs(10)))
         .http_status_as_error(false)
         .build()
         .call()
         .with_context(|| format!("cannot reach {url} (is a node running with --http {http}?)"))?;
+    read(&url, resp)
+}
+
+/// The JSON body of a successful answer; the body of any other as the error.
+fn read<T: DeserializeOwned>(
+    url: &str,
+    mut resp: ureq::http::Response<ureq::Body>,
+) -> anyhow::Result<T> {
     let status = resp.status();
     let body = resp.body_mut().read_to_string()?;
     if !status.is_success() {
-        return Err(anyhow!("{url}: {status}: {}", body.trim()));
+        let why = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from))
+            .unwrap_or_else(|| body.trim().to_string());
+        return Err(anyhow!("{url}: {status}: {why}"));
     }
     serde_json::from_str(&body).with_context(|| format!("{url}: not the expected JSON"))
+}
+
+/// `ringpoll reload`: `POST /-/reload`.
+pub fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
+    let url = format!("http://{}/-/reload", args.http);
+    let mut req = ureq::post(&url);
+    if let Ok(token) = std::env::var(HTTP_TOKEN_ENV) {
+        req = req.header("Authorization", &format!("Bearer {}", token.trim()));
+    }
+    let resp = req
+        .config()
+        .timeout_global(Some(std::time::Duration::from_secs(70)))
+        .http_status_as_error(false)
+        .build()
+        .send_empty()
+        .with_context(|| {
+            format!(
+                "cannot reach {url} (is a node running with --http {}?)",
+                args.http
+            )
+        })?;
+    let report: ReloadReport = read(&url, resp)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "reloaded: {} target(s), {} added, {} removed, {} changed",
+        report.targets, report.added, report.removed, report.changed
+    );
+    if !report.needs_restart.is_empty() {
+        println!(
+            "needs a restart to take effect: {}",
+            report.needs_restart.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// A value, or `-` when there is none.
@@ -56,15 +106,19 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         st.node
     );
     println!(
-        "{:<16} {:<8} {:>6} {:>8} {:>7} {:>7} {:>9}",
+        "{:<16} {:<8} {:>6} {:>8} {:>7} {:>7} {:>9}  TARGET SET",
         "MEMBER", "STATE", "SHARE", "TARGETS", "UP", "DOWN", "RESTARTS"
     );
     let (mut up, mut dn) = (0, 0);
     for m in &st.members {
         up += m.up.unwrap_or(0);
         dn += m.down.unwrap_or(0);
+        let set = match (&m.target_set, m.target_count) {
+            (Some(d), Some(n)) => format!("{d} ({n})"),
+            _ => "-".into(),
+        };
         println!(
-            "{:<16} {:<8} {:>5.1}% {:>8} {:>7} {:>7} {:>9}",
+            "{:<16} {:<8} {:>5.1}% {:>8} {:>7} {:>7} {:>9}  {set}",
             m.name,
             m.state.as_str(),
             m.share * 100.0,
@@ -78,6 +132,21 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         "{:<16} {:<8} {:>6} {:>8} {:>7} {:>7}",
         "total", "", "", st.targets.total, up, dn
     );
+    if st.targets.not_everywhere > 0 {
+        println!(
+            "{} target(s) not listed by every member (each is probed by the members that list it)",
+            st.targets.not_everywhere
+        );
+    }
+    if !st.config.last_reload_successful {
+        println!(
+            "the last reload was refused: {}",
+            st.config.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    if !st.config.needs_restart.is_empty() {
+        println!("needs a restart: {}", st.config.needs_restart.join(", "));
+    }
     if !st.not_answering.is_empty() {
         let names: Vec<String> = st.not_answering.iter().map(ToString::to_string).collect();
         println!("not answering: {}", names.join(", "));

@@ -7,16 +7,19 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use ringpoll_actors::model::{NodeName, TargetKey, TargetSpec};
+use ringpoll_actors::model::{NodeName, TargetKey};
 use ringpoll_actors::probe::health::TargetState;
 use ringpoll_actors::status::answer::{NodeStatus, TargetReport, TargetsAnswer};
 use ringpoll_actors::status::gather::gather;
 use ringpoll_actors::status::{local, PeerQuery};
 use ringpoll_actors::view::NodeView;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::reload::Request;
 
 /// How long a member may take to answer a cluster-wide query.
 const PEER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -24,9 +27,12 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(2);
 struct App {
     view: NodeView,
     token: Option<String>,
-    targets: Arc<[Arc<TargetSpec>]>,
+    reload: mpsc::Sender<Request>,
     registry: prometheus_client::registry::Registry,
 }
+
+/// How long a reload may take before `POST /-/reload` gives up waiting (the reload goes on).
+const RELOAD_WAIT: Duration = Duration::from_secs(60);
 
 type Shared = Arc<App>;
 
@@ -35,13 +41,13 @@ pub fn spawn(
     listener: tokio::net::TcpListener,
     view: NodeView,
     token: Option<String>,
-    targets: Arc<[Arc<TargetSpec>]>,
+    reload: mpsc::Sender<Request>,
 ) {
     let registry = crate::metrics::registry(view.clone());
     let app = Arc::new(App {
         view,
         token,
-        targets,
+        reload,
         registry,
     });
     let router = Router::new()
@@ -50,6 +56,7 @@ pub fn spawn(
         .route("/targets", get(targets_handler))
         .route("/owner/{target}", get(owner))
         .route("/plan", get(plan))
+        .route("/-/reload", post(reload_handler))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             require_token,
@@ -128,13 +135,7 @@ async fn status_handler(State(app): State<Shared>, Query(q): Query<ScopeQuery>) 
         let me = local::node_status(view);
         ([(me.node.clone(), me)].into(), Vec::new())
     };
-    Json(local::cluster_status(
-        view,
-        &answers,
-        missing,
-        app.targets.len(),
-    ))
-    .into_response()
+    Json(local::cluster_status(view, &answers, missing)).into_response()
 }
 
 async fn targets_handler(State(app): State<Shared>, Query(q): Query<ScopeQuery>) -> Response {
@@ -193,17 +194,20 @@ async fn owner(
     Path(target): Path<String>,
     Query(q): Query<OwnerQuery>,
 ) -> Response {
-    let matches: Vec<TargetKey> = app
-        .targets
+    let Some(ring) = app.view.ring() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no ring yet\n").into_response();
+    };
+    let matches: Vec<TargetKey> = ring
+        .keys
         .iter()
-        .filter(|t| *t.id == *target && q.probe.as_deref().is_none_or(|p| t.kind().as_str() == p))
-        .map(|t| t.key())
+        .filter(|k| *k.id == *target && q.probe.as_deref().is_none_or(|p| k.probe.as_str() == p))
+        .cloned()
         .collect();
     let key = match matches.as_slice() {
         [] => {
             return (
                 StatusCode::NOT_FOUND,
-                format!("no configured target {target}\n"),
+                format!("no member lists a target {target}\n"),
             )
                 .into_response()
         }
@@ -232,6 +236,28 @@ async fn owner(
             .max_by(|a, b| a.result.ts.cmp(&b.result.ts));
     }
     Json(answer).into_response()
+}
+
+/// `POST /-/reload`: re-reads the config and every target source; 200 with what changed, or
+/// 422 with why the new config was refused (the node keeps the config it runs).
+async fn reload_handler(State(app): State<Shared>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if app.reload.send(Request::Reload(Some(tx))).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the node is stopping\n").into_response();
+    }
+    match tokio::time::timeout(RELOAD_WAIT, rx).await {
+        Ok(Ok(Ok(report))) => Json(report).into_response(),
+        Ok(Ok(Err(error))) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(serde_json::json!({ "error": error })),
+        )
+            .into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the reload did not answer in time; see the node's log\n",
+        )
+            .into_response(),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@ mod client;
 mod config;
 mod http;
 mod metrics;
+mod reload;
 mod sweep;
 mod telemetry;
 mod wiring;
@@ -43,6 +44,13 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringpoll status: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Reload(args) => match client::reload(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringpoll reload: {e:#}");
                 ExitCode::FAILURE
             }
         },
@@ -83,7 +91,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match run(settings) {
+            match run(settings, args.config, overrides) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -95,12 +103,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(settings: config::Settings) -> anyhow::Result<()> {
+fn run(
+    settings: config::Settings,
+    path: std::path::PathBuf,
+    overrides: Overrides,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ringpoll")
         .build()?;
-    let result = runtime.block_on(wiring::run_node(settings));
+    let result = runtime.block_on(wiring::run_node(settings, path, overrides));
     // The shutdown has given every part its time. A sink writer blocked in a write (a consumer
     // that stopped reading a FIFO, a hung network file system) must not keep the process alive;
     // what it held is already counted as not written.

@@ -189,6 +189,67 @@ impl prometheus_client::collector::Collector for NodeCollector {
             "Targets of the cluster with no result for longer than their interval + timeout + 1 s (this node's count plus what the other alive members last reported)",
             &[(vec![], unprobed as f64)],
         )?;
+
+        let catalog = self.view.catalog();
+        gauge(
+            &mut enc,
+            "ringpoll_targets_not_everywhere",
+            "Targets some alive member lists and another does not (each is probed by the members that list it)",
+            &[(vec![], catalog.not_everywhere as f64)],
+        )?;
+        let sets: Vec<(Labels, f64)> = catalog
+            .sets
+            .iter()
+            .map(|(m, (digest, _))| {
+                let labels = vec![
+                    ("member".to_string(), m.to_string()),
+                    ("digest".to_string(), format!("{digest:016x}")),
+                ];
+                (labels, 1.0)
+            })
+            .collect();
+        gauge(
+            &mut enc,
+            "ringpoll_member_target_set_info",
+            "The digest of each member's target set, as this node holds it (equal digests: equal sets)",
+            &sets,
+        )?;
+        let counts: Vec<(Labels, f64)> = catalog
+            .sets
+            .iter()
+            .map(|(m, (_, n))| (vec![("member".to_string(), m.to_string())], *n as f64))
+            .collect();
+        gauge(
+            &mut enc,
+            "ringpoll_member_targets",
+            "Targets in each member's set, as this node holds it",
+            &counts,
+        )?;
+
+        let config = self.view.config();
+        gauge(
+            &mut enc,
+            "ringpoll_config_last_reload_successful",
+            "Whether the last config reload succeeded (0: the node runs on the config before it)",
+            &[(
+                vec![],
+                if config.last_reload_successful {
+                    1.0
+                } else {
+                    0.0
+                },
+            )],
+        )?;
+        let last = config
+            .last_success
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        gauge(
+            &mut enc,
+            "ringpoll_config_last_reload_success_timestamp_seconds",
+            "Unix time the config now running was loaded",
+            &[(vec![], last)],
+        )?;
         Ok(())
     }
 }

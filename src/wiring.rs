@@ -12,7 +12,6 @@ use tokio::sync::oneshot;
 
 use ringpoll_actors::membership::tls::ClusterTls;
 use ringpoll_actors::membership::ClusterSettings;
-use ringpoll_actors::model::targets_digest;
 use ringpoll_actors::probe::ssh::HostKeyPolicy;
 use ringpoll_actors::probe::ProbeEngine;
 use ringpoll_actors::ring::RingSettings;
@@ -20,7 +19,8 @@ use ringpoll_actors::state::NodeState;
 use ringpoll_actors::supervisor::{ChildLinks, RootArgs, RootMsg, RootSupervisor};
 use ringpoll_actors::view::NodeView;
 
-use crate::config::{CookieSource, Settings, COOKIE_ENV};
+use crate::config::{CookieSource, Overrides, Settings, COOKIE_ENV};
+use crate::reload::{Reloader, Request};
 
 /// The whole shutdown must finish within this.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -28,7 +28,11 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 const JOIN_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs a node until a signal (Ok) or until the supervision tree gives up (Err).
-pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
+pub async fn run_node(
+    settings: Settings,
+    config_path: std::path::PathBuf,
+    overrides: Overrides,
+) -> anyhow::Result<()> {
     let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.kind()).collect();
     let engine = ProbeEngine::open(kinds.iter().copied(), settings.max_concurrent_ssh)
         .context("starting the probes")?;
@@ -61,7 +65,6 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
             suspect_after: n.suspect_after,
             dead_after: n.dead_after,
             redial_max: n.redial_max,
-            targets_digest: targets_digest(&settings.targets),
             tls: tls.clone(),
         }
     });
@@ -82,6 +85,7 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
 
     let state = Arc::new(NodeState::default());
     let (publishers, view) = NodeView::new(settings.node.clone(), state.clone());
+    let config_status = publishers.config.clone();
     #[cfg(not(feature = "test-hooks"))]
     if std::env::var_os("RINGPOLL_TEST_PANIC_PROBE").is_some() {
         tracing::warn!("RINGPOLL_TEST_PANIC_PROBE is ignored: this build has no test hooks");
@@ -127,21 +131,39 @@ pub async fn run_node(settings: Settings) -> anyhow::Result<()> {
     let (root, root_done) = Actor::spawn(None, RootSupervisor, args)
         .await
         .map_err(|e| anyhow!("the supervision tree did not start: {e}"))?;
+    // Reloads (SIGHUP, POST /-/reload) are served one at a time by the reloader.
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(16);
+    let reloader = Reloader::new(
+        config_path,
+        overrides,
+        settings.clone(),
+        root.clone(),
+        config_status,
+    );
+    tokio::spawn(reloader.run(reload_rx));
     if let Some((listener, token)) = http {
         let addr = listener.local_addr()?;
-        crate::http::spawn(listener, view, token, settings.targets.clone().into());
+        crate::http::spawn(listener, view, token, reload_tx.clone());
         tracing::info!(%addr, "HTTP endpoint listening (/metrics, /status, /targets, /owner/TARGET, /plan)");
     }
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let signal_name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-        reason = give_up_rx => {
-            let reason = reason.unwrap_or_else(|_| "the root supervisor stopped".into());
-            let _ = root_done.await;
-            return Err(anyhow!("supervision tree gave up: {reason}"));
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    tokio::pin!(give_up_rx);
+    let signal_name = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            _ = hup.recv() => {
+                tracing::info!(signal = "SIGHUP", "reloading the config");
+                let _ = reload_tx.try_send(Request::Reload(None));
+            }
+            reason = &mut give_up_rx => {
+                let reason = reason.unwrap_or_else(|_| "the root supervisor stopped".into());
+                let _ = root_done.await;
+                return Err(anyhow!("supervision tree gave up: {reason}"));
+            }
         }
     };
     tracing::info!(signal = signal_name, "shutting down");

@@ -15,6 +15,7 @@
 //! | [`probe`] | schedule and health (pure); ICMP, TCP and SSH checks; the probe actor |
 //! | [`sink`] | bounded buffer (pure); JSON-lines and SQLite writers; the result sink actor |
 //! | [`ring`] | placement and reassignment (pure); the ring snapshot; the ring owner actor |
+//! | [`catalog`] | every target cluster-wide and who lists it: set digests and catch-up (pure); the catalog actor |
 //! | [`membership`] | table and failure detector, dialer, sessions, wire format (pure); transport, port and membership actor |
 //! | [`status`] | typed status answers, computed from the view and gathered from every member |
 //! | [`supervisor`] | the root and probe supervisors |
@@ -26,7 +27,8 @@
 //! ├── ResultSink                 bounded buffer per writer (JSON lines, SQLite), flushed every 250 ms and at shutdown
 //! ├── ProbeSupervisor            per-target restart budget, quarantine, never escalates
 //! │   └── ProbeActor × owned     one ICMP/TCP/SSH probe in flight, the next at its slot
-//! ├── RingOwner                  membership view → owned targets (+ epoch), make-before-break hand-offs
+//! ├── RingOwner                  membership and catalog views → owned targets (+ epoch), make-before-break hand-offs
+//! ├── Catalog                    this node's targets, the members' sets caught up over the cluster links
 //! └── Membership                 heartbeats, failure detector, dialer, sessions; the cluster view
 //!     ├── NodeServer             ractor_cluster's sessions (cookie handshake, optional mutual TLS)
 //!     └── Port                   the one remotable actor; routes what peers send
@@ -40,8 +42,12 @@
 //! | from | to | messages |
 //! |---|---|---|
 //! | membership | ring owner | `MembershipChanged(view)` on a ring-member change; `PeerDigests` when peers adopt a ring |
+//! | membership | catalog | `Members`: the members in the ring and the target-set digests they announce |
+//! | catalog | ring owner | `Catalog(view)`: every target cluster-wide, who lists it, this node's specs |
+//! | catalog | peers' ports | questions for their set digests and buckets, each under a timeout |
+//! | root | catalog | `SetTargets` after a reload (the binary's reloader tells the root) |
 //! | ring owner | probe supervisor | `Assign { epoch, digest, targets, keep, handed_off, missed }`: one message per rebuild |
-//! | ring owner | membership | `Publish` after the ring owner restarted (send the view again) |
+//! | ring owner | membership, catalog | `Publish` after the ring owner restarted (send the views again) |
 //! | probe supervisor | ring owner | `Resend` after the probe supervisor restarted |
 //! | probe supervisor | probe actors | `Inherit(state)`, `Retire` |
 //! | probe actors | result sink | `Record(result)`, `Event(state change)` |
@@ -54,8 +60,9 @@
 //! # What is published for readers
 //! HTTP, metrics, status answers and the CLI read one [`NodeView`](view::NodeView): the ring
 //! snapshot (ring owner), the member rows and peers (membership), the ownership epoch and
-//! adopted ring digest (probe supervisor), latest results and counters ([`state`]). Each piece
-//! has one writer; nobody `call`s an actor to read it.
+//! adopted ring digest (probe supervisor), this node's target set and the catalog's summary
+//! (catalog), the config's reload state (the binary's reloader), latest results and counters
+//! ([`state`]). Each piece has one writer; nobody `call`s an actor to read it.
 //!
 //! # Where a new feature goes
 //! - A probe kind: `probe/<kind>.rs`, a [`Check`](model::Check) variant with its settings, one
@@ -67,6 +74,8 @@
 //!   by `membership/port.rs` to the actor it is for.
 //! - Ownership policy: [`ring::placement`] (who owns what) or [`ring::reassign`] (what moves,
 //!   what is kept); the ring owner only carries it out.
+//! - A target source (a kind of file, a service discovery): the binary's config and sources
+//!   produce the node's target list; the catalog and ring owner take any list.
 //! - Something to show: a field in [`status::answer`], computed in [`status::local`] from the
 //!   view, published by the actor that owns it if it is new state.
 //!
@@ -77,12 +86,15 @@
 //!   node down.
 //! - Results accepted by the sink are written unless the buffer overflows (drops are counted and
 //!   logged) or the writer still fails at shutdown (reported).
-//! - Every node computes the same owners from the same member set; during a planned change a
-//!   moved target is probed by its old owner until its new owner runs, so no slot is skipped
-//!   (a round or two may be probed twice).
+//! - Every node computes the same owners from the same member set and catalog view; during a
+//!   planned change a moved target is probed by its old owner until every member runs the new
+//!   placement, so no slot is skipped (a round or two may be probed twice).
+//! - Every target in the set of at least one alive member is probed, by the members that list
+//!   it, also while members' sets differ; a target no alive member lists is not.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+pub mod catalog;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod fault;
 pub mod link;

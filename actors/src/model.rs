@@ -286,24 +286,6 @@ impl fmt::Display for TargetKey {
     }
 }
 
-/// A digest of a target list (keys, intervals and timeouts, in order-independent form): nodes
-/// compare it to notice that they were given different targets.
-pub fn targets_digest(targets: &[Arc<TargetSpec>]) -> u64 {
-    let mut lines: Vec<String> = targets
-        .iter()
-        .map(|t| {
-            format!(
-                "{}|{}|{}",
-                t.key(),
-                t.interval.as_nanos(),
-                t.timeout.as_nanos()
-            )
-        })
-        .collect();
-    lines.sort_unstable();
-    xxhash_rust::xxh3::xxh3_64(lines.join("\n").as_bytes())
-}
-
 /// Why a target counts as down. A down target is data, never an actor failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DownReason {

@@ -10,6 +10,9 @@
 //! | [`Peer`]s: the ports of alive members | membership | status gathering, the probe supervisor's hand-offs |
 //! | [`Ownership`]: the epoch and ring digest the running probes were assigned by | probe supervisor | probe actors (stamp results), membership (heartbeats), status |
 //! | [`NodeState`]: latest results, confirmed states, counters | the sink, the probe actors and supervisors, each for its own entries | HTTP, metrics, status, heartbeats |
+//! | this node's target set ([`BucketedSet`]) | catalog | the port (peers' questions), membership (heartbeats) |
+//! | the catalog in brief ([`CatalogSummary`]) | catalog | HTTP, metrics, status |
+//! | the config's state ([`ConfigStatus`]): last reload, its error, keys needing a restart | the binary's reloader | HTTP, metrics, status |
 //!
 //! The write halves ([`Publishers`]) are created once per node and held by the root
 //! supervisor, which hands each one to its owner at every (re)start, so readers keep their
@@ -20,6 +23,8 @@ use std::sync::Arc;
 use ractor::ActorRef;
 use tokio::sync::watch;
 
+use crate::catalog::set::BucketedSet;
+use crate::catalog::state::CatalogSummary;
 use crate::membership::view::MemberRow;
 use crate::membership::wire::PortMsg;
 use crate::model::NodeName;
@@ -45,6 +50,22 @@ pub struct Peer {
     pub port: ActorRef<PortMsg>,
 }
 
+/// How the last reload of the config went.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigStatus {
+    /// False after a reload that was refused (the node runs on the config before it).
+    pub last_reload_successful: bool,
+    /// When the config now running was loaded (at start, or by the last good reload).
+    pub last_success: Option<std::time::SystemTime>,
+    /// Why the last reload was refused, with `PATH:LINE:COL`.
+    pub last_error: Option<String>,
+    /// Keys changed in the file that take effect only after a restart.
+    pub needs_restart: Vec<String>,
+    /// Sources (files, HTTP) whose last read failed, with why; their last good content is in
+    /// use.
+    pub source_errors: std::collections::BTreeMap<String, String>,
+}
+
 /// The write halves of the node's published state; each goes to its one owner.
 #[derive(Debug)]
 pub struct Publishers {
@@ -56,6 +77,12 @@ pub struct Publishers {
     pub peers: watch::Sender<Arc<[Peer]>>,
     /// For the probe supervisor.
     pub ownership: watch::Sender<Ownership>,
+    /// For the catalog.
+    pub own_set: watch::Sender<Arc<BucketedSet>>,
+    /// For the catalog.
+    pub catalog: watch::Sender<Arc<CatalogSummary>>,
+    /// For the binary's reloader (held outside the tree).
+    pub config: watch::Sender<Arc<ConfigStatus>>,
 }
 
 /// Read-only handle on everything the node publishes. Cheap to clone.
@@ -67,6 +94,9 @@ pub struct NodeView {
     members: watch::Receiver<Arc<[MemberRow]>>,
     peers: watch::Receiver<Arc<[Peer]>>,
     ownership: watch::Receiver<Ownership>,
+    own_set: watch::Receiver<Arc<BucketedSet>>,
+    catalog: watch::Receiver<Arc<CatalogSummary>>,
+    config: watch::Receiver<Arc<ConfigStatus>>,
 }
 
 impl NodeView {
@@ -77,12 +107,21 @@ impl NodeView {
         let (members, members_rx) = watch::channel(Arc::from(Vec::new()));
         let (peers, peers_rx) = watch::channel(Arc::from(Vec::new()));
         let (ownership, ownership_rx) = watch::channel(Ownership::default());
+        let (own_set, own_set_rx) = watch::channel(Arc::default());
+        let (catalog, catalog_rx) = watch::channel(Arc::default());
+        let (config, config_rx) = watch::channel(Arc::new(ConfigStatus {
+            last_reload_successful: true,
+            ..ConfigStatus::default()
+        }));
         (
             Publishers {
                 ring,
                 members,
                 peers,
                 ownership,
+                own_set,
+                catalog,
+                config,
             },
             NodeView {
                 node,
@@ -91,6 +130,9 @@ impl NodeView {
                 members: members_rx,
                 peers: peers_rx,
                 ownership: ownership_rx,
+                own_set: own_set_rx,
+                catalog: catalog_rx,
+                config: config_rx,
             },
         )
     }
@@ -123,6 +165,21 @@ impl NodeView {
     /// What the running probes were assigned by.
     pub fn ownership(&self) -> Ownership {
         *self.ownership.borrow()
+    }
+
+    /// This node's target set.
+    pub fn own_set(&self) -> Arc<BucketedSet> {
+        self.own_set.borrow().clone()
+    }
+
+    /// The catalog in brief.
+    pub fn catalog(&self) -> Arc<CatalogSummary> {
+        self.catalog.borrow().clone()
+    }
+
+    /// How the last reload went.
+    pub fn config(&self) -> Arc<ConfigStatus> {
+        self.config.borrow().clone()
     }
 
     /// A receiver of the ownership, for the probe actors (they read it on every result).

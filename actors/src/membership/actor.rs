@@ -20,16 +20,15 @@ use super::port::PortArgs;
 use super::sessions::{SessionAction, Sessions};
 use super::table::{Change, Detector, MemberInfo, MembershipTable};
 use super::transport::{self, Edge, PortChange};
-use super::view::{ClusterSettings, MemberRow, MembershipView};
+use super::view::{ClusterSettings, MemberRow};
 use super::wire::{broadcast, Heartbeat, PeerMessage, PortMsg};
+use crate::catalog::msg::CatalogMsg;
 use crate::link::Link;
 use crate::model::NodeName;
 use crate::ring::msg::RingOwnerMsg;
 use crate::supervisor::msg::{ProbeSupMsg, RootMsg};
 use crate::view::{NodeView, Peer};
 
-/// A dial must connect within this.
-const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// Heartbeats carry the member list every this many beats.
 const MEMBERS_EVERY: u64 = 4;
 /// A refused peer is disconnected this long after the refusal is sent (so that it arrives).
@@ -48,6 +47,8 @@ pub struct MembershipArgs {
     pub cluster: Option<ClusterSettings>,
     /// Where views and peers' adopted digests go.
     pub ring: Link<RingOwnerMsg>,
+    /// Where the members' announced target sets go.
+    pub catalog: Link<CatalogMsg>,
     /// Where the port routes hand-off states.
     pub probes: Link<ProbeSupMsg>,
     /// Where the port routes a refusal of this node.
@@ -65,7 +66,6 @@ pub struct MembershipArgs {
 struct Net {
     settings: ClusterSettings,
     incarnation: u64,
-    table: MembershipTable,
     dialer: Dialer,
     sessions: Sessions<ActorRef<NodeSessionMessage>, ActorRef<PortMsg>>,
     /// ractor_cluster's node server, the port and the listener.
@@ -78,6 +78,8 @@ struct Net {
 #[derive(Debug)]
 pub struct MembershipState {
     args: MembershipArgs,
+    /// The members and the failure detector (this node alone when not clustered).
+    table: MembershipTable,
     net: Option<Net>,
 }
 
@@ -98,7 +100,16 @@ impl Actor for Membership {
         let me = args.view.node().clone();
         let Some(settings) = args.cluster.take() else {
             tracing::info!(node = %me, alive = 1, "membership: single node (no [cluster] listen)");
-            return Ok(MembershipState { args, net: None });
+            let never = Detector {
+                suspect_after: Duration::MAX,
+                dead_after: Duration::MAX,
+            };
+            let table = MembershipTable::new(me, String::new(), never);
+            return Ok(MembershipState {
+                args,
+                table,
+                net: None,
+            });
         };
         let port_args = PortArgs {
             membership: myself.clone(),
@@ -117,13 +128,12 @@ impl Actor for Membership {
             suspect_after: settings.suspect_after,
             dead_after: settings.dead_after,
         };
+        let table = MembershipTable::new(me, settings.advertise.to_string(), detector);
         let net = Net {
             // The start time (Unix ms): a restarted node has a larger one.
             incarnation: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
-            table: MembershipTable::new(me, settings.advertise.to_string(), detector)
-                .with_targets(settings.targets_digest),
             dialer,
             sessions: Sessions::default(),
             edge,
@@ -133,6 +143,7 @@ impl Actor for Membership {
         };
         Ok(MembershipState {
             args,
+            table,
             net: Some(net),
         })
     }
@@ -164,47 +175,46 @@ impl Actor for Membership {
         msg: MembershipMsg,
         state: &mut MembershipState,
     ) -> Result<(), ActorProcessingErr> {
-        let Some(net) = &mut state.net else {
-            match msg {
-                MembershipMsg::Publish => state.publish(),
-                MembershipMsg::Leave(reply) => {
-                    let _ = reply.send(());
-                }
-                _ => {}
-            }
+        if let MembershipMsg::Leave(reply) = msg {
+            state.leave();
+            let _ = reply.send(());
             return Ok(());
+        }
+        if let MembershipMsg::Publish = msg {
+            state.publish();
+            return Ok(());
+        }
+        let Some(net) = &mut state.net else {
+            return Ok(()); // a single node has nothing else to do
         };
         let actions = match msg {
-            MembershipMsg::Publish => {
-                state.publish();
-                return Ok(());
-            }
             MembershipMsg::Tick => {
-                let changes = net.table.tick(now());
+                let changes = state.table.tick(now());
                 state.apply(changes);
                 state.heartbeat();
                 state.dial_due(&myself);
                 state.publish_rows();
-                return Ok(());
+                Vec::new()
             }
             MembershipMsg::Peer(msg) => {
                 state.peer(&myself, *msg);
-                return Ok(());
+                Vec::new()
             }
-            MembershipMsg::DialDone { addr, result } => {
-                match result {
-                    // The handshake decides: success when it authenticates.
-                    Ok(target) => net.sessions.dialled(target, &addr),
-                    Err(error) => {
-                        if let Some(DialEvent::Unreachable { seed, error, .. }) =
-                            net.dialer.failed(&addr, now(), &error)
-                        {
-                            events::unreachable(&addr, seed, &error);
-                        }
-                    }
+            // The handshake decides a dial that connected: success when it authenticates.
+            MembershipMsg::DialDone { addr, result } => match result {
+                Ok(target) => {
+                    net.sessions.dialled(target, &addr);
+                    Vec::new()
                 }
-                return Ok(());
-            }
+                Err(error) => {
+                    if let Some(DialEvent::Unreachable { seed, error, .. }) =
+                        net.dialer.failed(&addr, now(), &error)
+                    {
+                        events::unreachable(&addr, seed, &error);
+                    }
+                    Vec::new()
+                }
+            },
             MembershipMsg::Session(ev) => net.sessions.event(ev),
             MembershipMsg::CheckAuth(id) => net.sessions.check_auth(id),
             MembershipMsg::JudgeFailure(failure) => net.sessions.judge_failure(failure, now()),
@@ -212,23 +222,16 @@ impl Actor for Membership {
                 if let Some(s) = net.sessions.handle(id) {
                     s.stop(Some("refused".into()));
                 }
-                return Ok(());
+                Vec::new()
             }
-            MembershipMsg::Leave(reply) => {
-                let msg = PeerMessage::Leave {
-                    name: state.args.view.node().to_string(),
-                    incarnation: net.incarnation,
-                };
-                broadcast(net.sessions.ports(), &msg);
-                tracing::info!(peers = net.sessions.ports().count(), "leaving the cluster");
-                net.leaving = true;
-                let _ = reply.send(());
-                return Ok(());
-            }
+            MembershipMsg::Leave(_) | MembershipMsg::Publish => Vec::new(),
         };
-        net.edge
-            .unauthenticated
-            .store(net.sessions.unauthenticated(), Ordering::Relaxed);
+        if let Some(net) = &state.net {
+            let unauthenticated = net.sessions.unauthenticated();
+            net.edge
+                .unauthenticated
+                .store(unauthenticated, Ordering::Relaxed);
+        }
         state.run(&myself, actions);
         Ok(())
     }
@@ -239,65 +242,65 @@ impl Actor for Membership {
         evt: SupervisionEvent,
         state: &mut MembershipState,
     ) -> Result<(), ActorProcessingErr> {
-        match evt {
-            SupervisionEvent::ProcessGroupChanged(change) => state.ports_changed(change),
-            SupervisionEvent::ActorFailed(cell, err) => {
-                return Err(format!("membership child {} failed: {err}", cell.get_id()).into());
+        let leaving = state.net.as_ref().is_some_and(|n| n.leaving);
+        let (child, why) = match evt {
+            SupervisionEvent::ProcessGroupChanged(change) => {
+                state.ports_changed(change);
+                return Ok(());
             }
-            SupervisionEvent::ActorTerminated(cell, _, reason)
-                if !state.net.as_ref().is_some_and(|n| n.leaving) =>
-            {
-                return Err(format!(
-                    "membership child {} stopped: {}",
-                    cell.get_id(),
-                    reason.unwrap_or_default()
-                )
-                .into());
+            SupervisionEvent::ActorFailed(cell, err) => (cell, format!("failed: {err}")),
+            SupervisionEvent::ActorTerminated(cell, _, r) if !leaving => {
+                (cell, format!("stopped: {}", r.unwrap_or_default()))
             }
-            _ => {}
-        }
-        Ok(())
+            _ => return Ok(()),
+        };
+        // The node server and the port are part of membership: it fails with them.
+        Err(format!("membership child {} {why}", child.get_id()).into())
     }
 }
 
 impl MembershipState {
-    fn view(&self) -> MembershipView {
-        let me = self.args.view.node().clone();
-        match &self.net {
-            None => MembershipView::single(me, self.args.weight),
-            Some(net) => net.table.view(self.args.weight, now(), SystemTime::now()),
-        }
+    /// Sends the view to the ring owner and the members' target sets to the catalog, and
+    /// publishes the rows and peers.
+    fn publish(&self) {
+        let view = self.table.view(self.args.weight, now(), SystemTime::now());
+        self.args.ring.cast(RingOwnerMsg::MembershipChanged(view));
+        self.publish_sets();
+        self.publish_rows();
     }
 
-    /// Sends the view to the ring owner and publishes the rows.
-    fn publish(&self) {
-        self.args
-            .ring
-            .cast(RingOwnerMsg::MembershipChanged(self.view()));
-        self.publish_rows();
+    /// Tells the catalog which members are in the ring and the target sets they announced.
+    fn publish_sets(&self) {
+        let sets = self.table.target_sets();
+        self.args.catalog.cast(CatalogMsg::Members(sets));
     }
 
     /// Publishes the member rows and the peers this node can talk to.
     fn publish_rows(&self) {
-        let Some(net) = &self.net else {
-            let me = MemberRow::local(
-                self.args.view.node().clone(),
-                String::new(),
-                self.args.weight,
-            );
-            self.args.members.send_replace(Arc::from(vec![me]));
-            return;
-        };
-        let rows = net.table.rows(self.args.weight);
+        let rows = self.table.rows(self.args.weight);
         self.args.members.send_replace(rows.into());
+        let Some(net) = &self.net else { return };
         let peers: Vec<Peer> = (net.sessions.member_ports())
-            .filter(|(name, _)| net.table.state_of(name).is_some_and(|s| s.in_ring()))
+            .filter(|(name, _)| self.table.state_of(name).is_some_and(|s| s.in_ring()))
             .map(|(name, port)| Peer {
                 name: name.clone(),
                 port: port.clone(),
             })
             .collect();
         self.args.peers.send_replace(peers.into());
+    }
+
+    /// Tells the peers this node leaves, and stops dialling.
+    fn leave(&mut self) {
+        let me = self.args.view.node().to_string();
+        let Some(net) = &mut self.net else { return };
+        let msg = PeerMessage::Leave {
+            name: me,
+            incarnation: net.incarnation,
+        };
+        broadcast(net.sessions.ports(), &msg);
+        tracing::info!(peers = net.sessions.ports().count(), "leaving the cluster");
+        net.leaving = true;
     }
 
     /// Carries out what the session tracker decided.
@@ -332,7 +335,7 @@ impl MembershipState {
                     }
                 }
                 SessionAction::MemberDisconnected(name) => {
-                    changes.extend(net.table.disconnected(&name));
+                    changes.extend(self.table.disconnected(&name));
                 }
             }
         }
@@ -341,6 +344,7 @@ impl MembershipState {
 
     fn heartbeat(&mut self) {
         let adopted = self.args.view.ownership().digest;
+        let own_set = self.args.view.own_set().digest;
         let unprobed = self.args.view.state().unprobed_now() as u64;
         let me = self.args.view.node().to_string();
         let Some(net) = &mut self.net else { return };
@@ -349,7 +353,7 @@ impl MembershipState {
         }
         net.beats += 1;
         let members = if net.beats % MEMBERS_EVERY == 1 {
-            net.table.ring_addrs()
+            self.table.ring_addrs()
         } else {
             Vec::new()
         };
@@ -359,7 +363,7 @@ impl MembershipState {
             weight: self.args.weight,
             incarnation: net.incarnation,
             adopted,
-            targets: net.settings.targets_digest,
+            targets: own_set,
             unprobed,
             members,
         });
@@ -372,15 +376,8 @@ impl MembershipState {
             return;
         }
         for (addr, attempt) in net.dialer.due(now()) {
-            let ns = net.edge.node_server.clone();
-            let me = myself.clone();
-            let bind = Some(net.settings.advertise.ip());
-            let tls = net.settings.tls.clone();
             tracing::debug!(%addr, attempt, "dialling");
-            tokio::spawn(async move {
-                let result = transport::dial(&ns, &addr, bind, tls.as_ref(), DIAL_TIMEOUT).await;
-                let _ = me.cast(MembershipMsg::DialDone { addr, result });
-            });
+            transport::spawn_dial(&net.edge, &net.settings, addr, myself.clone());
         }
     }
 
@@ -417,7 +414,7 @@ impl MembershipState {
                     targets: hb.targets,
                     unprobed: hb.unprobed,
                 };
-                match net.table.heard(&name, info, now()) {
+                match self.table.heard(&name, info, now()) {
                     Ok(changes) => {
                         net.dialer.add_member(&hb.addr);
                         net.dialer.set_connected(&hb.addr, true);
@@ -448,12 +445,12 @@ impl MembershipState {
                 let Ok(name) = NodeName::new(&name) else {
                     return;
                 };
-                let addr = net
+                let addr = self
                     .table
                     .members()
                     .find(|(n, _, _)| **n == name)
                     .map(|(_, _, i)| i.addr.clone());
-                if let Some(c) = net.table.left(&name, incarnation) {
+                if let Some(c) = self.table.left(&name, incarnation) {
                     if let Some(addr) = addr {
                         net.dialer.forget(&addr);
                     }
@@ -474,7 +471,8 @@ impl MembershipState {
         }
         let ring_changed = changes.iter().any(Change::changes_ring);
         let adopted_changed = changes.iter().any(|c| matches!(c, Change::Adopted(..)));
-        let alive = net.table.alive_count();
+        let sets_changed = changes.iter().any(|c| matches!(c, Change::TargetSet(..)));
+        let alive = self.table.alive_count();
         for c in &changes {
             events::change(c, alive);
             if let Change::Dead(n, _) = c {
@@ -483,16 +481,18 @@ impl MembershipState {
                 for s in net.sessions.of_member(n) {
                     s.stop(Some("ringpoll: member dead".into()));
                 }
-                if let Some((_, _, info)) = net.table.members().find(|(m, _, _)| *m == n) {
+                if let Some((_, _, info)) = self.table.members().find(|(m, _, _)| *m == n) {
                     net.dialer.set_connected(&info.addr.clone(), false);
                 }
             }
         }
-        let adopted = net.table.adopted();
         if ring_changed {
             self.publish();
+        } else if sets_changed {
+            self.publish_sets();
         }
         if ring_changed || adopted_changed {
+            let adopted = self.table.adopted();
             self.args.ring.cast(RingOwnerMsg::PeerDigests(adopted));
         }
     }

@@ -26,10 +26,8 @@ pub fn change(c: &Change, alive: usize) {
             tracing::warn!(member = %n, alive, "member {n} dead (connection closed; {alive} alive)")
         }
         Change::Left(n) => tracing::info!(member = %n, alive, "member {n} left ({alive} alive)"),
-        Change::TargetsDiffer(n) => {
-            tracing::warn!(member = %n, "member {n} has a different target list; every node must load the same targets or some go unprobed")
-        }
-        Change::Adopted(..) => {}
+        // The catalog reports how members' sets differ.
+        Change::TargetSet(..) | Change::Adopted(..) => {}
     }
 }
 

@@ -61,8 +61,8 @@ pub enum Change {
     Left(NodeName),
     /// A member's adopted ring digest changed.
     Adopted(NodeName, u64),
-    /// A member's configured targets differ from this node's (reported once per change).
-    TargetsDiffer(NodeName),
+    /// A member in the table announced another target set.
+    TargetSet(NodeName, u64),
 }
 
 impl Change {
@@ -119,8 +119,6 @@ struct Member {
 pub struct MembershipTable {
     me: NodeName,
     my_addr: String,
-    /// Digest of this node's configured targets.
-    my_targets: u64,
     detector: Detector,
     members: BTreeMap<NodeName, Member>,
     version: u64,
@@ -132,17 +130,10 @@ impl MembershipTable {
         MembershipTable {
             me,
             my_addr,
-            my_targets: 0,
             detector,
             members: BTreeMap::new(),
             version: 1,
         }
-    }
-
-    /// The same table, for a node whose configured targets have digest `targets`.
-    pub fn with_targets(mut self, targets: u64) -> Self {
-        self.my_targets = targets;
-        self
     }
 
     /// Increases whenever the set of members in the ring changes.
@@ -165,12 +156,8 @@ impl MembershipTable {
             });
         }
         let mut changes = Vec::new();
-        let differs = info.targets != self.my_targets;
         match self.members.get_mut(name) {
             None => {
-                if differs {
-                    changes.push(Change::TargetsDiffer(name.clone()));
-                }
                 self.members.insert(
                     name.clone(),
                     Member {
@@ -199,8 +186,8 @@ impl MembershipTable {
                 if m.info.adopted != info.adopted {
                     changes.push(Change::Adopted(name.clone(), info.adopted));
                 }
-                if differs && m.info.targets != info.targets {
-                    changes.push(Change::TargetsDiffer(name.clone()));
+                if m.info.targets != info.targets {
+                    changes.push(Change::TargetSet(name.clone(), info.targets));
                 }
                 match m.state {
                     MemberState::Dead | MemberState::Left => {
@@ -289,6 +276,15 @@ impl MembershipTable {
     /// Number of members in the ring, this node included.
     pub fn alive_count(&self) -> usize {
         1 + self.members.values().filter(|m| m.state.in_ring()).count()
+    }
+
+    /// The target-set digest every member in the ring (not this node) last announced.
+    pub fn target_sets(&self) -> BTreeMap<NodeName, u64> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.state.in_ring())
+            .map(|(n, m)| (n.clone(), m.info.targets))
+            .collect()
     }
 
     /// The adopted ring digest of every member in the ring (not this node).
@@ -516,22 +512,27 @@ mod tests {
     }
 
     #[test]
-    fn a_different_target_list_is_reported_once_per_change() {
+    fn target_sets_are_reported_when_they_change() {
         let t0 = Instant::now();
-        let mut t = table().with_targets(7);
+        let mut t = table();
         let with = |targets: u64| MemberInfo {
             targets,
             ..info("a2", 1)
         };
         assert_eq!(
             t.heard(&n("n2"), with(9), t0).unwrap(),
-            vec![Change::TargetsDiffer(n("n2")), Change::Joined(n("n2"))]
+            vec![Change::Joined(n("n2"))]
         );
         assert!(t.heard(&n("n2"), with(9), t0).unwrap().is_empty());
-        assert!(t.heard(&n("n2"), with(7), t0).unwrap().is_empty());
         assert_eq!(
             t.heard(&n("n2"), with(8), t0).unwrap(),
-            vec![Change::TargetsDiffer(n("n2"))]
+            vec![Change::TargetSet(n("n2"), 8)]
+        );
+        assert_eq!(t.target_sets(), BTreeMap::from([(n("n2"), 8)]));
+        t.disconnected(&n("n2"));
+        assert!(
+            t.target_sets().is_empty(),
+            "a dead member's set does not count"
         );
     }
 

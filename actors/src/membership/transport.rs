@@ -280,6 +280,26 @@ pub fn spawn_listener(
     })
 }
 
+/// Dials `addr` from this node's address in a task of its own, within [`DIAL_TIMEOUT`], and
+/// tells `membership` how it went.
+pub fn spawn_dial(
+    edge: &Edge,
+    settings: &ClusterSettings,
+    addr: String,
+    membership: ActorRef<MembershipMsg>,
+) {
+    let ns = edge.node_server.clone();
+    let bind = Some(settings.advertise.ip());
+    let tls = settings.tls.clone();
+    tokio::spawn(async move {
+        let result = dial(&ns, &addr, bind, tls.as_ref(), DIAL_TIMEOUT).await;
+        let _ = membership.cast(MembershipMsg::DialDone { addr, result });
+    });
+}
+
+/// A dial must connect within this.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Dials `addr` (`host:port`, resolved now) from `bind_ip` (when set) and hands the connection
 /// to the node server. Bounded by `timeout`.
 pub async fn dial(

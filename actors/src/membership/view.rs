@@ -128,8 +128,6 @@ pub struct ClusterSettings {
     pub dead_after: Duration,
     /// Longest wait between two dials of an unreachable address.
     pub redial_max: Duration,
-    /// Digest of the configured targets (peers with another digest are warned about).
-    pub targets_digest: u64,
     /// TLS for every cluster link; `None` for plain TCP.
     pub tls: Option<ClusterTls>,
 }

@@ -86,8 +86,12 @@ pub struct ProbeArgs {
 /// Messages of the probe actor (local only: per-host actors are never remotable).
 #[derive(Debug, RactorMessage)]
 pub enum ProbeMsg {
-    /// The target's slot has come: start a probe unless one is in flight.
-    Tick,
+    /// The target's slot has come: start a probe unless one is in flight. Ticks scheduled
+    /// before the schedule changed (an earlier generation) are ignored.
+    Tick(u64),
+    /// The target's settings changed (a reload): probe with these from the next probe on,
+    /// keeping the state, its counters and, unless the interval changed, the schedule.
+    Update(Arc<TargetSpec>),
     /// The probe with sequence `seq` finished.
     Finished(Box<Finished>),
     /// The target's previous owner knew it in this state (used unless this actor has a result).
@@ -127,6 +131,8 @@ pub struct ProbeState {
     retiring: bool,
     /// The probe in flight is an early retry, off the slot schedule.
     retrying: bool,
+    /// The generation of the ticks scheduled now.
+    tick_gen: u64,
 }
 
 impl Actor for ProbeActor {
@@ -157,12 +163,12 @@ impl Actor for ProbeActor {
         let now = Instant::now();
         let due = if first.catch_up {
             // The previous slot was missed: probe now, as that slot; the next follows on phase.
-            myself.send_message(ProbeMsg::Tick)?;
+            myself.send_message(ProbeMsg::Tick(0))?;
             (now + first.delay)
                 .checked_sub(target.interval)
                 .unwrap_or(now)
         } else {
-            myself.send_after(first.delay, || ProbeMsg::Tick);
+            myself.send_after(first.delay, || ProbeMsg::Tick(0));
             now + first.delay
         };
         Ok(ProbeState {
@@ -175,6 +181,7 @@ impl Actor for ProbeActor {
             health: HealthTracker::new(target.thresholds, initial),
             retiring: false,
             retrying: false,
+            tick_gen: 0,
             target,
             ctx,
         })
@@ -187,7 +194,9 @@ impl Actor for ProbeActor {
         state: &mut ProbeState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ProbeMsg::Tick => state.start_probe(myself),
+            ProbeMsg::Tick(gen) if gen == state.tick_gen => state.start_probe(myself),
+            ProbeMsg::Tick(_) => {}
+            ProbeMsg::Update(spec) => state.update(myself, spec),
             ProbeMsg::Finished(done) => state.finish_probe(myself, *done),
             ProbeMsg::Inherit(s) => {
                 if state.health.inherit(s) {
@@ -295,11 +304,46 @@ impl ProbeState {
         let retry_at = now + self.target.retry_interval;
         if self.health.soft_failing() && retry_at < next {
             self.retrying = true;
-            myself.send_after(self.target.retry_interval, || ProbeMsg::Tick);
+            let gen = self.tick_gen;
+            myself.send_after(self.target.retry_interval, move || ProbeMsg::Tick(gen));
             return;
         }
         self.due = next;
-        myself.send_after(next.saturating_duration_since(now), || ProbeMsg::Tick);
+        let gen = self.tick_gen;
+        myself.send_after(next.saturating_duration_since(now), move || {
+            ProbeMsg::Tick(gen)
+        });
+    }
+
+    /// New settings for the target. The health state and its counters stay; the thresholds,
+    /// timeout, labels and check are the new ones from the next probe on. A new interval moves
+    /// the target to its slots for that interval (the phase is derived from it): the next
+    /// probe is at the first of them, and the ticks of the old schedule are ignored.
+    fn update(&mut self, myself: ActorRef<ProbeMsg>, spec: Arc<TargetSpec>) {
+        let new_interval = spec.interval != self.target.interval;
+        self.health.set_thresholds(spec.thresholds);
+        self.target = spec;
+        if !new_interval {
+            return;
+        }
+        self.schedule = ProbeSchedule::new(&self.target.key(), self.target.interval);
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let now = Instant::now();
+        let next = now + self.schedule.until_first(since_epoch);
+        self.tick_gen += 1;
+        self.retrying = false;
+        if self.in_flight.is_some() {
+            // The probe in flight finishes first; the slot after it is then `next`.
+            self.due = next.checked_sub(self.target.interval).unwrap_or(now);
+        } else {
+            self.due = next;
+            let gen = self.tick_gen;
+            myself.send_after(next.saturating_duration_since(now), move || {
+                ProbeMsg::Tick(gen)
+            });
+        }
     }
 
     fn log_transition(&mut self, outcome: &ProbeOutcome, at: SystemTime) {

@@ -76,6 +76,12 @@ impl HealthTracker {
         Self::new(Thresholds::default(), state)
     }
 
+    /// New rise/fall thresholds, applied from the next result on (the state and the count of
+    /// results against it stay).
+    pub fn set_thresholds(&mut self, thresholds: Thresholds) {
+        self.thresholds = thresholds;
+    }
+
     /// Takes over a state learnt from the previous owner, unless this node has a result already.
     pub fn inherit(&mut self, state: TargetState) -> bool {
         if self.state.is_none() {

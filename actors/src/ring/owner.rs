@@ -1,9 +1,10 @@
-//! The ring owner actor: holds the membership view and the targets, rebuilds the ring when
-//! membership changes (debounced), and sends this node's assignment to the probe supervisor in
-//! one message. What changes between two rings comes from [`Reassignment`]; this actor only
-//! keeps the state and does the sending.
+//! The ring owner actor: holds the membership view and the catalog view (every target
+//! cluster-wide, and who lists each), rebuilds the ring when either changes (debounced), and
+//! sends this node's assignment to the probe supervisor in one message. What changes between
+//! two placements comes from [`Reassignment`]; this actor only keeps the state and does the
+//! sending.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,9 @@ use tokio::sync::watch;
 use super::msg::RingOwnerMsg;
 use super::placement::{Placement, Ring};
 use super::reassign::{Assignment, Layout, Reassignment};
-use super::snapshot::{RingSettings, RingSnapshot};
+use super::snapshot::{assignment_digest, place, RingSettings, RingSnapshot};
+use crate::catalog::msg::CatalogMsg;
+use crate::catalog::state::CatalogView;
 use crate::link::Link;
 use crate::membership::msg::MembershipMsg;
 use crate::membership::view::MembershipView;
@@ -29,81 +32,99 @@ pub struct RingOwner;
 pub struct RingOwnerArgs {
     /// This node.
     pub me: NodeName,
-    /// Every configured target.
-    pub targets: Arc<[Arc<TargetSpec>]>,
     /// Ring settings.
     pub settings: RingSettings,
     /// Where assignments go.
     pub probes: Link<ProbeSupMsg>,
     /// Asked for the view again after a restart.
     pub membership: Link<MembershipMsg>,
+    /// Asked for the catalog view again after a restart.
+    pub catalog: Link<CatalogMsg>,
     /// Where the ring is published for readers.
     pub publish: watch::Sender<Option<Arc<RingSnapshot>>>,
+}
+
+/// What a rebuild is placed from and results in.
+#[derive(Debug)]
+struct Built {
+    ring: Ring,
+    catalog: Arc<CatalogView>,
+    keys: Arc<Vec<TargetKey>>,
+    placement: Arc<Placement>,
+    digest: u64,
 }
 
 /// The ring owner's state.
 #[derive(Debug)]
 pub struct RingOwnerState {
     args: RingOwnerArgs,
-    keys: Arc<Vec<TargetKey>>,
-    placement: Arc<Placement>,
     view: Option<MembershipView>,
+    catalog: Option<Arc<CatalogView>>,
     rebuild_pending: bool,
     started: bool,
-    ring: Option<Ring>,
+    built: Option<Built>,
     epoch: u64,
     assignment: Assignment,
+    /// The spec each running target (owned or kept) was assigned with.
+    specs: HashMap<TargetKey, Arc<TargetSpec>>,
     peers: BTreeMap<NodeName, u64>,
     left: bool,
     leave_reply: Option<RpcReplyPort<()>>,
 }
 
-/// Of the `gained` targets (indices into `keys`), those whose owner in the ring being replaced
-/// (`old_members`, placed as `old_owners`) has died, with the time from which their slots count
-/// as missed: when it was last heard (the earliest, for a target with several dead owners), less
-/// `unflushed`, since results it had not written yet died with it.
-fn missed_by_dead_owners(
-    gained: impl Iterator<Item = usize>,
-    old_members: &[(NodeName, u32)],
-    old_owners: &[Vec<u16>],
-    keys: &[TargetKey],
+/// Of the `gained` targets, those whose owner in the layout being replaced (`old`) has died,
+/// with the time from which their slots count as missed: when it was last heard (the earliest,
+/// for a target with several dead owners), less `unflushed`, since results it had not written
+/// yet died with it.
+fn missed_by_dead_owners<'k>(
+    gained: impl Iterator<Item = &'k TargetKey>,
+    old: Layout<'_>,
     dead: &BTreeMap<NodeName, SystemTime>,
     unflushed: Duration,
 ) -> BTreeMap<TargetKey, SystemTime> {
+    let index: HashMap<&TargetKey, usize> =
+        old.keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
     gained
-        .filter_map(|i| {
-            let since = old_owners
-                .get(i)?
+        .filter_map(|key| {
+            let since = old.placement.owners[*index.get(key)?]
                 .iter()
-                .filter_map(|&o| old_members.get(usize::from(o)))
+                .filter_map(|&o| old.ring.members().get(usize::from(o)))
                 .filter_map(|(name, _)| dead.get(name))
                 .min()?;
             let since = since.checked_sub(unflushed).unwrap_or(*since);
-            Some((keys.get(i)?.clone(), since))
+            Some((key.clone(), since))
         })
         .collect()
 }
 
 impl RingOwnerState {
-    fn targets_of(&self, idx: &BTreeSet<usize>) -> Arc<[Arc<TargetSpec>]> {
-        idx.iter().map(|&i| self.args.targets[i].clone()).collect()
+    fn specs_of(
+        &self,
+        keys: &[TargetKey],
+        idx: &std::collections::BTreeSet<usize>,
+    ) -> Arc<[Arc<TargetSpec>]> {
+        idx.iter()
+            .filter_map(|&i| self.specs.get(&keys[i]).cloned())
+            .collect()
     }
 
     fn send_assignment(&self, handed_off: Vec<TargetKey>, missed: BTreeMap<TargetKey, SystemTime>) {
-        let Some(ring) = &self.ring else { return };
+        let Some(b) = &self.built else { return };
         self.args.publish.send_replace(Some(Arc::new(RingSnapshot {
             epoch: self.epoch,
-            ring: ring.clone(),
-            keys: self.keys.clone(),
-            placement: self.placement.clone(),
+            ring: b.ring.clone(),
+            digest: b.digest,
+            catalog: b.catalog.clone(),
+            keys: b.keys.clone(),
+            placement: b.placement.clone(),
             owned: self.assignment.owned.len(),
             kept: self.assignment.kept.len(),
         })));
         self.args.probes.cast(ProbeSupMsg::Assign {
             epoch: self.epoch,
-            digest: ring.digest(),
-            targets: self.targets_of(&self.assignment.owned),
-            keep: self.targets_of(&self.assignment.kept),
+            digest: b.digest,
+            targets: self.specs_of(&b.keys, &self.assignment.owned),
+            keep: self.specs_of(&b.keys, &self.assignment.kept),
             handed_off,
             missed,
         });
@@ -124,52 +145,85 @@ impl RingOwnerState {
 
     fn rebuild(&mut self) {
         self.rebuild_pending = false;
+        let (Some(view), Some(catalog)) = (&self.view, &self.catalog) else {
+            return;
+        };
         self.started = true;
-        let Some(view) = &self.view else { return };
         let me = &self.args.me;
         let mut members = view.members.clone();
         if self.left {
             members.remove(me);
         }
         let ring = Ring::new(members, self.args.settings.replicas);
-        let placement = Arc::new(ring.place(&self.keys));
+        let keys: Arc<Vec<TargetKey>> =
+            Arc::new(catalog.targets.iter().map(|t| t.key.clone()).collect());
+        let placement = Arc::new(place(&ring, &keys, catalog));
         let after = Layout {
             ring: &ring,
+            keys: &keys,
             placement: &placement,
         };
-        let before = self.ring.as_ref().map(|r| Layout {
-            ring: r,
-            placement: &self.placement,
+        let before = self.built.as_ref().map(|b| Layout {
+            ring: &b.ring,
+            keys: &b.keys,
+            placement: &b.placement,
         });
-        let change = Reassignment::between(before, after).for_node(&self.assignment, after, me);
+        let old_keys: &[TargetKey] = before.map_or(&[], |b| b.keys);
+        let change =
+            Reassignment::between(before, after).for_node(&self.assignment, old_keys, after, me);
         let missed = match before {
             Some(old) if !view.dead.is_empty() => missed_by_dead_owners(
-                change.gained.iter().copied(),
-                old.ring.members(),
-                &old.placement.owners,
-                &self.keys,
+                change.gained.iter().map(|&i| &keys[i]),
+                old,
                 &view.dead,
                 self.args.settings.unflushed,
             ),
             _ => BTreeMap::new(),
         };
+        // Owned targets run on this node's own spec; kept ones on the spec they ran with (the
+        // node may list them no more, while others still do).
+        let mut specs = HashMap::with_capacity(change.next.owned.len() + change.next.kept.len());
+        for &i in change.next.owned.iter().chain(&change.next.kept) {
+            let spec = catalog.targets[i]
+                .own
+                .clone()
+                .or_else(|| self.specs.get(&keys[i]).cloned());
+            match spec {
+                Some(s) => {
+                    specs.insert(keys[i].clone(), s);
+                }
+                None => {
+                    tracing::warn!(target = %keys[i], "placed on this node without a spec of its own; skipped")
+                }
+            }
+        }
+        let handed_off = change.lost.iter().map(|&i| keys[i].clone()).collect();
+        let digest = assignment_digest(&ring, catalog);
         self.epoch += 1;
+        self.specs = specs;
         self.assignment = change.next;
-        self.placement = placement;
         let owned = self.assignment.owned.len();
-        let (members, targets) = (ring.members().len(), self.keys.len());
-        let (gained, lost) = (change.gained.len(), change.lost.len());
+        let (n_members, targets) = (ring.members().len(), keys.len());
+        let (gained, lost, dropped) =
+            (change.gained.len(), change.lost.len(), change.dropped.len());
         tracing::info!(
             epoch = self.epoch,
             digest = format_args!("{:016x}", ring.digest()),
-            members,
+            members = n_members,
             targets,
             owned,
             gained,
             lost,
-            "ring rebuilt: {members} member(s), this node owns {owned} of {targets} targets (+{gained} -{lost})"
+            dropped,
+            "ring rebuilt: {n_members} member(s), this node owns {owned} of {targets} targets (+{gained} -{lost})"
         );
-        self.ring = Some(ring);
+        self.built = Some(Built {
+            ring,
+            catalog: catalog.clone(),
+            keys,
+            placement,
+            digest,
+        });
         if !missed.is_empty() {
             tracing::info!(
                 epoch = self.epoch,
@@ -178,20 +232,19 @@ impl RingOwnerState {
                 missed.len()
             );
         }
-        let handed_off = change.lost.iter().map(|&i| self.keys[i].clone()).collect();
         self.send_assignment(handed_off, missed);
         self.check_release();
     }
 
-    /// Ends the hand-off once every other member runs the current ring.
+    /// Ends the hand-off once every other member runs the current ring and catalog view.
     fn check_release(&mut self) {
-        let Some(ring) = &self.ring else { return };
-        let digest = ring.digest();
-        let converged = ring
+        let Some(b) = &self.built else { return };
+        let converged = b
+            .ring
             .members()
             .iter()
             .filter(|(n, _)| *n != self.args.me)
-            .all(|(n, _)| self.peers.get(n) == Some(&digest));
+            .all(|(n, _)| self.peers.get(n) == Some(&b.digest));
         if !self.assignment.kept.is_empty() && converged {
             tracing::info!(
                 epoch = self.epoch,
@@ -199,7 +252,10 @@ impl RingOwnerState {
                 "hand-off complete: {} target(s) now probed by their new owners",
                 self.assignment.kept.len()
             );
-            self.assignment.kept.clear();
+            let kept = std::mem::take(&mut self.assignment.kept);
+            for i in kept {
+                self.specs.remove(&b.keys[i]);
+            }
             self.send_assignment(Vec::new(), BTreeMap::new());
         }
         if self.assignment.kept.is_empty() && self.left {
@@ -221,15 +277,15 @@ impl Actor for RingOwner {
         args: RingOwnerArgs,
     ) -> Result<RingOwnerState, ActorProcessingErr> {
         Ok(RingOwnerState {
-            keys: Arc::new(args.targets.iter().map(|t| t.key()).collect()),
-            placement: Arc::new(Placement { owners: Vec::new() }),
             args,
             view: None,
+            catalog: None,
             rebuild_pending: false,
             started: false,
-            ring: None,
+            built: None,
             epoch: 0,
             assignment: Assignment::default(),
+            specs: HashMap::new(),
             peers: BTreeMap::new(),
             left: false,
             leave_reply: None,
@@ -241,8 +297,9 @@ impl Actor for RingOwner {
         _myself: ActorRef<RingOwnerMsg>,
         state: &mut RingOwnerState,
     ) -> Result<(), ActorProcessingErr> {
-        // After a restart membership is already running: ask it for the view.
+        // After a restart membership and the catalog are already running: ask for the views.
         state.args.membership.cast(MembershipMsg::Publish);
+        state.args.catalog.cast(CatalogMsg::Publish);
         Ok(())
     }
 
@@ -257,6 +314,12 @@ impl Actor for RingOwner {
                 if state.view.as_ref().map(|v| &v.members) != Some(&view.members) || !state.started
                 {
                     state.view = Some(view);
+                    state.schedule_rebuild(&myself);
+                }
+            }
+            RingOwnerMsg::Catalog(catalog) => {
+                if state.catalog.as_ref().map(|c| c.digest) != Some(catalog.digest) {
+                    state.catalog = Some(catalog);
                     state.schedule_rebuild(&myself);
                 }
             }
@@ -279,40 +342,34 @@ impl Actor for RingOwner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ProbeKind;
+    use crate::testkit::{keys, node};
 
     #[test]
     fn only_targets_gained_from_a_dead_owner_count_as_missed_from_when_it_was_last_heard() {
-        let name = |s: &str| NodeName::new(s).unwrap();
-        let key = |i: usize| TargetKey {
-            probe: ProbeKind::Icmp,
-            id: format!("127.0.0.{i}").into(),
+        let keys = keys(5);
+        let ring = Ring::new([(node(0), 1), (node(1), 1), (node(2), 1)], 2);
+        // t0: n0; t1: n1; t2: n2; t3: n1 and n2 (two replicas); t4: n1, but not gained here.
+        let placement = Placement {
+            owners: vec![vec![0], vec![1], vec![2], vec![1, 2], vec![1]],
         };
-        let members = [(name("a"), 1), (name("b"), 1), (name("c"), 1)];
-        // t0: a; t1: b; t2: c; t3: b and c (two replicas); t4: b, but not gained here.
-        let owners = vec![vec![0], vec![1], vec![2], vec![1, 2], vec![1]];
-        let keys: Vec<TargetKey> = (0..5).map(key).collect();
+        let old = Layout {
+            ring: &ring,
+            keys: &keys,
+            placement: &placement,
+        };
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let dead = BTreeMap::from([(name("b"), t), (name("c"), t - Duration::from_secs(2))]);
+        let dead = BTreeMap::from([(node(1), t), (node(2), t - Duration::from_secs(2))]);
         let flush = Duration::from_secs(1);
-        let missed = missed_by_dead_owners(
-            [0, 1, 2, 3].into_iter(),
-            &members,
-            &owners,
-            &keys,
-            &dead,
-            flush,
-        );
+        let missed = missed_by_dead_owners(keys[..4].iter(), old, &dead, flush);
         assert_eq!(
             missed,
             BTreeMap::from([
-                (key(1), t - flush),
-                (key(2), t - Duration::from_secs(3)),
-                (key(3), t - Duration::from_secs(3)),
+                (keys[1].clone(), t - flush),
+                (keys[2].clone(), t - Duration::from_secs(3)),
+                (keys[3].clone(), t - Duration::from_secs(3)),
             ])
         );
         // Nobody dead: nothing missed.
-        let none = missed_by_dead_owners(0..5, &members, &owners, &keys, &BTreeMap::new(), flush);
-        assert!(none.is_empty());
+        assert!(missed_by_dead_owners(keys.iter(), old, &BTreeMap::new(), flush).is_empty());
     }
 }

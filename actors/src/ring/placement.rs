@@ -19,6 +19,14 @@
 //!    preferred members that still have room (if none has room — only possible with extreme
 //!    weights — the most preferred members regardless of room).
 //!
+//! 4. Eligibility. A target may name the members eligible to own it: those whose target set
+//!    lists it (see [`crate::catalog`]). Its preference order, and the members with room, are
+//!    then taken among those only; it gets `R'_t = min(R, eligible)` owners, and
+//!    `S = Σ_t R'_t` in step 3. A target no alive member lists gets no owner. With every member
+//!    eligible for every target this is exactly steps 1–3, so the version is unchanged. While
+//!    members' sets differ the load bound may not hold (a member eligible for few targets cannot
+//!    take its share); totality does.
+//!
 //! So: each target has `R'` distinct owners (totality); the largest load is at most 1.10 × its
 //! weighted share (rounded); a join or leave moves about the ideal fraction of targets, because
 //! preferences of the other members do not change and the caps move only slightly.
@@ -121,15 +129,27 @@ impl Ring {
             .map(|i| i as u16)
     }
 
-    /// Places `targets`.
+    /// Places `targets`, every member eligible for every target.
     pub fn place(&self, targets: &[TargetKey]) -> Placement {
+        self.place_among(targets, |_| None)
+    }
+
+    /// Places `targets`; `eligible(i)` lists the member indexes (ascending) that may own
+    /// target `i`, or `None` for every member. A target with no eligible member gets no owner.
+    pub fn place_among<'e>(
+        &self,
+        targets: &[TargetKey],
+        eligible: impl Fn(usize) -> Option<&'e [u16]>,
+    ) -> Placement {
         let n = self.members.len();
         let mut owners = vec![Vec::new(); targets.len()];
         if n == 0 {
             return Placement { owners };
         }
         let r = (self.replicas as usize).min(n);
-        let caps = self.caps(targets.len(), r);
+        let wanted = |i: usize| eligible(i).map_or(r, |e| e.len().min(r));
+        let replicas_total: u128 = (0..targets.len()).map(|i| wanted(i) as u128).sum();
+        let caps = self.caps(replicas_total, targets.len());
         let mut load = vec![0u64; n];
         let equal_weights = self.members.iter().all(|(_, w)| *w == self.members[0].1);
 
@@ -141,12 +161,15 @@ impl Ring {
         order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| targets[a.1].cmp(&targets[b.1])));
 
         let weights: Vec<u128> = self.members.iter().map(|(_, w)| u128::from(*w)).collect();
+        let all: Vec<u16> = (0..n as u16).collect();
         let mut prefs: Vec<(u128, u64, u16)> = Vec::with_capacity(n);
         for (h_t, ti) in order {
+            let members = eligible(ti).unwrap_or(&all);
+            let r = wanted(ti);
             prefs.clear();
             let bytes = h_t.to_le_bytes();
-            for (mi, h_n) in self.name_hashes.iter().enumerate() {
-                let s = xxh3_64_with_seed(&bytes, *h_n);
+            for &mi in members {
+                let s = xxh3_64_with_seed(&bytes, self.name_hashes[usize::from(mi)]);
                 // Sort key, smallest first: (-log2(u) / w) compared as a cross product, then the
                 // larger score, then the smaller name (index).
                 let k = if equal_weights {
@@ -154,7 +177,7 @@ impl Ring {
                 } else {
                     u128::from(neg_log2_q32(s))
                 };
-                prefs.push((k, s, mi as u16));
+                prefs.push((k, s, mi));
             }
             prefs.sort_unstable_by(|a, b| {
                 (a.0 * weights[b.2 as usize])
@@ -222,8 +245,9 @@ impl Ring {
             .collect()
     }
 
-    fn caps(&self, targets: usize, r: usize) -> Vec<u64> {
-        let total = targets as u128 * r as u128;
+    /// Each member's room: its weighted share of `total` replicas, within the load bound, at
+    /// most one replica per target (`targets`).
+    fn caps(&self, total: u128, targets: usize) -> Vec<u64> {
         let w_sum: u128 = self.members.iter().map(|(_, w)| u128::from(*w)).sum();
         self.members
             .iter()

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::placement::{Placement, Ring};
 use super::reassign::Layout;
+use crate::catalog::state::CatalogView;
 use crate::model::{NodeName, TargetKey};
 
 /// Ring settings (`[cluster] weight`, `replicas`, `rebalance_delay`).
@@ -44,7 +45,12 @@ pub struct RingSnapshot {
     pub epoch: u64,
     /// The ring.
     pub ring: Ring,
-    /// Every configured target, in config order.
+    /// The digest every member's probes must run for before hand-offs end: of the ring and of
+    /// the catalog view it was placed with.
+    pub digest: u64,
+    /// The targets cluster-wide and who lists each.
+    pub catalog: Arc<CatalogView>,
+    /// Every target cluster-wide (the catalog's, in its order).
     pub keys: Arc<Vec<TargetKey>>,
     /// Owners of `keys[i]`, as member indexes, best first.
     pub placement: Arc<Placement>,
@@ -72,7 +78,27 @@ impl RingSnapshot {
     pub fn layout(&self) -> Layout<'_> {
         Layout {
             ring: &self.ring,
+            keys: &self.keys,
             placement: &self.placement,
         }
     }
+
+    /// The placement of the same targets, with the same listers, over another ring.
+    pub fn place_on(&self, ring: &Ring) -> Placement {
+        place(ring, &self.keys, &self.catalog)
+    }
+}
+
+/// Places `keys` (the catalog's targets) on `ring`, each among the members that list it.
+pub fn place(ring: &Ring, keys: &[TargetKey], catalog: &CatalogView) -> Placement {
+    let eligible = catalog.eligibility(ring);
+    ring.place_among(keys, |i| eligible.get(i).and_then(|e| e.as_deref()))
+}
+
+/// The digest of a ring placed with a catalog view: what members compare to end hand-offs.
+pub fn assignment_digest(ring: &Ring, catalog: &CatalogView) -> u64 {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&ring.digest().to_le_bytes());
+    bytes[8..].copy_from_slice(&catalog.digest.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::set::Entry;
 use crate::membership::view::MemberState;
 use crate::model::{NodeName, ProbeKind, ResultLine};
 use crate::probe::health::TargetState;
@@ -28,6 +29,31 @@ pub enum PeerQuery {
         /// Target id.
         target: String,
     },
+    /// Its target set's bucket digests: a [`SetDigests`].
+    SetDigests,
+    /// The entries of some buckets of its target set: a [`SetBuckets`].
+    SetBuckets {
+        /// The buckets.
+        buckets: Vec<u16>,
+    },
+}
+
+/// A member's target set in digests (see `crate::catalog::set`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetDigests {
+    /// The set's digest.
+    pub digest: u64,
+    /// The digest of each of the 4,096 buckets.
+    pub buckets: Vec<u64>,
+}
+
+/// Some buckets of a member's target set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetBuckets {
+    /// The set's digest.
+    pub digest: u64,
+    /// Each bucket asked for, with its entries.
+    pub buckets: Vec<(u16, Vec<Entry>)>,
 }
 
 /// One node's summary.
@@ -104,13 +130,32 @@ pub struct ClusterStatus {
     pub members: Vec<MemberStatus>,
     /// Members that did not answer in time.
     pub not_answering: Vec<NodeName>,
+    /// The config this node runs, and how its last reload went.
+    pub config: ConfigReport,
+}
+
+/// The config part of [`ClusterStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigReport {
+    /// False after a reload that was refused (the node runs on the config before it).
+    pub last_reload_successful: bool,
+    /// When the config now running was loaded (RFC 3339).
+    pub last_reload_success: Option<String>,
+    /// Why the last reload was refused.
+    pub last_error: Option<String>,
+    /// Keys changed in the file that take effect only after a restart.
+    pub needs_restart: Vec<String>,
+    /// Target sources whose last read failed (their last good content is in use), with why.
+    pub source_errors: BTreeMap<String, String>,
 }
 
 /// Target counts of [`ClusterStatus`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetCounts {
-    /// Configured targets.
+    /// Targets cluster-wide: every target some alive member lists.
     pub total: usize,
+    /// Of those, targets not listed by every alive member.
+    pub not_everywhere: usize,
     /// Owned by the node asked.
     pub owned: usize,
     /// Kept by it during a hand-off.
@@ -157,6 +202,10 @@ pub struct MemberStatus {
     pub unprobed: Option<usize>,
     /// Results dropped.
     pub results_dropped: Option<u64>,
+    /// The digest of its target set (hex), as this node holds it.
+    pub target_set: Option<String>,
+    /// Targets in its set.
+    pub target_count: Option<usize>,
 }
 
 /// `GET /owner/{target}`.
@@ -168,6 +217,8 @@ pub struct OwnerAnswer {
     pub probe: ProbeKind,
     /// Its owners, best first.
     pub owners: Vec<NodeName>,
+    /// The members whose target sets list it: the only ones that may own it.
+    pub listed_by: Vec<NodeName>,
     /// Replicas per target.
     pub replicas: u32,
     /// The ring's epoch on the node asked.
@@ -185,7 +236,8 @@ pub struct OwnerAnswer {
 pub struct Why {
     /// The target's hash (hex).
     pub target_hash: String,
-    /// Every member ranked by its preference for the target, best first.
+    /// Every member ranked by its preference for the target, best first (those that do not
+    /// list it are passed over).
     pub preference: Vec<Preference>,
     /// How the ranking becomes owners.
     pub note: String,

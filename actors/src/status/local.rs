@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::answer::{
-    ClusterStatus, Flow, MemberStatus, NodeStatus, OwnerAnswer, PeerQuery, Plan, Preference,
-    ResultCounts, TargetCounts, TargetReport, Why,
+    ClusterStatus, ConfigReport, Flow, MemberStatus, NodeStatus, OwnerAnswer, PeerQuery, Plan,
+    Preference, ResultCounts, SetBuckets, SetDigests, TargetCounts, TargetReport, Why,
 };
 use crate::model::{target_hash, NodeName, ProbeResult, TargetKey};
 use crate::probe::health::TargetState;
@@ -82,6 +82,25 @@ pub fn answer_bytes(view: &NodeView, query: &[u8]) -> Vec<u8> {
             };
             serde_json::to_vec(&latest(view, &key))
         }
+        Ok(PeerQuery::SetDigests) => {
+            let own = view.own_set();
+            serde_json::to_vec(&SetDigests {
+                digest: own.digest,
+                buckets: own.digests.clone(),
+            })
+        }
+        Ok(PeerQuery::SetBuckets { buckets }) => {
+            let own = view.own_set();
+            let buckets = buckets
+                .into_iter()
+                .filter(|b| usize::from(*b) < own.entries.len())
+                .map(|b| (b, own.entries[usize::from(b)].clone()))
+                .collect();
+            serde_json::to_vec(&SetBuckets {
+                digest: own.digest,
+                buckets,
+            })
+        }
         Err(e) => serde_json::to_vec(&serde_json::json!({ "error": e.to_string() })),
     };
     encoded.unwrap_or_default()
@@ -97,6 +116,7 @@ pub fn owner(view: &NodeView, key: &TargetKey) -> Option<OwnerAnswer> {
         target: key.id.to_string(),
         probe: key.probe,
         owners: snap.owner_names(i),
+        listed_by: snap.catalog.listers(i),
         replicas: snap.ring.replicas(),
         epoch: snap.epoch,
         ring_digest: format!("{:016x}", snap.ring.digest()),
@@ -112,7 +132,7 @@ pub fn owner(view: &NodeView, key: &TargetKey) -> Option<OwnerAnswer> {
                     score: format!("{s:016x}"),
                 })
                 .collect(),
-            note: "members are ranked by weighted rendezvous score; a target goes to its best-ranked members with room under the 1.10x load bound".into(),
+            note: "members are ranked by weighted rendezvous score; a target goes to its best-ranked members that list it, with room under the 1.10x load bound".into(),
         },
         last_result: st.latest(key).map(|r| report(&r, st.confirmed(key))),
     })
@@ -142,9 +162,10 @@ pub fn plan(
         members.push((name, weight));
     }
     let next = Ring::new(members, snap.ring.replicas());
-    let placement = next.place(&snap.keys);
+    let placement = snap.place_on(&next);
     let after = Layout {
         ring: &next,
+        keys: &snap.keys,
         placement: &placement,
     };
     let moves = Reassignment::between(Some(snap.layout()), after);
@@ -162,14 +183,15 @@ pub fn plan(
     })
 }
 
-/// The cluster as this node sees it: its members (with their ring shares) and what each
-/// answered (`answers`, by member; `missing` did not answer); `total` targets configured.
+/// The cluster as this node sees it: its members (with their ring shares and target sets) and
+/// what each answered (`answers`, by member; `missing` did not answer), and its config.
 pub fn cluster_status(
     view: &NodeView,
     answers: &BTreeMap<NodeName, NodeStatus>,
     missing: Vec<NodeName>,
-    total: usize,
 ) -> ClusterStatus {
+    let catalog = view.catalog();
+    let config = view.config();
     let local = node_status(view);
     let snap = view.ring();
     let loads: BTreeMap<&NodeName, usize> = match &snap {
@@ -202,6 +224,8 @@ pub fn cluster_status(
                 restarts: a.map(|a| a.restarts.values().sum()),
                 unprobed: a.map(|a| a.unprobed),
                 results_dropped: a.map(|a| a.results_dropped),
+                target_set: catalog.sets.get(&m.name).map(|s| format!("{:016x}", s.0)),
+                target_count: catalog.sets.get(&m.name).map(|s| s.1),
             }
         })
         .collect();
@@ -211,7 +235,8 @@ pub fn cluster_status(
         ring_digest: local.ring_digest,
         replicas: snap.as_ref().map(|s| s.ring.replicas()),
         targets: TargetCounts {
-            total,
+            total: catalog.targets,
+            not_everywhere: catalog.not_everywhere,
             owned: local.owned,
             kept: local.kept,
             up: local.up,
@@ -223,5 +248,14 @@ pub fn cluster_status(
         },
         members,
         not_answering: missing,
+        config: ConfigReport {
+            last_reload_successful: config.last_reload_successful,
+            last_reload_success: config
+                .last_success
+                .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            last_error: config.last_error.clone(),
+            needs_restart: config.needs_restart.clone(),
+            source_errors: config.source_errors.clone(),
+        },
     }
 }

@@ -21,13 +21,21 @@ pub enum Role {
     Probes,
     /// RingOwner.
     Ring,
+    /// Catalog.
+    Catalog,
     /// Membership.
     Membership,
 }
 
 impl Role {
     /// Consumers before producers.
-    pub const START_ORDER: [Role; 4] = [Role::Sink, Role::Probes, Role::Ring, Role::Membership];
+    pub const START_ORDER: [Role; 5] = [
+        Role::Sink,
+        Role::Probes,
+        Role::Ring,
+        Role::Catalog,
+        Role::Membership,
+    ];
 
     /// The name in logs and metrics.
     pub fn name(self) -> &'static str {
@@ -35,6 +43,7 @@ impl Role {
             Role::Sink => "result_sink",
             Role::Probes => "probe_supervisor",
             Role::Ring => "ring_owner",
+            Role::Catalog => "catalog",
             Role::Membership => "membership",
         }
     }
@@ -55,6 +64,8 @@ pub enum RootMsg {
     Shutdown(RpcReplyPort<ShutdownReport>),
     /// Something this node cannot continue after (e.g. the cluster refused its name).
     Fatal(String),
+    /// The node's targets now (a reload): kept for restarts, passed to the catalog.
+    SetTargets(Arc<[Arc<TargetSpec>]>),
 }
 
 /// What a shutdown achieved.

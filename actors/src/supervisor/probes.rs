@@ -24,6 +24,7 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Supervisio
 use tokio::sync::watch;
 
 use super::msg::{ProbeSupMsg, ProbeSupStatus};
+use crate::catalog::set::settings_digest;
 use crate::link::Link;
 use crate::membership::wire::{broadcast, HandoffState, PeerMessage, HANDOFF_CHUNK};
 use crate::model::{TargetKey, TargetSpec};
@@ -264,9 +265,21 @@ impl ProbeSupState {
             .iter()
             .chain(keep)
             .partition(|t| !missed.is_empty() && missed.contains_key(&t.key()));
+        let mut updated = 0usize;
         for target in urgent.into_iter().chain(rest) {
             let key = target.key();
-            if self.children.contains_key(&key) {
+            if let Some(child) = self.children.get_mut(&key) {
+                // A target kept across an assignment keeps its actor; new settings (a reload)
+                // reach it as an update.
+                if !Arc::ptr_eq(&child.target, target)
+                    && settings_digest(&child.target) != settings_digest(target)
+                {
+                    child.target = target.clone();
+                    updated += 1;
+                    if let Some(actor) = &child.actor {
+                        let _ = actor.send_message(ProbeMsg::Update(target.clone()));
+                    }
+                }
                 continue;
             }
             self.children.insert(
@@ -287,6 +300,7 @@ impl ProbeSupState {
             owned = targets.len(),
             kept = keep.len(),
             started,
+            updated,
             stopped = gone.len(),
             "targets owned: {} (+{} kept until their new owners take over)",
             targets.len(),

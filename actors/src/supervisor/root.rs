@@ -6,7 +6,8 @@
 //! ├── ResultSink          (1st: consumers before producers)
 //! ├── ProbeSupervisor     (2nd) ── ProbeActor × owned targets
 //! ├── RingOwner           (3rd)
-//! └── Membership          (4th)
+//! ├── Catalog             (4th)
+//! └── Membership          (5th)
 //! ```
 //!
 //! A failed child is restarted after a backoff while its budget (`[supervision]`) allows; when
@@ -28,6 +29,8 @@ use tokio::sync::{oneshot, Semaphore};
 
 use super::msg::{ProbeSupMsg, Role, RootMsg, ShutdownReport};
 use super::probes::{ProbeSupArgs, ProbeSupervisor};
+use crate::catalog::actor::{CatalogActor, CatalogArgs};
+use crate::catalog::msg::CatalogMsg;
 #[cfg(any(test, feature = "test-hooks"))]
 use crate::fault::FaultInjection;
 use crate::link::LinkSetter;
@@ -62,6 +65,8 @@ pub struct ChildLinks {
     pub ring: LinkSetter<RingOwnerMsg>,
     /// To membership (held by the ring owner).
     pub membership: LinkSetter<MembershipMsg>,
+    /// To the catalog (held by the ring owner and membership).
+    pub catalog: LinkSetter<CatalogMsg>,
 }
 
 impl ChildLinks {
@@ -70,6 +75,7 @@ impl ChildLinks {
             Role::Sink => self.sink.set(None),
             Role::Probes => self.probes.set(None),
             Role::Ring => self.ring.set(None),
+            Role::Catalog => self.catalog.set(None),
             Role::Membership => self.membership.set(None),
         }
     }
@@ -78,7 +84,7 @@ impl ChildLinks {
 /// What the root starts with.
 #[derive(Debug)]
 pub struct RootArgs {
-    /// Every configured target.
+    /// This node's targets (replaced by each reload).
     pub targets: Arc<[Arc<TargetSpec>]>,
     /// The checks, opened.
     pub engine: ProbeEngine,
@@ -161,14 +167,26 @@ impl RootState {
             Role::Ring => {
                 let args = RingOwnerArgs {
                     me: a.view.node().clone(),
-                    targets: a.targets.clone(),
                     settings: a.ring,
                     probes: a.links.probes.link(),
                     membership: a.links.membership.link(),
+                    catalog: a.links.catalog.link(),
                     publish: a.publishers.ring.clone(),
                 };
                 let (r, _) = Actor::spawn_linked(None, RingOwner, args, sup).await?;
                 a.links.ring.set(Some(r.clone()));
+                r.get_cell()
+            }
+            Role::Catalog => {
+                let args = CatalogArgs {
+                    targets: a.targets.clone(),
+                    ring: a.links.ring.link(),
+                    view: a.view.clone(),
+                    own_set: a.publishers.own_set.clone(),
+                    summary: a.publishers.catalog.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, CatalogActor, args, sup).await?;
+                a.links.catalog.set(Some(r.clone()));
                 r.get_cell()
             }
             Role::Membership => {
@@ -176,6 +194,7 @@ impl RootState {
                     weight: a.ring.weight,
                     cluster: a.cluster.clone(),
                     ring: a.links.ring.link(),
+                    catalog: a.links.catalog.link(),
                     probes: a.links.probes.link(),
                     root: myself.clone(),
                     view: a.view.clone(),
@@ -356,6 +375,12 @@ impl Actor for RootSupervisor {
             RootMsg::Shutdown(reply) => {
                 let report = state.shutdown().await;
                 let _ = reply.send(report);
+            }
+            RootMsg::SetTargets(targets) => {
+                state.args.targets = targets.clone();
+                if let Some(c) = state.args.links.catalog.get() {
+                    let _ = c.cast(CatalogMsg::SetTargets(targets));
+                }
             }
             RootMsg::Fatal(reason) => {
                 tracing::error!(reason, "fatal: stopping the node");

@@ -211,7 +211,7 @@ proptest! {
             let h = target_hash(key).to_le_bytes();
             let best = (0..n).max_by_key(|&j| (xxh3_64_with_seed(&h, xxh3_64(node(j).as_str().as_bytes())), std::cmp::Reverse(j))).unwrap();
             let best_idx = r.index_of(&node(best)).unwrap();
-            let cap = r.caps(m, 1)[best_idx as usize];
+            let cap = r.caps(m as u128, m)[best_idx as usize];
             if loads[best_idx as usize] < cap as usize || p.owners[i][0] == best_idx {
                 prop_assert_eq!(p.owners[i][0], best_idx);
             }
@@ -232,5 +232,68 @@ proptest! {
         let ideal = m as f64 / (n + 1) as f64;
         let moved = moved(&before, &after) as f64;
         prop_assert!(moved <= 1.25 * ideal + 3.0 * ideal.sqrt() + 3.0, "n={} m={}: moved {} ideal {:.1}", n, m, moved, ideal);
+    }
+
+    /// Eligibility: every target gets min(R, eligible) distinct owners, all eligible; a target
+    /// nobody lists gets none; every member eligible is the same as no eligibility given.
+    #[test]
+    fn owners_are_always_eligible_and_enough(
+        n in 1usize..7,
+        replicas in 1u32..4,
+        sets in proptest::collection::vec(proptest::collection::btree_set(0u16..7, 0..7), 1..120),
+    ) {
+        let r = ring(n, replicas);
+        let t = targets(sets.len());
+        let eligible: Vec<Vec<u16>> = sets
+            .iter()
+            .map(|s| s.iter().copied().filter(|&m| usize::from(m) < n).collect())
+            .collect();
+        let p = r.place_among(&t, |i| Some(eligible[i].as_slice()));
+        for (i, owners) in p.owners.iter().enumerate() {
+            let want = eligible[i].len().min(replicas as usize).min(n);
+            prop_assert_eq!(owners.len(), want, "target {}: {:?} of {:?}", i, owners, eligible[i]);
+            let distinct: std::collections::BTreeSet<_> = owners.iter().collect();
+            prop_assert_eq!(distinct.len(), owners.len());
+            prop_assert!(owners.iter().all(|o| eligible[i].contains(o)));
+        }
+        let everyone: Vec<u16> = (0..n as u16).collect();
+        prop_assert_eq!(r.place_among(&t, |_| Some(everyone.as_slice())), r.place(&t));
+    }
+
+    /// One member adding one target (that others may list too) moves only that target's
+    /// owners and, through the load bound, at most a few others.
+    #[test]
+    fn one_target_added_to_one_set_moves_little(
+        n in 2usize..8,
+        replicas in 1u32..3,
+        m in 50usize..400,
+        who in 0u16..8,
+        seed in any::<u64>(),
+    ) {
+        let who = who % n as u16;
+        let r = ring(n, replicas);
+        let t = targets(m + 1);
+        // Each target listed by a pseudo-random non-empty subset; the last target by one fewer
+        // member (`who`) before the change.
+        let eligible: Vec<Vec<u16>> = (0..=m)
+            .map(|i| {
+                let bits = xxh3_64_with_seed(&(i as u64).to_le_bytes(), seed);
+                let mut e: Vec<u16> = (0..n as u16).filter(|j| bits >> j & 1 == 1).collect();
+                if e.is_empty() { e.push((bits % n as u64) as u16); }
+                e
+            })
+            .collect();
+        let mut before = eligible.clone();
+        before[m].retain(|&j| j != who);
+        let mut after = eligible;
+        if !after[m].contains(&who) { after[m].push(who); after[m].sort_unstable(); }
+        let pb = r.place_among(&t, |i| Some(before[i].as_slice()));
+        let pa = r.place_among(&t, |i| Some(after[i].as_slice()));
+        let others = (0..m).filter(|&i| {
+            let (b, a): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
+                (pb.owners[i].iter().collect(), pa.owners[i].iter().collect());
+            b != a
+        }).count();
+        prop_assert!(others <= 2 * replicas as usize + 2, "n={} m={}: {} other targets moved", n, m, others);
     }
 }

@@ -1,0 +1,232 @@
+//! The catalog actor: keeps this node's [`Catalog`], asks peers for their sets over the
+//! cluster links (each question a spawned call under a timeout, answered by message), sends
+//! the view to the ring owner when it changes, and publishes this node's set (which its port
+//! answers peers from) and a summary for readers. Logs how each member's set differs from this
+//! node's, once per change.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::msg::CatalogMsg;
+use super::set::BucketedSet;
+use super::state::{Catalog, CatalogSummary, Drift, Fetch, FETCH_TIMEOUT};
+use crate::link::Link;
+use crate::membership::wire::PortMsg;
+use crate::model::{NodeName, TargetSpec};
+use crate::ring::msg::RingOwnerMsg;
+use crate::status::answer::PeerQuery;
+use crate::view::NodeView;
+
+/// How often unanswered questions are looked at.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The catalog actor.
+#[derive(Debug)]
+pub struct CatalogActor;
+
+/// What the catalog starts with.
+#[derive(Debug)]
+pub struct CatalogArgs {
+    /// This node's targets.
+    pub targets: Arc<[Arc<TargetSpec>]>,
+    /// Where the view goes.
+    pub ring: Link<RingOwnerMsg>,
+    /// The peers' ports (questions go there) and this node's name.
+    pub view: NodeView,
+    /// Where this node's set is published.
+    pub own_set: watch::Sender<Arc<BucketedSet>>,
+    /// Where the summary is published.
+    pub summary: watch::Sender<Arc<CatalogSummary>>,
+}
+
+/// The catalog's state.
+#[derive(Debug)]
+pub struct CatalogState {
+    args: CatalogArgs,
+    catalog: Catalog,
+    /// The digest of the view last sent to the ring owner.
+    sent: Option<u64>,
+    drift: BTreeMap<NodeName, Drift>,
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+impl Actor for CatalogActor {
+    type Msg = CatalogMsg;
+    type State = CatalogState;
+    type Arguments = CatalogArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<CatalogMsg>,
+        args: CatalogArgs,
+    ) -> Result<CatalogState, ActorProcessingErr> {
+        myself.send_interval(TICK, || CatalogMsg::Tick);
+        let catalog = Catalog::new(args.view.node().clone(), &args.targets);
+        Ok(CatalogState {
+            args,
+            catalog,
+            sent: None,
+            drift: BTreeMap::new(),
+        })
+    }
+
+    async fn post_start(
+        &self,
+        _myself: ActorRef<CatalogMsg>,
+        state: &mut CatalogState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.publish(true);
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<CatalogMsg>,
+        msg: CatalogMsg,
+        state: &mut CatalogState,
+    ) -> Result<(), ActorProcessingErr> {
+        let fetches = match msg {
+            CatalogMsg::SetTargets(targets) => {
+                state.catalog.set_own(&targets);
+                state.publish(false);
+                Vec::new()
+            }
+            CatalogMsg::Members(members) => {
+                let fetches = state.catalog.members(&members, now());
+                state.publish(false);
+                fetches
+            }
+            CatalogMsg::Tick => state.catalog.tick(now()),
+            CatalogMsg::Publish => {
+                state.publish(true);
+                Vec::new()
+            }
+            CatalogMsg::Digests { member, answer } => match answer {
+                Ok(a) => {
+                    let (fetches, changed) =
+                        state.catalog.digests(&member, a.buckets, a.digest, now());
+                    if changed {
+                        state.publish(false);
+                    }
+                    fetches
+                }
+                Err(why) => {
+                    tracing::debug!(%member, %why, "could not get a member's set digests");
+                    state.catalog.failed(&member);
+                    Vec::new()
+                }
+            },
+            CatalogMsg::Buckets { member, answer } => match answer {
+                Ok(a) => {
+                    let (fetches, changed) = state.catalog.buckets(&member, a.buckets, now());
+                    if changed {
+                        state.publish(false);
+                    }
+                    fetches
+                }
+                Err(why) => {
+                    tracing::debug!(%member, %why, "could not get a member's set buckets");
+                    state.catalog.failed(&member);
+                    Vec::new()
+                }
+            },
+        };
+        state.ask(&myself, fetches);
+        Ok(())
+    }
+}
+
+impl CatalogState {
+    /// Publishes this node's set and the summary, and sends the view to the ring owner when it
+    /// changed (or always, with `force`).
+    fn publish(&mut self, force: bool) {
+        let own = self.catalog.own().clone();
+        if self.args.own_set.borrow().digest != own.digest || force {
+            self.args.own_set.send_replace(own);
+        }
+        let view = self.catalog.view();
+        let summary = view.summary(self.catalog.in_step());
+        self.report_drift(&summary);
+        self.args.summary.send_replace(Arc::new(summary));
+        if force || self.sent != Some(view.digest) {
+            self.sent = Some(view.digest);
+            self.args.ring.cast(RingOwnerMsg::Catalog(Arc::new(view)));
+        }
+    }
+
+    /// One log line per member whose set starts or stops differing, or differs otherwise.
+    fn report_drift(&mut self, summary: &CatalogSummary) {
+        for (member, d) in &summary.drift {
+            if self.drift.get(member) == Some(d) {
+                continue;
+            }
+            if d.is_none() {
+                if self.drift.contains_key(member) {
+                    tracing::info!(%member, "member {member} lists the same targets as this node again");
+                }
+            } else {
+                tracing::warn!(
+                    %member, added = d.added, removed = d.removed, changed = d.changed,
+                    "member {member} lists other targets than this node: {} more, {} fewer, {} with other settings; each target is probed by the members that list it",
+                    d.added, d.removed, d.changed
+                );
+            }
+        }
+        self.drift = summary.drift.clone();
+    }
+
+    /// Asks each question in a task of its own, under a timeout; the answer comes back as a
+    /// message.
+    fn ask(&mut self, myself: &ActorRef<CatalogMsg>, fetches: Vec<Fetch>) {
+        let peers = self.args.view.peers();
+        for fetch in fetches {
+            let (member, query) = match fetch {
+                Fetch::Digests(m) => (m, PeerQuery::SetDigests),
+                Fetch::Buckets(m, buckets) => (m, PeerQuery::SetBuckets { buckets }),
+            };
+            let Some(port) = peers
+                .iter()
+                .find(|p| p.name == member)
+                .map(|p| p.port.clone())
+            else {
+                self.catalog.failed(&member);
+                continue;
+            };
+            let me = myself.clone();
+            tokio::spawn(async move {
+                let bytes = serde_json::to_vec(&query).unwrap_or_default();
+                let reply = port
+                    .call(|r| PortMsg::Query(bytes, r), Some(FETCH_TIMEOUT))
+                    .await;
+                let bytes = match reply {
+                    Ok(ractor::rpc::CallResult::Success(b)) => Ok(b),
+                    Ok(_) => Err("no answer in time".to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let msg = match query {
+                    PeerQuery::SetDigests => CatalogMsg::Digests {
+                        member,
+                        answer: bytes.and_then(|b| decode(&b)),
+                    },
+                    _ => CatalogMsg::Buckets {
+                        member,
+                        answer: bytes.and_then(|b| decode(&b)),
+                    },
+                };
+                let _ = me.cast(msg);
+            });
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("unexpected answer: {e}"))
+}

@@ -1,0 +1,37 @@
+//! The catalog actor's messages.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ractor_cluster::RactorMessage;
+
+use crate::model::{NodeName, TargetSpec};
+use crate::status::answer::{SetBuckets, SetDigests};
+
+/// Messages of the catalog.
+#[derive(Debug, RactorMessage)]
+pub enum CatalogMsg {
+    /// This node's targets now (a reload, or a source that changed).
+    SetTargets(Arc<[Arc<TargetSpec>]>),
+    /// The members in the ring other than this node, with the set digests they last announced
+    /// (sent by membership whenever either changes).
+    Members(BTreeMap<NodeName, u64>),
+    /// A member answered (or did not) the question for its bucket digests.
+    Digests {
+        /// The member.
+        member: NodeName,
+        /// Its answer, or why there is none.
+        answer: Result<SetDigests, String>,
+    },
+    /// A member answered (or did not) the question for some of its buckets.
+    Buckets {
+        /// The member.
+        member: NodeName,
+        /// Its answer, or why there is none.
+        answer: Result<SetBuckets, String>,
+    },
+    /// Ask again what went unanswered.
+    Tick,
+    /// Send the view to the ring owner again (it restarted).
+    Publish,
+}
