@@ -51,7 +51,8 @@ pub fn needs_restart(started: &Settings, new: &Settings) -> Vec<String> {
     check("node.name", started.node != new.node);
     let (a, b) = (&started.cluster, &new.cluster);
     // The networked part, field by field (compared by their printed form).
-    let net: [(&str, fn(&ClusterNet) -> String); 8] = [
+    type Field = fn(&ClusterNet) -> String;
+    let net: [(&str, Field); 8] = [
         ("cluster.listen", |n| n.listen.to_string()),
         ("cluster.advertise", |n| n.advertise.to_string()),
         ("cluster.cookie_file", |n| n.cookie.clone()),
