@@ -14,6 +14,7 @@ pub mod defaults;
 pub mod error;
 pub mod raw;
 pub mod settings;
+pub mod sources;
 mod ssh;
 mod targets;
 pub mod validate;
@@ -24,31 +25,53 @@ pub use defaults::*;
 pub use error::{ConfigError, Locator};
 use raw::RawConfig;
 pub use settings::{CookieSource, Overrides, Settings};
+use sources::SourceReader;
 
-/// Reads, parses and validates `path` with `overrides` applied.
+/// Reads, parses and validates `path` with `overrides` applied; every source must be good.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+    let text = read(path)?;
+    parse(path, &text, base_of(path), overrides)
+}
+
+/// The text of config file `path`.
+pub fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
         path: path.to_path_buf(),
         msg: format!("cannot read the config file: {e}"),
-    })?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    parse(path, &text, base, overrides)
+    })
+}
+
+/// The directory relative paths in config file `path` are relative to.
+pub fn base_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
 }
 
 /// Parses and validates config `text` (read from `path`; relative paths in it are relative to
-/// `base`).
+/// `base`); every source must be good.
 pub fn parse(
     path: &Path,
     text: &str,
     base: &Path,
     overrides: &Overrides,
 ) -> Result<Settings, ConfigError> {
+    parse_with(path, text, base, overrides, SourceReader::first())
+}
+
+/// Like [`parse`], reading the target sources through `sources` (which knows their last good
+/// content, and whether a failing one may keep it).
+pub fn parse_with(
+    path: &Path,
+    text: &str,
+    base: &Path,
+    overrides: &Overrides,
+    sources: SourceReader<'_>,
+) -> Result<Settings, ConfigError> {
     let loc = Locator::new(path, text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         loc.at(offset, e.message().trim_end().to_string())
     })?;
-    validate::validate(raw, &loc, base, overrides)
+    validate::validate(raw, &loc, base, overrides, sources)
 }
 
 #[cfg(test)]

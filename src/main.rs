@@ -84,14 +84,18 @@ fn main() -> ExitCode {
                 cookie_env: std::env::var(config::COOKIE_ENV).ok(),
                 http_token_env: std::env::var(config::HTTP_TOKEN_ENV).ok(),
             };
-            let settings = match config::load(&args.config, &overrides) {
+            let loaded = config::read(&args.config).and_then(|text| {
+                let base = config::base_of(&args.config);
+                config::parse(&args.config, &text, base, &overrides).map(|s| (text, s))
+            });
+            let (text, settings) = match loaded {
                 Ok(s) => s,
                 Err(err) => {
                     eprintln!("{err}");
                     return ExitCode::from(2);
                 }
             };
-            match run(settings, args.config, overrides) {
+            match run(settings, args.config, text, overrides) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
                     tracing::error!("{err:#}");
@@ -106,13 +110,14 @@ fn main() -> ExitCode {
 fn run(
     settings: config::Settings,
     path: std::path::PathBuf,
+    text: String,
     overrides: Overrides,
 ) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("ringpoll")
         .build()?;
-    let result = runtime.block_on(wiring::run_node(settings, path, overrides));
+    let result = runtime.block_on(wiring::run_node(settings, path, text, overrides));
     // The shutdown has given every part its time. A sink writer blocked in a write (a consumer
     // that stopped reading a FIFO, a hung network file system) must not keep the process alive;
     // what it held is already counted as not written.

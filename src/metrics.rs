@@ -250,6 +250,23 @@ impl prometheus_client::collector::Collector for NodeCollector {
             "Unix time the config now running was loaded",
             &[(vec![], last)],
         )?;
+        let by_source = |m: &std::collections::BTreeMap<String, u64>| -> Vec<(Labels, u64)> {
+            m.iter()
+                .map(|(s, n)| (vec![("source".to_string(), s.clone())], *n))
+                .collect()
+        };
+        counter(
+            &mut enc,
+            "ringpoll_sd_read_errors",
+            "Reads of a target source (file, file_sd, http_sd list) that failed; its last good content was used",
+            &by_source(&config.source_read_errors),
+        )?;
+        counter(
+            &mut enc,
+            "ringpoll_sd_failures",
+            "http_sd requests that failed; the last good list was used",
+            &by_source(&config.http_sd_failures),
+        )?;
         Ok(())
     }
 }

@@ -1,4 +1,6 @@
-//! Reloading the config while the node runs: on SIGHUP, `POST /-/reload` (`ringpoll reload`).
+//! Reloading the config while the node runs: on SIGHUP, `POST /-/reload` (`ringpoll reload`);
+//! and re-reading the target sources when a watched file changes and every
+//! `refresh_interval` (see [`crate::config::sources`]).
 //!
 //! A reload reads the config file and every target source again, exactly as at start. If any
 //! of it is invalid the node keeps the config it runs (one ERROR with `PATH:LINE:COL`, and
@@ -10,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use ractor::ActorRef;
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,7 @@ use ringpoll_actors::supervisor::RootMsg;
 use ringpoll_actors::view::ConfigStatus;
 
 use crate::config::settings::ClusterNet;
+use crate::config::sources::{Mode, SourceCache, SourceReader, SourceReport};
 use crate::config::{self, Overrides, Settings};
 
 /// What a good reload changed.
@@ -114,26 +117,48 @@ pub enum Request {
     Reload(Option<oneshot::Sender<Result<ReloadReport, String>>>),
 }
 
-/// Reloads the config on request, one request at a time.
-#[derive(Debug)]
+/// How long the reloader waits after a watched file changed for more changes (an editor's
+/// write, then rename, then chmod) before it reads the sources again.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Reloads the config on request, and re-reads the target sources when a watched file changes
+/// and every `refresh_interval`. One thing at a time.
 pub struct Reloader {
     path: PathBuf,
     overrides: Overrides,
     /// The settings the node started with (keys that need a restart are compared to these).
     started: Settings,
+    /// The text of the config file the node runs (sources are re-read under it).
+    text: String,
     /// The targets the node runs now.
     targets: Vec<Arc<TargetSpec>>,
+    /// The last good content of every source.
+    cache: SourceCache,
+    /// What is watched, and how often everything is re-read.
+    watch: Vec<(PathBuf, String)>,
+    refresh: Option<Duration>,
     root: ActorRef<RootMsg>,
     status: watch::Sender<Arc<ConfigStatus>>,
 }
 
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader")
+            .field("path", &self.path)
+            .field("targets", &self.targets.len())
+            .field("watch", &self.watch)
+            .finish()
+    }
+}
+
 impl Reloader {
     /// A reloader of the config at `path` (with the command line's `overrides`), for a node
-    /// started with `started`, publishing how reloads go on `status`.
+    /// started with `started` (loaded from `text`), publishing how reloads go on `status`.
     pub fn new(
         path: PathBuf,
         overrides: Overrides,
         started: Settings,
+        text: String,
         root: ActorRef<RootMsg>,
         status: watch::Sender<Arc<ConfigStatus>>,
     ) -> Self {
@@ -142,33 +167,230 @@ impl Reloader {
             last_success: Some(SystemTime::now()),
             ..ConfigStatus::default()
         }));
-        Reloader {
+        let mut r = Reloader {
             path,
             overrides,
             targets: started.targets.clone(),
-            started,
+            cache: SourceCache::default(),
+            watch: Vec::new(),
+            refresh: None,
+            text,
             root,
             status,
-        }
+            started: started.clone(),
+        };
+        r.took(&started.sources);
+        r
     }
 
-    /// Serves requests until every sender is gone.
+    /// Serves requests until every sender is gone, re-reading the sources as they change.
     pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
-        while let Some(Request::Reload(reply)) = requests.recv().await {
-            let result = self.reload().await;
-            if let Some(reply) = reply {
-                let _ = reply.send(result);
+        let (changed_tx, mut changed) = mpsc::channel::<()>(64);
+        // Kept alive while it watches; rebuilt when what is watched changes.
+        let mut watching = self.watch.clone();
+        let mut _watcher = self.watcher(changed_tx.clone());
+        let mut refresh = self.refresh_timer();
+        let mut settle: Option<tokio::time::Instant> = None;
+        loop {
+            let settled = async {
+                match settle {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let due = async {
+                match refresh.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                request = requests.recv() => {
+                    let Some(Request::Reload(reply)) = request else { return };
+                    let result = self.reload().await;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                    // What is watched, and how often, may have changed with the config.
+                    refresh = self.refresh_timer();
+                }
+                Some(()) = changed.recv() => {
+                    settle = Some(tokio::time::Instant::now() + SETTLE);
+                }
+                () = settled => {
+                    settle = None;
+                    self.refresh("a watched file changed").await;
+                }
+                () = due => self.refresh("the refresh interval passed").await,
+            }
+            if self.watch != watching {
+                watching = self.watch.clone();
+                _watcher = self.watcher(changed_tx.clone());
             }
         }
     }
 
+    /// A watcher of the directories of the watched files; every event for a watched name
+    /// sends on `changed`. None when nothing is watched (or inotify is not available: then
+    /// only the periodic refresh re-reads the sources, which is logged).
+    fn watcher(&self, changed: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        if self.watch.is_empty() {
+            return None;
+        }
+        let names: Vec<(PathBuf, glob::Pattern)> = self
+            .watch
+            .iter()
+            .filter_map(|(dir, name)| {
+                let p = glob::Pattern::new(&glob::Pattern::escape(name))
+                    .ok()
+                    .filter(|_| !name.contains('*') && !name.contains('?'))
+                    .or_else(|| glob::Pattern::new(name).ok())?;
+                Some((dir.clone(), p))
+            })
+            .collect();
+        let handler = move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            let hit = event.paths.iter().any(|path| {
+                let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+                    return false;
+                };
+                names
+                    .iter()
+                    .any(|(d, p)| d == dir && p.matches(&name.to_string_lossy()))
+            });
+            if hit {
+                let _ = changed.try_send(());
+            }
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the target files; they are re-read every refresh_interval only");
+                return None;
+            }
+        };
+        let dirs: std::collections::BTreeSet<&PathBuf> =
+            self.watch.iter().map(|(d, _)| d).collect();
+        for dir in dirs {
+            if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a directory of target files; it is re-read every refresh_interval only");
+            }
+        }
+        Some(watcher)
+    }
+
+    fn refresh_timer(&self) -> Option<tokio::time::Interval> {
+        let every = self.refresh?;
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Some(t)
+    }
+
+    /// Remembers what a good load read: the sources' content, what to watch, how often to
+    /// re-read; reports sources that failed (once per change of their state).
+    fn took(&mut self, report: &SourceReport) {
+        self.cache = report.cache.clone();
+        self.watch = report.watch.clone();
+        self.refresh = report.refresh;
+        let before = self.status.borrow().source_errors.clone();
+        for (source, why) in &report.errors {
+            if before.get(source) != Some(why) {
+                tracing::warn!(%source, error = %why, "a target source failed; its last good content is in use: {why}");
+            }
+        }
+        for source in before.keys().filter(|s| !report.errors.contains_key(*s)) {
+            tracing::info!(%source, "a target source reads well again");
+        }
+        self.status.send_modify(|s| {
+            let mut next = (**s).clone();
+            for source in report.errors.keys() {
+                *next.source_read_errors.entry(source.clone()).or_default() += 1;
+            }
+            for source in &report.http_failures {
+                *next.http_sd_failures.entry(source.clone()).or_default() += 1;
+            }
+            next.source_errors = report.errors.clone();
+            *s = Arc::new(next);
+        });
+    }
+
+    /// Sends the new targets on when they differ from those running; returns the counts.
+    fn apply(&mut self, targets: Vec<Arc<TargetSpec>>) -> (usize, usize, usize) {
+        let (added, removed, changed) = target_changes(&self.targets, &targets);
+        if added + removed + changed > 0 {
+            self.targets = targets;
+            let _ = self
+                .root
+                .cast(RootMsg::SetTargets(self.targets.clone().into()));
+        }
+        (added, removed, changed)
+    }
+
+    /// Re-reads the sources under the config the node runs; a source that fails keeps its
+    /// last good content.
+    async fn refresh(&mut self, why: &str) {
+        let (path, overrides, text, cache) = (
+            self.path.clone(),
+            self.overrides.clone(),
+            self.text.clone(),
+            self.cache.clone(),
+        );
+        let loaded = tokio::task::spawn_blocking(move || {
+            let reader = SourceReader::new(Mode::KeepLastGood, &cache);
+            config::parse_with(&path, &text, config::base_of(&path), &overrides, reader)
+        })
+        .await;
+        match loaded {
+            Ok(Ok(new)) => {
+                self.took(&new.sources);
+                let (added, removed, changed) = self.apply(new.targets);
+                if added + removed + changed > 0 {
+                    tracing::info!(
+                        added,
+                        removed,
+                        changed,
+                        reason = why,
+                        "targets re-read ({why}): +{added} -{removed} ~{changed}"
+                    );
+                }
+            }
+            Ok(Err(error)) => {
+                let error = error.to_string();
+                let mut errors = self.status.borrow().source_errors.clone();
+                if errors.insert("targets".into(), error.clone()).as_ref() != Some(&error) {
+                    tracing::error!(%error, "the target sources changed into something invalid; the node keeps its targets: {error}");
+                }
+                self.status.send_modify(|s| {
+                    let mut next = (**s).clone();
+                    next.source_errors = errors;
+                    *next.source_read_errors.entry("targets".into()).or_default() += 1;
+                    *s = Arc::new(next);
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "re-reading the target sources stopped"),
+        }
+    }
+
     async fn reload(&mut self) -> Result<ReloadReport, String> {
-        let (path, overrides) = (self.path.clone(), self.overrides.clone());
-        let loaded = tokio::task::spawn_blocking(move || config::load(&path, &overrides))
-            .await
-            .map_err(|e| format!("the reload stopped: {e}"))
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        let new = match loaded {
+        let (path, overrides, cache) = (
+            self.path.clone(),
+            self.overrides.clone(),
+            self.cache.clone(),
+        );
+        let loaded = tokio::task::spawn_blocking(move || {
+            let text = config::read(&path)?;
+            let reader = SourceReader::new(Mode::Strict, &cache);
+            let settings =
+                config::parse_with(&path, &text, config::base_of(&path), &overrides, reader)?;
+            Ok::<_, config::ConfigError>((text, settings))
+        })
+        .await
+        .map_err(|e| format!("the reload stopped: {e}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
+        let (text, new) = match loaded {
             Ok(s) => s,
             Err(error) => {
                 tracing::error!(%error, "reload refused; the node keeps running on the config it has: {error}");
@@ -181,37 +403,37 @@ impl Reloader {
                 return Err(error);
             }
         };
-        let (added, removed, changed) = target_changes(&self.targets, &new.targets);
+        self.text = text;
+        self.took(&new.sources);
+        let needs_restart = needs_restart(&self.started, &new);
+        let targets = new.targets.len();
+        let (added, removed, changed) = self.apply(new.targets);
         let report = ReloadReport {
-            targets: new.targets.len(),
+            targets,
             added,
             removed,
             changed,
-            needs_restart: needs_restart(&self.started, &new),
+            needs_restart,
         };
-        if added + removed + changed > 0 {
-            self.targets = new.targets.clone();
-            let _ = self.root.cast(RootMsg::SetTargets(new.targets.into()));
-        }
         tracing::info!(
-            targets = report.targets,
+            targets,
             added,
             removed,
             changed,
-            "config reloaded: {} target(s), +{added} -{removed} ~{changed}",
-            report.targets
+            "config reloaded: {targets} target(s), +{added} -{removed} ~{changed}"
         );
         if !report.needs_restart.is_empty() {
             let keys = report.needs_restart.join(", ");
             tracing::warn!(keys = %keys, "changed keys that take effect only after a restart: {keys}");
         }
-        self.status.send_replace(Arc::new(ConfigStatus {
-            last_reload_successful: true,
-            last_success: Some(SystemTime::now()),
-            last_error: None,
-            needs_restart: report.needs_restart.clone(),
-            source_errors: Default::default(),
-        }));
+        self.status.send_modify(|s| {
+            let mut next = (**s).clone();
+            next.last_reload_successful = true;
+            next.last_success = Some(SystemTime::now());
+            next.last_error = None;
+            next.needs_restart = report.needs_restart.clone();
+            *s = Arc::new(next);
+        });
         Ok(report)
     }
 }

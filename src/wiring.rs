@@ -31,6 +31,7 @@ const JOIN_WAIT: Duration = Duration::from_secs(1);
 pub async fn run_node(
     settings: Settings,
     config_path: std::path::PathBuf,
+    config_text: String,
     overrides: Overrides,
 ) -> anyhow::Result<()> {
     let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.kind()).collect();
@@ -137,6 +138,7 @@ pub async fn run_node(
         config_path,
         overrides,
         settings.clone(),
+        config_text,
         root.clone(),
         config_status,
     );

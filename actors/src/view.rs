@@ -64,6 +64,10 @@ pub struct ConfigStatus {
     /// Sources (files, HTTP) whose last read failed, with why; their last good content is in
     /// use.
     pub source_errors: std::collections::BTreeMap<String, String>,
+    /// Failed reads (of files, or parses of file_sd and http_sd lists) per source, since start.
+    pub source_read_errors: std::collections::BTreeMap<String, u64>,
+    /// Failed http_sd requests per source, since start.
+    pub http_sd_failures: std::collections::BTreeMap<String, u64>,
 }
 
 /// The write halves of the node's published state; each goes to its one owner.

@@ -50,3 +50,7 @@ pub const HTTP_TOKEN_ENV: &str = "RINGPOLL_HTTP_TOKEN";
 pub const COOKIE_ENV: &str = "RINGPOLL_COOKIE";
 /// The cookie of loopback-only clusters with no cookie configured (logged as insecure).
 pub const INSECURE_LOOPBACK_COOKIE: &str = "ringpoll-insecure-loopback-cookie";
+/// Default `refresh_interval` of `file` and `file_sd` groups (they are also watched).
+pub const DEFAULT_FILE_REFRESH: Duration = Duration::from_secs(300);
+/// Default `refresh_interval` of `http_sd` groups.
+pub const DEFAULT_HTTP_REFRESH: Duration = Duration::from_secs(60);

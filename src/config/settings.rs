@@ -10,6 +10,8 @@ use ringpoll_actors::model::{NodeName, ProbeKind, TargetSpec};
 use ringpoll_actors::restart::RestartPolicy;
 use ringpoll_actors::sink::{SinkSettings, SinkSpec};
 
+use super::sources::SourceReport;
+
 /// Where the cluster cookie came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CookieSource {
@@ -131,6 +133,8 @@ pub struct Settings {
     pub targets: Vec<Arc<TargetSpec>>,
     /// One summary per `[[targets]]` group.
     pub groups: Vec<GroupSummary>,
+    /// What reading the target sources found: their content, failures, what to watch.
+    pub sources: SourceReport,
 }
 
 impl fmt::Display for Settings {

@@ -16,8 +16,10 @@ use toml::Spanned;
 use ringpoll_actors::model::{Check, Host, Labels, TargetSpec};
 use ringpoll_actors::probe::health::Thresholds;
 
+use super::defaults::{DEFAULT_FILE_REFRESH, DEFAULT_HTTP_REFRESH};
 use super::error::{ConfigError, Locator};
 use super::raw::RawGroup;
+use super::sources::{parse_sd, Read, SourceReader};
 
 /// Collects the targets of all groups.
 pub(super) struct Expander<'a> {
@@ -39,6 +41,8 @@ enum Source {
     Config { key: String },
     /// A hosts file; positions are line numbers.
     File { path: std::path::PathBuf },
+    /// A file_sd file or an http_sd URL; positions are entry numbers, columns target numbers.
+    Sd { id: String },
 }
 
 /// Where a target was listed: a source, a position in it (a byte offset in the config, a line
@@ -51,6 +55,7 @@ struct Origin {
 }
 
 /// The settings shared by a group's targets.
+#[derive(Clone)]
 pub(super) struct GroupTemplate {
     /// How they are checked.
     pub(super) check: Check,
@@ -127,6 +132,7 @@ impl<'a> Expander<'a> {
         let first = match &self.sources[first.source] {
             Source::Config { key } => where_in(self.loc, first.pos, key),
             Source::File { path } => format!("{}:{}", path.display(), first.pos),
+            Source::Sd { id } => format!("{id} entry {} target {}", first.pos, first.col),
         };
         let msg =
             format!("duplicate target {key}: already listed by {first}; list each target once");
@@ -139,35 +145,43 @@ impl<'a> Expander<'a> {
                 col: at.col,
                 msg,
             },
+            Source::Sd { id } => ConfigError::Read {
+                path: id.into(),
+                msg: format!("entry {} target {}: {msg}", at.pos, at.col),
+            },
         }
     }
 
-    /// Adds the targets of group `i`; returns a short description of where they came from.
+    /// Adds the targets of group `i`, reading its sources through `sources`; returns a short
+    /// description of where they came from.
     pub(super) fn group(
         &mut self,
         i: usize,
         g: &Spanned<RawGroup>,
         t: GroupTemplate,
+        sources: &mut SourceReader<'_>,
     ) -> Result<String, ConfigError> {
         let raw = g.get_ref();
-        let sources = [
+        let given = [
             raw.hosts.as_ref().map(|h| h.span().start),
             raw.cidr.as_ref().map(|c| c.span().start),
             raw.file.as_ref().map(|f| f.span().start),
+            raw.file_sd.as_ref().map(|f| f.span().start),
+            raw.http_sd.as_ref().map(|f| f.span().start),
         ];
-        let set: Vec<usize> = sources.iter().flatten().copied().collect();
+        let set: Vec<usize> = given.iter().flatten().copied().collect();
         match set.len() {
             0 => {
                 return Err(self.loc.at(
                     g.span().start,
-                    format!("targets[{i}]: set exactly one of hosts = [..], cidr = \"..\" or file = \"..\""),
+                    format!("targets[{i}]: set exactly one of hosts = [..], cidr, file, file_sd or http_sd"),
                 ))
             }
             1 => {}
             _ => {
                 return Err(self.loc.at(
                     set[1],
-                    format!("targets[{i}]: hosts, cidr and file are exclusive; set exactly one per [[targets]] group"),
+                    format!("targets[{i}]: hosts, cidr, file, file_sd and http_sd are exclusive; set exactly one per [[targets]] group"),
                 ))
             }
         }
@@ -200,9 +214,38 @@ impl<'a> Expander<'a> {
             self.cidr(i, cidr.get_ref(), at, &t)?;
             return Ok(format!("cidr {}", cidr.get_ref()));
         }
-        let file = raw.file.as_ref().expect("exactly one source is set");
-        self.file(i, file, &t)?;
-        Ok(format!("file {}", file.get_ref()))
+        let refresh = raw.refresh_interval.as_ref().map(|r| r.get_ref().0);
+        if let Some(file) = &raw.file {
+            sources.refresh_every(refresh.unwrap_or(DEFAULT_FILE_REFRESH));
+            self.file(i, file, &t, sources)?;
+            return Ok(format!("file {}", file.get_ref()));
+        }
+        if let Some(sd) = &raw.file_sd {
+            sources.refresh_every(refresh.unwrap_or(DEFAULT_FILE_REFRESH));
+            self.file_sd(i, sd, &t, sources)?;
+            return Ok(format!("file_sd {}", sd.get_ref()));
+        }
+        let url = raw.http_sd.as_ref().expect("exactly one source is set");
+        sources.refresh_every(refresh.unwrap_or(DEFAULT_HTTP_REFRESH));
+        let token = match &raw.http_sd_token_file {
+            None => None,
+            Some(f) => {
+                let path = self.base.join(f.get_ref());
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.loc.at(
+                        f.span().start,
+                        format!(
+                            "targets[{i}].http_sd_token_file: cannot read {}: {e}",
+                            path.display()
+                        ),
+                    )
+                })?;
+                Some(text.lines().next().unwrap_or("").trim().to_string())
+            }
+        };
+        let body = sources.http(url.get_ref(), token.as_deref());
+        self.sd_list(url.get_ref(), &body, &t, sources, true)?;
+        Ok(format!("http_sd {}", url.get_ref()))
     }
 }
 
@@ -279,18 +322,48 @@ impl<'a> Expander<'a> {
         i: usize,
         file: &Spanned<String>,
         t: &GroupTemplate,
+        sources: &mut SourceReader<'_>,
     ) -> Result<(), ConfigError> {
         let key = format!("targets[{i}].file");
         let path = self.base.join(file.get_ref());
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            self.loc.at(
-                file.span().start,
-                format!("{key}: cannot read {}: {e}", path.display()),
-            )
-        })?;
-        let floc = Locator::new(&path, &text);
+        let id = path.display().to_string();
+        let text = match sources.file(&path) {
+            Ok(Read::Content(text)) => text,
+            Ok(Read::Nothing) => return Ok(()),
+            Err(why) => return Err(self.loc.at(file.span().start, format!("{key}: {why}"))),
+        };
+        let mark = self.mark();
+        match self.hosts_file(&key, &path, &text, t, file.span().start) {
+            Ok(()) => sources.good(&id, text),
+            Err(err) => {
+                self.rollback(mark);
+                match sources.failed(&id, Some(&text), err.to_string()) {
+                    Err(_) => return Err(err),
+                    Ok(Read::Nothing) => {}
+                    Ok(Read::Content(last)) => {
+                        self.hosts_file(&key, &path, &last, t, file.span().start)?;
+                        sources.good(&id, last);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The hosts of one hosts file's `text`.
+    fn hosts_file(
+        &mut self,
+        key: &str,
+        path: &Path,
+        text: &str,
+        t: &GroupTemplate,
+        at_key: usize,
+    ) -> Result<(), ConfigError> {
+        let floc = Locator::new(path, text);
         self.reserve(text.lines().count().min(self.max - self.out.len()));
-        let source = self.source(Source::File { path: path.clone() });
+        let source = self.source(Source::File {
+            path: path.to_path_buf(),
+        });
         let mut offset = 0usize;
         let mut count = 0usize;
         for (line_no, line) in text.split_inclusive('\n').enumerate() {
@@ -317,12 +390,146 @@ impl<'a> Expander<'a> {
             count += 1;
         }
         if count == 0 {
-            return Err(self.loc.at(
-                file.span().start,
-                format!("{key}: {} lists no hosts", path.display()),
-            ));
+            return Err(self
+                .loc
+                .at(at_key, format!("{key}: {} lists no hosts", path.display())));
         }
         Ok(())
+    }
+
+    /// Every file matching the group's file_sd glob (a `*` pattern in the last segment).
+    fn file_sd(
+        &mut self,
+        i: usize,
+        sd: &Spanned<String>,
+        t: &GroupTemplate,
+        sources: &mut SourceReader<'_>,
+    ) -> Result<(), ConfigError> {
+        let key = format!("targets[{i}].file_sd");
+        let pattern = self.base.join(sd.get_ref());
+        let (dir, glob) = match (pattern.parent(), pattern.file_name()) {
+            (Some(d), Some(g)) => (d.to_path_buf(), g.to_string_lossy().into_owned()),
+            _ => {
+                return Err(self.loc.at(
+                    sd.span().start,
+                    format!("{key}: expected a path such as \"sd/*.json\""),
+                ))
+            }
+        };
+        let files = sources
+            .glob(&dir, &glob)
+            .map_err(|why| self.loc.at(sd.span().start, format!("{key}: {why}")))?;
+        for path in files {
+            let text = match sources.read(&path) {
+                Ok(Read::Content(text)) => text,
+                Ok(Read::Nothing) => continue,
+                Err(why) => return Err(self.loc.at(sd.span().start, format!("{key}: {why}"))),
+            };
+            let id = path.display().to_string();
+            self.sd_list(&id, &text, t, sources, false)?;
+        }
+        Ok(())
+    }
+
+    /// The targets of one file_sd or http_sd list (`text`, from source `id`). A list that does
+    /// not parse, or names a bad target, is handled as `sources` says (for http_sd, always by
+    /// keeping the last good list).
+    fn sd_list(
+        &mut self,
+        id: &str,
+        text: &Arc<String>,
+        t: &GroupTemplate,
+        sources: &mut SourceReader<'_>,
+        http: bool,
+    ) -> Result<(), ConfigError> {
+        let mark = self.mark();
+        let attempt = |me: &mut Self, text: &str| me.sd_entries(id, text, t);
+        match attempt(self, text) {
+            Ok(()) => {
+                sources.good(id, text.clone());
+                Ok(())
+            }
+            Err(why) => {
+                self.rollback(mark);
+                let fallback = if http {
+                    sources.failed_keeping(id, Some(text), why.clone())
+                } else {
+                    sources.failed(id, Some(text), why.clone())
+                };
+                match fallback {
+                    Err(_) => Err(ConfigError::Read {
+                        path: id.into(),
+                        msg: why,
+                    }),
+                    Ok(Read::Nothing) => Ok(()),
+                    Ok(Read::Content(last)) => {
+                        attempt(self, &last).map_err(|msg| ConfigError::Read {
+                            path: id.into(),
+                            msg,
+                        })?;
+                        sources.good(id, last);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Parses and adds a file_sd or http_sd list.
+    fn sd_entries(&mut self, id: &str, text: &str, t: &GroupTemplate) -> Result<(), String> {
+        let entries = parse_sd(id, text)?;
+        let source = self.source(Source::Sd { id: id.to_string() });
+        for (e, entry) in entries.iter().enumerate() {
+            for name in entry.labels.keys() {
+                check_label(name).map_err(|m| format!("{id}: entry {}: {m}", e + 1))?;
+            }
+            let labels: Labels = if entry.labels.is_empty() {
+                t.labels.clone()
+            } else {
+                let mut merged = (*t.labels).clone();
+                merged.extend(entry.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+                Arc::new(merged)
+            };
+            for (n, target) in entry.targets.iter().enumerate() {
+                let at = |m: String| format!("{id}: entry {} target {}: {m}", e + 1, n + 1);
+                let (host, port) = sd_target(target, &t.check).map_err(at)?;
+                let check = match (&t.check, port) {
+                    (Check::Tcp { .. }, Some(port)) => Check::Tcp { port },
+                    (Check::Ssh { settings, .. }, Some(port)) => Check::Ssh {
+                        port,
+                        settings: settings.clone(),
+                    },
+                    (c, _) => c.clone(),
+                };
+                let template = GroupTemplate {
+                    check,
+                    labels: labels.clone(),
+                    ..t.clone()
+                };
+                let origin = Origin {
+                    source,
+                    pos: e + 1,
+                    col: n + 1,
+                };
+                self.add(host, &template, origin, |msg| ConfigError::Read {
+                    path: id.into(),
+                    msg,
+                })
+                .map_err(|err| err.to_string())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the lists stand now (to roll back a source that turns out bad).
+    fn mark(&self) -> (usize, usize) {
+        (self.out.len(), self.sources.len())
+    }
+
+    fn rollback(&mut self, (out, sources): (usize, usize)) {
+        self.out.truncate(out);
+        self.origins.truncate(out);
+        self.sources.truncate(sources);
     }
 
     fn source(&mut self, source: Source) -> usize {
@@ -361,4 +568,57 @@ impl<'a> Expander<'a> {
         self.out.push(Arc::new(spec));
         Ok(())
     }
+}
+
+/// A file_sd or http_sd target: a host, or `host:port` for the kinds with a port (IPv6 as
+/// `[addr]:port`; a bare address is a host). Returns the host and the port given, if any.
+fn sd_target(target: &str, check: &Check) -> Result<(Host, Option<u16>), String> {
+    let target = target.trim();
+    if let Ok(ip) = target.parse::<IpAddr>() {
+        return Ok((Host::Ip(ip), None));
+    }
+    let split = match target.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once("]:")
+            .map(|(h, p)| (h, Some(p)))
+            .ok_or_else(|| format!("{target:?}: expected [ADDRESS]:PORT"))?,
+        None => match target.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (target, None),
+        },
+    };
+    let (host, port) = split;
+    let host = Host::parse(host)?;
+    let port = match port {
+        None => None,
+        Some(p) => {
+            if matches!(check, Check::Icmp) {
+                return Err(format!("{target:?}: icmp targets take no port"));
+            }
+            match p.parse::<u16>() {
+                Ok(p) if p > 0 => Some(p),
+                _ => return Err(format!("{target:?}: expected a port from 1 to 65535")),
+            }
+        }
+    };
+    Ok((host, port))
+}
+
+/// Label names follow Prometheus: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`, and not
+/// one of the names results already use.
+pub(super) fn check_label(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with("__")
+    {
+        return Err(format!(
+            "label name {name:?} is invalid; expected [a-zA-Z_][a-zA-Z0-9_]* not starting with __"
+        ));
+    }
+    if matches!(name, "target" | "probe" | "node" | "instance" | "job") {
+        return Err(format!("label name {name:?} is reserved; choose another"));
+    }
+    Ok(())
 }

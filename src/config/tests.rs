@@ -244,7 +244,9 @@ fn a_group_needs_exactly_one_source() {
         "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\ncidr = \"127.0.0.0/30\"\nprobe = \"icmp\"\n"
     ));
     assert!(
-        e.starts_with("test.toml:5:8: targets[0]: hosts, cidr and file are exclusive"),
+        e.starts_with(
+            "test.toml:5:8: targets[0]: hosts, cidr, file, file_sd and http_sd are exclusive"
+        ),
         "{e}"
     );
     let e = err(&format!(
@@ -975,4 +977,145 @@ fn the_readme_defaults_match_the_code() {
         ringpoll_actors::model::default_retry_interval(Duration::from_secs(4)),
         Duration::from_secs(1)
     );
+}
+
+/// A config in `dir` with `groups` appended, parsed through `reader`.
+fn parse_in(
+    dir: &Path,
+    groups: &str,
+    reader: super::sources::SourceReader<'_>,
+) -> Result<Settings, ConfigError> {
+    let text = format!("{NODE}{groups}");
+    super::parse_with(
+        &dir.join("config.toml"),
+        &text,
+        dir,
+        &Overrides::default(),
+        reader,
+    )
+}
+
+#[test]
+fn file_sd_groups_read_json_and_yaml_with_ports_and_merged_labels() {
+    use super::sources::{Mode, SourceCache, SourceReader};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sd")).unwrap();
+    std::fs::write(
+        dir.path().join("sd/a.json"),
+        r#"[{"targets": ["127.0.0.1", "127.0.0.2:2222"], "labels": {"env": "lab", "team": "sd"}}]"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("sd/b.yaml"), "- targets: ['[::1]:80']\n").unwrap();
+    std::fs::write(dir.path().join("sd/ignored.txt"), "not a list").unwrap();
+    let none = SourceCache::default();
+    let s = parse_in(
+        dir.path(),
+        "[[targets]]\nfile_sd = \"sd/*.json\"\nprobe = \"tcp\"\nport = 22\nlabels = { team = \"ops\", site = \"lo\" }\n\
+         [[targets]]\nfile_sd = \"sd/*.yaml\"\nprobe = \"tcp\"\nport = 22\n",
+        SourceReader::new(Mode::Strict, &none),
+    )
+    .unwrap();
+    let ids: Vec<&str> = s.targets.iter().map(|t| &*t.id).collect();
+    assert_eq!(ids, ["127.0.0.1:22", "127.0.0.2:2222", "[::1]:80"]);
+    let labels = &s.targets[0].labels;
+    assert_eq!(
+        (
+            labels["env"].as_str(),
+            labels["team"].as_str(),
+            labels["site"].as_str()
+        ),
+        ("lab", "sd", "lo"),
+        "the entry's labels win over the group's"
+    );
+    assert_eq!(s.sources.watch.len(), 2);
+    assert_eq!(s.sources.refresh, Some(DEFAULT_FILE_REFRESH));
+    assert_eq!(s.groups[0].source, "file_sd sd/*.json");
+}
+
+#[test]
+fn file_sd_errors_name_the_file_entry_and_target_and_duplicates_both_places() {
+    use super::sources::{Mode, SourceCache, SourceReader};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.json"),
+        r#"[{"targets": ["127.0.0.1"]}, {"targets": ["127.0.0.2", "127.0.0.3:80"]}]"#,
+    )
+    .unwrap();
+    let none = SourceCache::default();
+    let e = parse_in(
+        dir.path(),
+        "[[targets]]\nfile_sd = \"*.json\"\nprobe = \"icmp\"\n",
+        SourceReader::new(Mode::Strict, &none),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.ends_with("a.json: entry 2 target 2: \"127.0.0.3:80\": icmp targets take no port"),
+        "{e}"
+    );
+    std::fs::write(dir.path().join("a.json"), r#"[{"targets": ["127.0.0.1"]}]"#).unwrap();
+    std::fs::write(dir.path().join("hosts.txt"), "127.0.0.1\n").unwrap();
+    let e = parse_in(
+        dir.path(),
+        "[[targets]]\nfile = \"hosts.txt\"\nprobe = \"icmp\"\n[[targets]]\nfile_sd = \"*.json\"\nprobe = \"icmp\"\n",
+        SourceReader::new(Mode::Strict, &none),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("a.json: entry 1 target 1: duplicate target icmp/127.0.0.1: already listed by")
+            && e.contains("hosts.txt:1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_source_that_breaks_keeps_its_last_good_content_when_refreshed() {
+    use super::sources::{Mode, SourceCache, SourceReader};
+    let dir = tempfile::tempdir().unwrap();
+    let groups = "[[targets]]\nfile = \"hosts.txt\"\nprobe = \"icmp\"\n[[targets]]\nfile_sd = \"sd-*.json\"\nprobe = \"icmp\"\n";
+    std::fs::write(dir.path().join("hosts.txt"), "127.0.0.1\n127.0.0.2\n").unwrap();
+    std::fs::write(
+        dir.path().join("sd-a.json"),
+        r#"[{"targets": ["127.0.0.3"]}]"#,
+    )
+    .unwrap();
+    let none = SourceCache::default();
+    let good = parse_in(dir.path(), groups, SourceReader::new(Mode::Strict, &none)).unwrap();
+    assert_eq!(good.targets.len(), 3);
+    // The hosts file gets a bad line, the file_sd file bad JSON, and a new bad file appears.
+    std::fs::write(
+        dir.path().join("hosts.txt"),
+        "127.0.0.1\n127.0.0.2\nno such host!\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("sd-a.json"), "[{").unwrap();
+    std::fs::write(dir.path().join("sd-b.json"), "{}").unwrap();
+    let cache = good.sources.cache.clone();
+    assert!(parse_in(dir.path(), groups, SourceReader::new(Mode::Strict, &cache)).is_err());
+    let kept = parse_in(
+        dir.path(),
+        groups,
+        SourceReader::new(Mode::KeepLastGood, &cache),
+    )
+    .unwrap();
+    let ids: Vec<&str> = kept.targets.iter().map(|t| &*t.id).collect();
+    assert_eq!(ids, ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+    assert_eq!(kept.sources.errors.len(), 3, "{:?}", kept.sources.errors);
+    let hosts_error = &kept.sources.errors[&dir.path().join("hosts.txt").display().to_string()];
+    assert!(hosts_error.contains("hosts.txt:3:1"), "{hosts_error}");
+    // Fixed: the new content is read, and no error is left.
+    std::fs::write(dir.path().join("hosts.txt"), "127.0.0.1\n127.0.0.4\n").unwrap();
+    std::fs::write(dir.path().join("sd-a.json"), "[]").unwrap();
+    std::fs::remove_file(dir.path().join("sd-b.json")).unwrap();
+    let cache = kept.sources.cache.clone();
+    let fixed = parse_in(
+        dir.path(),
+        groups,
+        SourceReader::new(Mode::KeepLastGood, &cache),
+    )
+    .unwrap();
+    let ids: Vec<&str> = fixed.targets.iter().map(|t| &*t.id).collect();
+    assert_eq!(ids, ["127.0.0.1", "127.0.0.4"]);
+    assert!(fixed.sources.errors.is_empty());
 }

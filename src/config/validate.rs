@@ -25,8 +25,9 @@ use super::raw::{
 use super::settings::{
     ClusterConfig, ClusterNet, CookieSource, GroupSummary, HttpConfig, Overrides, Settings,
 };
+use super::sources::SourceReader;
 use super::ssh::SshLoader;
-use super::targets::{Expander, GroupTemplate};
+use super::targets::{check_label, Expander, GroupTemplate};
 
 /// Validates the file with command-line overrides applied. Sections are checked in file
 /// order, so the first error reported is the first in the file.
@@ -35,6 +36,7 @@ pub(super) fn validate(
     loc: &Locator<'_>,
     base: &Path,
     ov: &Overrides,
+    mut sources: SourceReader<'_>,
 ) -> Result<Settings, ConfigError> {
     let node = node(&raw.node, loc, ov)?;
     let cluster = cluster(&raw.cluster, loc, base, ov)?;
@@ -52,7 +54,7 @@ pub(super) fn validate(
         }
         Some(m) => *m.get_ref(),
     };
-    let (targets, groups) = groups(&raw, &probe, loc, base)?;
+    let (targets, groups) = groups(&raw, &probe, loc, base, &mut sources)?;
     Ok(Settings {
         node,
         cluster,
@@ -66,6 +68,7 @@ pub(super) fn validate(
         supervision,
         targets,
         groups,
+        sources: sources.report,
     })
 }
 
@@ -236,6 +239,7 @@ fn groups(
     defaults: &ProbeDefaults,
     loc: &Locator<'_>,
     base: &Path,
+    sources: &mut SourceReader<'_>,
 ) -> Result<
     (
         Vec<Arc<ringpoll_actors::model::TargetSpec>>,
@@ -287,7 +291,7 @@ fn groups(
             timeout,
             labels,
         };
-        let source = expander.group(i, g, template)?;
+        let source = expander.group(i, g, template, sources)?;
         groups.push(GroupSummary {
             source,
             probe,
@@ -379,25 +383,6 @@ fn check_interval_timeout(
                 humantime::format_duration(interval)
             ),
         ));
-    }
-    Ok(())
-}
-
-/// Label names follow Prometheus: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`, and not
-/// one of the names results already use.
-fn check_label(name: &str) -> Result<(), String> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.starts_with("__")
-    {
-        return Err(format!(
-            "label name {name:?} is invalid; expected [a-zA-Z_][a-zA-Z0-9_]* not starting with __"
-        ));
-    }
-    if matches!(name, "target" | "probe" | "node" | "instance" | "job") {
-        return Err(format!("label name {name:?} is reserved; choose another"));
     }
     Ok(())
 }

@@ -78,6 +78,11 @@ impl Node {
         Self::spawn(dir, config, &[], env)
     }
 
+    /// Starts a node on an existing config file with extra arguments.
+    pub fn start_with_args(dir: tempfile::TempDir, config: &Path, args: &[&str]) -> Node {
+        Self::spawn(dir, config, args, &[])
+    }
+
     /// Like [`Node::start_args`], inside network namespace `netns`.
     pub fn start_in_netns(netns: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
