@@ -418,6 +418,124 @@ def scale(d, sizes):
     report("5. Scale", rows, f"ring {line.strip()}; actor floor ~11 KiB per target")
 
 
+def reload(d, n_targets):
+    """Issue 12 at scale: a 2-node cluster on one list of n targets reloads it with 1% changed
+    (half removed, half added); and two nodes whose sets share nothing find each other's."""
+    base = "127.77.210"
+    keep = hosts_file(d, n_targets, prefix="127.4")
+    lines = open(keep).read().splitlines()
+    changed = n_targets // 100
+    added = [f"127.5.{i // 256}.{i % 256}" for i in range(changed // 2)]
+    new_list = write(os.path.join(d, "reload-new.txt"), "\n".join(lines[changed // 2:] + added) + "\n")
+    hosts = os.path.join(d, "reload-hosts.txt")
+    shutil.copy(keep, hosts)
+    # Heartbeats every 250 ms and suspect after 350 ms: any heartbeat delayed 100 ms or more
+    # is logged as a suspect member.
+    cfg = write(os.path.join(d, "reload.toml"),
+                f'[node]\nname = "x"\n[cluster]\nheartbeat_interval = "250ms"\nsuspect_after = "350ms"\ndead_after = "2s"\n'
+                f'[probe]\ninterval = "10s"\ntimeout = "1s"\nmax_targets = 1048576\n'
+                f'[[targets]]\nfile = "{hosts}"\nprobe = "icmp"\n')
+    procs, logs, res = {}, {}, {}
+
+    def start(name, i, seeds, config):
+        logs[name], res[name] = os.path.join(d, f"rl-{name}.log"), os.path.join(d, f"rl-{name}.jsonl")
+        args = [RINGPOLL, "node", "--config", config, "--name", name, "--listen", f"{base}.{i}:4701", "--http", "off", "--results", res[name]]
+        for s_ in seeds:
+            args += ["--seed", f"{base}.{s_}:4701"]
+        procs[name] = subprocess.Popen(args, stdout=open(logs[name], "w"), stderr=subprocess.STDOUT,
+                                       env=dict(os.environ, RUST_LOG="info,ringpoll_actors::probe::actor=warn"))
+
+    def wait_log(name, needle, count=1, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if open(logs[name]).read().count(needle) >= count:
+                return time.time()
+            time.sleep(0.05)
+        raise RuntimeError(f"{name}: no {needle!r} in the log")
+
+    def gaps(names, t0, t1, targets):
+        """Per target, the largest time between two results around [t0, t1] (ms)."""
+        seen = {}
+        for n in names:
+            for line in open(res[n]):
+                r = json.loads(line)
+                if r["target"] in targets:
+                    ts = parse_ts(r["ts"])
+                    if t0 - 11 <= ts <= t1 + 11:
+                        seen.setdefault(r["target"], []).append(ts)
+        worst = 0.0
+        for ts in seen.values():
+            ts.sort()
+            worst = max([worst] + [b - a for a, b in zip(ts, ts[1:])])
+        return worst, len(seen)
+
+    rows = []
+    try:
+        start("n1", 1, [], cfg)
+        start("n2", 2, [1], cfg)
+        for n in ("n1", "n2"):
+            wait_log(n, "ring rebuilt: 2 member(s)")
+        time.sleep(14)
+        unchanged = set(lines[changed // 2:])
+        # A quiet window first: the steady cost of probing, and the gaps of a normal round.
+        quiet0, cpu_q = time.time(), {n: cpu_s(procs[n].pid) for n in procs}
+        time.sleep(11)
+        quiet_gap, _ = gaps(["n1", "n2"], quiet0, time.time() - 11, unchanged)
+        cpu0 = {n: cpu_s(procs[n].pid) for n in procs}
+        t0 = time.time()
+        steady = {n: (cpu0[n] - cpu_q[n]) / (t0 - quiet0) for n in procs}
+        shutil.copy(new_list, hosts)  # both watch the file; SIGHUP too, as an operator would
+        for n in ("n1", "n2"):
+            procs[n].send_signal(1)
+        applied = max(wait_log(n, "config reloaded") for n in ("n1", "n2"))
+        time.sleep(12)
+        cpu1 = {n: cpu_s(procs[n].pid) for n in procs}
+        elapsed = time.time() - t0
+        # The reload's CPU: the window's, less probing's steady cost over the same time.
+        extra = {n: cpu1[n] - cpu0[n] - steady[n] * elapsed for n in procs}
+        reload_gap, covered = gaps(["n1", "n2"], t0, t0 + 1, unchanged)
+        suspects = sum(open(logs[n]).read().count("suspect (") for n in ("n1", "n2"))
+        rows.append((f"reload {n_targets} targets, {changed} changed", {
+            "applied_after_s": round(applied - t0, 3),
+            "reload_cpu_s_n1": round(extra["n1"], 2), "reload_cpu_s_n2": round(extra["n2"], 2),
+            "steady_cpu_per_s": round(steady["n1"], 2), "window_s": round(elapsed, 1),
+            "largest_gap_s_unchanged": round(reload_gap, 3), "largest_gap_s_quiet": round(quiet_gap, 3),
+            "targets_checked": covered, "suspect_lines": suspects}))
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+    # Two nodes whose sets share nothing.
+    procs.clear()
+    other = hosts_file(d, n_targets, prefix="127.6")
+    cfg_a = write(os.path.join(d, "disjoint-a.toml"),
+                  f'[node]\nname = "x"\n[probe]\ninterval = "10s"\ntimeout = "1s"\nmax_targets = 1048576\n'
+                  f'[[targets]]\nfile = "{keep}"\nprobe = "icmp"\n')
+    cfg_b = write(os.path.join(d, "disjoint-b.toml"),
+                  f'[node]\nname = "x"\n[probe]\ninterval = "10s"\ntimeout = "1s"\nmax_targets = 1048576\n'
+                  f'[[targets]]\nfile = "{other}"\nprobe = "icmp"\n')
+    try:
+        start("d1", 11, [], cfg_a)
+        wait_log("d1", "ring rebuilt")
+        t0 = time.time()
+        start("d2", 12, [11], cfg_b)
+        joined = wait_log("d1", "member d2 joined")
+        need = f"{n_targets} more, {n_targets} fewer"
+        done = max(wait_log(n, need, timeout=120) for n in ("d1", "d2"))
+        time.sleep(2)
+        rows.append((f"two nodes, {n_targets} targets each, none shared", {
+            "caught_up_after_join_s": round(done - joined, 3),
+            "rss_mb_d1": round(rss_kb(procs["d1"].pid) / 1024, 1), "rss_mb_d2": round(rss_kb(procs["d2"].pid) / 1024, 1)}))
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait()
+    report("7. Live targets", rows,
+           "targets: reload under 1 s of CPU per node; no probe of an unchanged target later than in the quiet window + 0.1 s; "
+           "no heartbeat 100 ms late (suspect_after 350 ms with heartbeats every 250 ms: a late one is logged); "
+           "disjoint sets reconciled within a few seconds")
+
+
 def baseline(d, n):
     def serial():
         return timed(["sh", "-c", f"for i in $(seq 1 {n}); do ping -c 3 -w 1 127.0.0.$i >/dev/null; done"])
@@ -587,7 +705,7 @@ def main():
     a.out = a.out or os.path.join(ROOT, "bench", "soak-last-run.json" if a.soak else "last-run.json")
     if os.geteuid() != 0:
         sys.exit("bench: run as root (raw ICMP sockets, network namespaces, sshd)")
-    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6"}
+    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6", "7"}
     reps = 2 if a.quick else 5
     RESULTS["machine"] = {"cpus": os.cpu_count(), "kernel": platform.release(), "quick": a.quick,
                           "fping": sh("fping", "--version", check=False).stdout.strip(),
@@ -609,6 +727,8 @@ def main():
             scale(d, [10000] if a.quick else [10000, 100000])
         if "6" in only:
             baseline(d, 16 if a.quick else 255)
+        if "7" in only:
+            reload(d, 20000 if a.quick else 100000)
     with open(a.out, "w") as f:
         json.dump(RESULTS, f, indent=1)
     print(f"\nwrote {a.out}")

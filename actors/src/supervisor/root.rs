@@ -12,8 +12,8 @@
 //!
 //! A failed child is restarted after a backoff while its budget (`[supervision]`) allows; when
 //! the budget is spent the root gives up, stops, and the process exits non-zero so a service
-//! manager can restart it. Shutdown runs in reverse: membership, ring owner, probe actors, then
-//! the sink is drained.
+//! manager can restart it. Shutdown runs in reverse: membership, catalog, ring owner, probe
+//! actors, then the sink is drained.
 //!
 //! The root is the one place that knows every child. It holds their [`ChildLinks`] and points
 //! them at each (re)started instance, hands each child the links it sends on and the
@@ -274,6 +274,11 @@ impl RootState {
         }
         if let Some(m) = links.membership.get() {
             m.stop_and_wait(Some("shutdown".into()), Some(STEP))
+                .await
+                .ok();
+        }
+        if let Some(c) = links.catalog.get() {
+            c.stop_and_wait(Some("shutdown".into()), Some(STEP))
                 .await
                 .ok();
         }
