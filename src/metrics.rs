@@ -267,6 +267,17 @@ impl prometheus_client::collector::Collector for NodeCollector {
             "http_sd requests that failed; the last good list was used",
             &by_source(&config.http_sd_failures),
         )?;
+        let by_trigger: Vec<(Labels, u64)> = config
+            .refreshes
+            .iter()
+            .map(|(t, n)| (vec![("trigger".to_string(), t.clone())], *n))
+            .collect();
+        counter(
+            &mut enc,
+            "ringpoll_sd_refreshes",
+            "Re-reads of the target sources, by trigger: watch (a watched file changed) or interval (refresh_interval passed)",
+            &by_trigger,
+        )?;
         Ok(())
     }
 }

@@ -9,17 +9,16 @@
 //! removed ones stop, changed ones take their new settings from their next probe. Keys that
 //! only take effect at start are named as needing a restart; the rest of the reload applies.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use ractor::ActorRef;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use ringpoll_actors::catalog::set::settings_digest;
-use ringpoll_actors::model::{TargetKey, TargetSpec};
+use ringpoll_actors::catalog::set::{BucketedSet, Drift, TargetList};
+use ringpoll_actors::model::TargetSpec;
 use ringpoll_actors::supervisor::RootMsg;
 use ringpoll_actors::view::ConfigStatus;
 
@@ -95,19 +94,13 @@ pub fn needs_restart(started: &Settings, new: &Settings) -> Vec<String> {
     keys
 }
 
-/// How the target list changed: (added, removed, changed settings).
-pub fn target_changes(old: &[Arc<TargetSpec>], new: &[Arc<TargetSpec>]) -> (usize, usize, usize) {
-    let before: HashMap<TargetKey, &Arc<TargetSpec>> = old.iter().map(|t| (t.key(), t)).collect();
-    let (mut added, mut changed) = (0, 0);
-    for t in new {
-        match before.get(&t.key()) {
-            None => added += 1,
-            Some(o) if settings_digest(o) != settings_digest(t) => changed += 1,
-            Some(_) => {}
-        }
-    }
-    let removed = old.len() + added - new.len();
-    (added, removed, changed)
+/// The new target list and how it differs from `old`, computed where the sources were read
+/// (a blocking thread: at 100,000 targets this is tens of milliseconds no async thread
+/// should spend).
+fn listed(targets: Vec<Arc<TargetSpec>>, old: &BucketedSet) -> (TargetList, Drift) {
+    let list = TargetList::of(targets.into());
+    let drift = old.drift_to(&list.set);
+    (list, drift)
 }
 
 /// A request to the reloader.
@@ -115,6 +108,42 @@ pub fn target_changes(old: &[Arc<TargetSpec>], new: &[Arc<TargetSpec>]) -> (usiz
 pub enum Request {
     /// Reload; reply with what changed, or why the new config was refused.
     Reload(Option<oneshot::Sender<Result<ReloadReport, String>>>),
+}
+
+/// What made the reloader re-read the sources.
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    /// A watched file changed.
+    Watch,
+    /// refresh_interval passed.
+    Interval,
+}
+
+impl Trigger {
+    fn label(self) -> &'static str {
+        match self {
+            Trigger::Watch => "watch",
+            Trigger::Interval => "interval",
+        }
+    }
+
+    fn why(self) -> &'static str {
+        match self {
+            Trigger::Watch => "a watched file changed",
+            Trigger::Interval => "the refresh interval passed",
+        }
+    }
+}
+
+/// Whether a file event can mean new content: creations, writes, renames, removals, a writer
+/// closing the file. Not opens and reads, which reading the sources causes itself.
+fn may_change(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 /// How long the reloader waits after a watched file changed for more changes (an editor's
@@ -131,7 +160,7 @@ pub struct Reloader {
     /// The text of the config file the node runs (sources are re-read under it).
     text: String,
     /// The targets the node runs now.
-    targets: Vec<Arc<TargetSpec>>,
+    targets: TargetList,
     /// The last good content of every source.
     cache: SourceCache,
     /// What is watched, and how often everything is re-read.
@@ -139,13 +168,15 @@ pub struct Reloader {
     refresh: Option<Duration>,
     root: ActorRef<RootMsg>,
     status: watch::Sender<Arc<ConfigStatus>>,
+    /// When the sources were last read (changes seen before it are in what was read).
+    last_read: Instant,
 }
 
 impl std::fmt::Debug for Reloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reloader")
             .field("path", &self.path)
-            .field("targets", &self.targets.len())
+            .field("targets", &self.targets.specs.len())
             .field("watch", &self.watch)
             .finish()
     }
@@ -170,7 +201,7 @@ impl Reloader {
         let mut r = Reloader {
             path,
             overrides,
-            targets: started.targets.clone(),
+            targets: TargetList::of(started.targets.clone().into()),
             cache: SourceCache::default(),
             watch: Vec::new(),
             refresh: None,
@@ -178,6 +209,7 @@ impl Reloader {
             root,
             status,
             started: started.clone(),
+            last_read: Instant::now(),
         };
         r.took(&started.sources);
         r
@@ -185,7 +217,8 @@ impl Reloader {
 
     /// Serves requests until every sender is gone, re-reading the sources as they change.
     pub async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
-        let (changed_tx, mut changed) = mpsc::channel::<()>(64);
+        // Each change carries when it was seen: a read that started later has seen it.
+        let (changed_tx, mut changed) = mpsc::channel::<Instant>(64);
         // Kept alive while it watches; rebuilt when what is watched changes.
         let mut watching = self.watch.clone();
         let mut _watcher = self.watcher(changed_tx.clone());
@@ -216,14 +249,16 @@ impl Reloader {
                     // What is watched, and how often, may have changed with the config.
                     refresh = self.refresh_timer();
                 }
-                Some(()) = changed.recv() => {
-                    settle = Some(tokio::time::Instant::now() + SETTLE);
+                Some(at) = changed.recv() => {
+                    if at > self.last_read {
+                        settle = Some(tokio::time::Instant::now() + SETTLE);
+                    }
                 }
                 () = settled => {
                     settle = None;
-                    self.refresh("a watched file changed").await;
+                    self.refresh(Trigger::Watch).await;
                 }
-                () = due => self.refresh("the refresh interval passed").await,
+                () = due => self.refresh(Trigger::Interval).await,
             }
             if self.watch != watching {
                 watching = self.watch.clone();
@@ -232,10 +267,10 @@ impl Reloader {
         }
     }
 
-    /// A watcher of the directories of the watched files; every event for a watched name
-    /// sends on `changed`. None when nothing is watched (or inotify is not available: then
+    /// A watcher of the directories of the watched files; every event for a watched name that
+    /// [may change](may_change) it sends the time it was seen on `changed`. None when nothing is watched (or inotify is not available: then
     /// only the periodic refresh re-reads the sources, which is logged).
-    fn watcher(&self, changed: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    fn watcher(&self, changed: mpsc::Sender<Instant>) -> Option<notify::RecommendedWatcher> {
         use notify::Watcher;
         if self.watch.is_empty() {
             return None;
@@ -253,6 +288,9 @@ impl Reloader {
             .collect();
         let handler = move |event: notify::Result<notify::Event>| {
             let Ok(event) = event else { return };
+            if !may_change(&event.kind) {
+                return;
+            }
             let hit = event.paths.iter().any(|path| {
                 let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
                     return false;
@@ -262,7 +300,7 @@ impl Reloader {
                     .any(|(d, p)| d == dir && p.matches(&name.to_string_lossy()))
             });
             if hit {
-                let _ = changed.try_send(());
+                let _ = changed.try_send(Instant::now());
             }
         };
         let mut watcher = match notify::recommended_watcher(handler) {
@@ -317,37 +355,50 @@ impl Reloader {
         });
     }
 
-    /// Sends the new targets on when they differ from those running; returns the counts.
-    fn apply(&mut self, targets: Vec<Arc<TargetSpec>>) -> (usize, usize, usize) {
-        let (added, removed, changed) = target_changes(&self.targets, &targets);
-        if added + removed + changed > 0 {
-            self.targets = targets;
-            let _ = self
-                .root
-                .cast(RootMsg::SetTargets(self.targets.clone().into()));
+    /// Sends the new targets on when they differ from those running.
+    fn apply(&mut self, list: TargetList) {
+        if list.set.digest != self.targets.set.digest {
+            self.targets = list.clone();
+            let _ = self.root.cast(RootMsg::SetTargets(list));
         }
-        (added, removed, changed)
     }
 
     /// Re-reads the sources under the config the node runs; a source that fails keeps its
     /// last good content.
-    async fn refresh(&mut self, why: &str) {
+    async fn refresh(&mut self, trigger: Trigger) {
+        self.status.send_modify(|s| {
+            *Arc::make_mut(s)
+                .refreshes
+                .entry(trigger.label().into())
+                .or_default() += 1;
+        });
+        let why = trigger.why();
+        self.last_read = Instant::now();
         let (path, overrides, text, cache) = (
             self.path.clone(),
             self.overrides.clone(),
             self.text.clone(),
             self.cache.clone(),
         );
+        let old = self.targets.set.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let reader = SourceReader::new(Mode::KeepLastGood, &cache);
-            config::parse_with(&path, &text, config::base_of(&path), &overrides, reader)
+            let mut new =
+                config::parse_with(&path, &text, config::base_of(&path), &overrides, reader)?;
+            let (list, drift) = listed(std::mem::take(&mut new.targets), &old);
+            Ok::<_, config::ConfigError>((new, list, drift))
         })
         .await;
         match loaded {
-            Ok(Ok(new)) => {
+            Ok(Ok((new, list, drift))) => {
                 self.took(&new.sources);
-                let (added, removed, changed) = self.apply(new.targets);
-                if added + removed + changed > 0 {
+                self.apply(list);
+                if !drift.is_none() {
+                    let Drift {
+                        added,
+                        removed,
+                        changed,
+                    } = drift;
                     tracing::info!(
                         added,
                         removed,
@@ -380,17 +431,20 @@ impl Reloader {
             self.overrides.clone(),
             self.cache.clone(),
         );
+        let old = self.targets.set.clone();
+        self.last_read = Instant::now();
         let loaded = tokio::task::spawn_blocking(move || {
             let text = config::read(&path)?;
             let reader = SourceReader::new(Mode::Strict, &cache);
             let settings =
                 config::parse_with(&path, &text, config::base_of(&path), &overrides, reader)?;
-            Ok::<_, config::ConfigError>((text, settings))
+            let (list, drift) = listed(settings.targets.clone(), &old);
+            Ok::<_, config::ConfigError>((text, settings, list, drift))
         })
         .await
         .map_err(|e| format!("the reload stopped: {e}"))
         .and_then(|r| r.map_err(|e| e.to_string()));
-        let (text, new) = match loaded {
+        let (text, new, list, drift) = match loaded {
             Ok(s) => s,
             Err(error) => {
                 tracing::error!(%error, "reload refused; the node keeps running on the config it has: {error}");
@@ -406,8 +460,13 @@ impl Reloader {
         self.text = text;
         self.took(&new.sources);
         let needs_restart = needs_restart(&self.started, &new);
-        let targets = new.targets.len();
-        let (added, removed, changed) = self.apply(new.targets);
+        let targets = list.specs.len();
+        self.apply(list);
+        let Drift {
+            added,
+            removed,
+            changed,
+        } = drift;
         let report = ReloadReport {
             targets,
             added,
@@ -489,7 +548,18 @@ mod tests {
             "[[targets]]\nhosts = [\"127.0.0.2\", \"127.0.0.4\"]\nprobe = \"icmp\"\n\
              [[targets]]\nhosts = [\"127.0.0.3\"]\nprobe = \"icmp\"\nlabels = { site = \"x\" }\n",
         );
-        assert_eq!(target_changes(&old, &new), (1, 1, 1));
-        assert_eq!(target_changes(&old, &old), (0, 0, 0));
+        let old = TargetList::of(old.into());
+        let (_, drift) = listed(new, &old.set);
+        let (added, removed, changed) = (1, 1, 1);
+        assert_eq!(
+            drift,
+            Drift {
+                added,
+                removed,
+                changed
+            }
+        );
+        let (_, none) = listed(old.specs.to_vec(), &old.set);
+        assert!(none.is_none());
     }
 }

@@ -91,6 +91,18 @@ fn a_watched_hosts_file_applies_within_two_seconds_and_a_bad_edit_keeps_the_last
         1,
         Duration::from_secs(3),
     );
+    // Four edits, some seconds: a few re-reads, not one every time the reader's own reads
+    // of the file are seen as changes.
+    let metrics = http_get(http, "/metrics").unwrap();
+    let refreshes: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringpoll_sd_refreshes_total{trigger=\"watch\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no watch refresh count in {metrics}"));
+    assert!(
+        (4.0..=8.0).contains(&refreshes),
+        "{refreshes} re-reads for 4 edits"
+    );
 }
 
 #[test]

@@ -97,6 +97,7 @@
 pub mod catalog;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod fault;
+pub mod heavy;
 pub mod link;
 pub mod membership;
 pub mod model;

@@ -68,6 +68,9 @@ pub struct ConfigStatus {
     pub source_read_errors: std::collections::BTreeMap<String, u64>,
     /// Failed http_sd requests per source, since start.
     pub http_sd_failures: std::collections::BTreeMap<String, u64>,
+    /// Re-reads of the target sources since start, by what triggered them (`watch`: a watched
+    /// file changed; `interval`: refresh_interval passed).
+    pub refreshes: std::collections::BTreeMap<String, u64>,
 }
 
 /// The write halves of the node's published state; each goes to its one owner.

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use super::msg::CatalogMsg;
 use super::set::BucketedSet;
 use super::state::{Catalog, CatalogSummary, Drift, Fetch, FETCH_TIMEOUT};
+use crate::heavy::heavy;
 use crate::link::Link;
 use crate::membership::wire::PortMsg;
 use crate::model::{NodeName, TargetSpec};
@@ -95,7 +96,7 @@ impl Actor for CatalogActor {
     ) -> Result<(), ActorProcessingErr> {
         let fetches = match msg {
             CatalogMsg::SetTargets(targets) => {
-                state.catalog.set_own(&targets);
+                heavy("catalog update", || state.catalog.set_own(&targets));
                 state.publish(false);
                 Vec::new()
             }
@@ -145,15 +146,27 @@ impl Actor for CatalogActor {
 }
 
 impl CatalogState {
-    /// Publishes this node's set and the summary, and sends the view to the ring owner when it
-    /// changed (or always, with `force`).
+    /// Publishes this node's set and the summary, and builds and sends the view to the ring
+    /// owner when it changed (or always, with `force`). Membership says who is alive on every
+    /// change of a member, so most calls change nothing and cost a digest of a few members.
     fn publish(&mut self, force: bool) {
         let own = self.catalog.own().clone();
         if self.args.own_set.borrow().digest != own.digest || force {
             self.args.own_set.send_replace(own);
         }
-        let view = self.catalog.view();
-        let summary = view.summary(self.catalog.in_step());
+        let in_step = self.catalog.in_step();
+        if !force && self.sent == Some(self.catalog.view_digest()) {
+            self.args.summary.send_if_modified(|s| {
+                let changed = s.in_step != in_step;
+                if changed {
+                    Arc::make_mut(s).in_step = in_step;
+                }
+                changed
+            });
+            return;
+        }
+        let view = heavy("catalog view", || self.catalog.view());
+        let summary = view.summary(in_step);
         self.report_drift(&summary);
         self.args.summary.send_replace(Arc::new(summary));
         if force || self.sent != Some(view.digest) {

@@ -1,18 +1,18 @@
 //! The catalog actor's messages.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use ractor_cluster::RactorMessage;
 
-use crate::model::{NodeName, TargetSpec};
+use super::set::TargetList;
+use crate::model::NodeName;
 use crate::status::answer::{SetBuckets, SetDigests};
 
 /// Messages of the catalog.
 #[derive(Debug, RactorMessage)]
 pub enum CatalogMsg {
     /// This node's targets now (a reload, or a source that changed).
-    SetTargets(Arc<[Arc<TargetSpec>]>),
+    SetTargets(TargetList),
     /// The members in the ring other than this node, with the set digests they last announced
     /// (sent by membership whenever either changes).
     Members(BTreeMap<NodeName, u64>),

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::set::{bucket_digest, set_digest, BucketedSet, Entry, BUCKETS};
+pub use super::set::Drift;
+use super::set::{bucket_digest, set_digest, BucketedSet, Entry, TargetList, BUCKETS};
 use crate::model::{NodeName, TargetKey, TargetSpec};
 use crate::ring::placement::Ring;
 
@@ -41,24 +42,6 @@ pub enum Fetch {
     Digests(NodeName),
     /// The entries of these buckets.
     Buckets(NodeName, Vec<u16>),
-}
-
-/// How a member's set differs from this node's.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Drift {
-    /// Targets it lists that this node does not.
-    pub added: usize,
-    /// Targets this node lists that it does not.
-    pub removed: usize,
-    /// Targets both list with other settings.
-    pub changed: usize,
-}
-
-impl Drift {
-    /// True when the sets agree.
-    pub fn is_none(&self) -> bool {
-        *self == Drift::default()
-    }
 }
 
 /// A member as this node knows it.
@@ -200,7 +183,7 @@ impl Catalog {
             own_specs: HashMap::new(),
             others: BTreeMap::new(),
         };
-        c.set_own(targets);
+        c.set_own(&TargetList::of(targets.into()));
         c
     }
 
@@ -210,9 +193,9 @@ impl Catalog {
     }
 
     /// This node lists `targets` now (a reload). Members that announced this set now share it.
-    pub fn set_own(&mut self, targets: &[Arc<TargetSpec>]) {
-        self.own = Arc::new(BucketedSet::of(targets));
-        self.own_specs = targets.iter().map(|t| (t.key(), t.clone())).collect();
+    pub fn set_own(&mut self, list: &TargetList) {
+        self.own = list.set.clone();
+        self.own_specs = list.specs.iter().map(|t| (t.key(), t.clone())).collect();
         for m in self.others.values_mut() {
             if m.announced == self.own.digest {
                 m.held = self.own.clone();
@@ -387,25 +370,36 @@ impl Catalog {
         self.others.values().all(|m| m.held.digest == m.announced)
     }
 
-    /// The view: the union of the held sets.
-    pub fn view(&self) -> CatalogView {
+    /// The members whose sets make the view (sorted, this node included) and the sets held
+    /// for them.
+    fn sets(&self) -> (Vec<NodeName>, Vec<&Arc<BucketedSet>>) {
         let mut members: Vec<NodeName> = self.others.keys().cloned().collect();
         members.push(self.me.clone());
         members.sort();
-        let sets: Vec<(&NodeName, &Arc<BucketedSet>)> = members
+        let sets = members
             .iter()
-            .map(|n| match self.others.get(n) {
-                Some(m) => (n, &m.held),
-                None => (n, &self.own),
-            })
+            .map(|n| self.others.get(n).map_or(&self.own, |m| &m.held))
             .collect();
+        (members, sets)
+    }
+
+    /// The digest of the view, without building it: the members and their sets' digests.
+    pub fn view_digest(&self) -> u64 {
+        let (members, sets) = self.sets();
         let mut h = Xxh3::new();
-        for (n, s) in &sets {
+        for (n, s) in members.iter().zip(&sets) {
             h.update(n.as_str().as_bytes());
             h.update(&[0]);
             h.update(&s.digest.to_le_bytes());
         }
-        let digest = h.digest();
+        h.digest()
+    }
+
+    /// The view: the union of the held sets.
+    pub fn view(&self) -> CatalogView {
+        let digest = self.view_digest();
+        let (members, sets) = self.sets();
+        let sets: Vec<(&NodeName, &Arc<BucketedSet>)> = members.iter().zip(sets).collect();
         let everyone_same = sets.iter().all(|(_, s)| Arc::ptr_eq(s, &self.own));
         let mut targets = Vec::new();
         let mut not_everywhere = 0;
@@ -434,7 +428,7 @@ impl Catalog {
         let drift = self
             .others
             .iter()
-            .map(|(n, m)| (n.clone(), drift(&self.own, &m.held)))
+            .map(|(n, m)| (n.clone(), self.own.drift_to(&m.held)))
             .collect();
         CatalogView {
             sets: sets
@@ -462,47 +456,6 @@ impl Catalog {
 fn next_chunk(to_fetch: &mut Vec<u16>) -> Vec<u16> {
     let n = to_fetch.len().min(BUCKETS_PER_FETCH);
     to_fetch.drain(..n).collect()
-}
-
-/// How `theirs` differs from `mine`, bucket by bucket where the digests differ.
-fn drift(mine: &BucketedSet, theirs: &BucketedSet) -> Drift {
-    let mut d = Drift::default();
-    if mine.digest == theirs.digest {
-        return d;
-    }
-    for b in mine.differing(&theirs.digests) {
-        let (a, t) = (
-            &mine.entries[usize::from(b)],
-            &theirs.entries[usize::from(b)],
-        );
-        let (mut i, mut j) = (0, 0);
-        while i < a.len() || j < t.len() {
-            let ka = a.get(i).map(|e| (e.probe, &e.id));
-            let kt = t.get(j).map(|e| (e.probe, &e.id));
-            match (ka, kt) {
-                (Some(x), Some(y)) if x == y => {
-                    if a[i].settings != t[j].settings {
-                        d.changed += 1;
-                    }
-                    i += 1;
-                    j += 1;
-                }
-                (Some(x), Some(y)) if x < y => {
-                    d.removed += 1;
-                    i += 1;
-                }
-                (Some(_), None) => {
-                    d.removed += 1;
-                    i += 1;
-                }
-                _ => {
-                    d.added += 1;
-                    j += 1;
-                }
-            }
-        }
-    }
-    d
 }
 
 #[cfg(test)]

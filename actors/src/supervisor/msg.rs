@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use ractor::RpcReplyPort;
 use ractor_cluster::RactorMessage;
 
+use crate::catalog::set::TargetList;
 use crate::membership::wire::HandoffState;
 use crate::model::{TargetKey, TargetSpec};
 
@@ -65,7 +66,7 @@ pub enum RootMsg {
     /// Something this node cannot continue after (e.g. the cluster refused its name).
     Fatal(String),
     /// The node's targets now (a reload): kept for restarts, passed to the catalog.
-    SetTargets(Arc<[Arc<TargetSpec>]>),
+    SetTargets(TargetList),
 }
 
 /// What a shutdown achieved.

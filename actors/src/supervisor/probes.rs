@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use super::msg::{ProbeSupMsg, ProbeSupStatus};
 use crate::catalog::set::settings_digest;
+use crate::heavy::heavy;
 use crate::link::Link;
 use crate::membership::wire::{broadcast, HandoffState, PeerMessage, HANDOFF_CHUNK};
 use crate::model::{TargetKey, TargetSpec};
@@ -236,6 +237,35 @@ impl ProbeSupState {
         self.epoch = epoch;
         // Results from here on carry the new epoch.
         self.ownership.send_modify(|o| o.epoch = epoch);
+        let (to_start, updated, stopped) = heavy("probe assignment", || {
+            self.reconcile(myself, targets, keep, missed)
+        });
+        for key in &to_start {
+            self.spawn(myself, key, missed.get(key).copied()).await;
+        }
+        tracing::info!(
+            epoch,
+            owned = targets.len(),
+            kept = keep.len(),
+            started = to_start.len(),
+            updated,
+            stopped,
+            "targets owned: {} (+{} kept until their new owners take over)",
+            targets.len(),
+            keep.len()
+        );
+    }
+
+    /// Retires the probe actors of targets in neither `targets` nor `keep`, gives kept ones
+    /// their new settings, and records the new ones as children to start. Returns the new
+    /// targets in the order to start them, and how many were updated and stopped.
+    fn reconcile(
+        &mut self,
+        myself: &ActorRef<ProbeSupMsg>,
+        targets: &[Arc<TargetSpec>],
+        keep: &[Arc<TargetSpec>],
+        missed: &BTreeMap<TargetKey, SystemTime>,
+    ) -> (Vec<TargetKey>, usize, usize) {
         let wanted: HashSet<TargetKey> = targets.iter().chain(keep).map(|t| t.key()).collect();
         let gone: Vec<TargetKey> = self
             .children
@@ -257,8 +287,7 @@ impl ProbeSupState {
         if gone.len() >= TRIM_AFTER_STOPPING {
             myself.send_after(TRIM_DELAY, || ProbeSupMsg::Trim);
         }
-        self.ctx.state.set_running(wanted.clone());
-        let mut started = 0usize;
+        self.ctx.state.set_running(wanted);
         // Targets whose slot a dead owner missed start first: they are probed at once, and
         // spawning tens of thousands of actors takes a while.
         let (urgent, rest): (Vec<&Arc<TargetSpec>>, Vec<&Arc<TargetSpec>>) = targets
@@ -266,6 +295,7 @@ impl ProbeSupState {
             .chain(keep)
             .partition(|t| !missed.is_empty() && missed.contains_key(&t.key()));
         let mut updated = 0usize;
+        let mut to_start = Vec::new();
         for target in urgent.into_iter().chain(rest) {
             let key = target.key();
             if let Some(child) = self.children.get_mut(&key) {
@@ -292,20 +322,9 @@ impl ProbeSupState {
                     quarantined: false,
                 },
             );
-            self.spawn(myself, &key, missed.get(&key).copied()).await;
-            started += 1;
+            to_start.push(key);
         }
-        tracing::info!(
-            epoch,
-            owned = targets.len(),
-            kept = keep.len(),
-            started,
-            updated,
-            stopped = gone.len(),
-            "targets owned: {} (+{} kept until their new owners take over)",
-            targets.len(),
-            keep.len()
-        );
+        (to_start, updated, gone.len())
     }
 
     /// Sends the states of targets now owned elsewhere to the other nodes.

@@ -381,10 +381,10 @@ impl Actor for RootSupervisor {
                 let report = state.shutdown().await;
                 let _ = reply.send(report);
             }
-            RootMsg::SetTargets(targets) => {
-                state.args.targets = targets.clone();
+            RootMsg::SetTargets(list) => {
+                state.args.targets = list.specs.clone();
                 if let Some(c) = state.args.links.catalog.get() {
-                    let _ = c.cast(CatalogMsg::SetTargets(targets));
+                    let _ = c.cast(CatalogMsg::SetTargets(list));
                 }
             }
             RootMsg::Fatal(reason) => {

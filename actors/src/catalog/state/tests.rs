@@ -214,7 +214,9 @@ proptest! {
                 let others = bucketed.iter().filter(|(m, _)| *m != n).map(|(m, b)| (m.clone(), b.clone())).collect();
                 catch_up(&mut c, &others, now);
                 prop_assert!(c.in_step());
-                Ok(c.view())
+                let v = c.view();
+                prop_assert_eq!(c.view_digest(), v.digest);
+                Ok(v)
             })
             .collect::<Result<_, _>>()?;
         let union: BTreeSet<usize> = sets.iter().flatten().copied().collect();
