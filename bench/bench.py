@@ -482,31 +482,53 @@ def reload(d, n_targets):
             wait_log(n, "ring rebuilt: 2 member(s)")
         time.sleep(14)
         unchanged = set(lines[changed // 2:])
-        # A quiet window first: the steady cost of probing, and the gaps of a normal round.
-        quiet0, cpu_q = time.time(), {n: cpu_s(procs[n].pid) for n in procs}
-        time.sleep(11)
-        quiet_gap, _ = gaps(["n1", "n2"], quiet0, time.time() - 11, unchanged)
-        cpu0 = {n: cpu_s(procs[n].pid) for n in procs}
-        t0 = time.time()
-        steady = {n: (cpu0[n] - cpu_q[n]) / (t0 - quiet0) for n in procs}
-        shutil.copy(new_list, hosts)  # both watch the file; SIGHUP too, as an operator would
-        for n in ("n1", "n2"):
-            procs[n].send_signal(1)
-        applied = max(wait_log(n, "config reloaded") for n in ("n1", "n2"))
-        time.sleep(12)
-        cpu1 = {n: cpu_s(procs[n].pid) for n in procs}
-        elapsed = time.time() - t0
-        # The reload's CPU: the window's, less probing's steady cost over the same time.
-        extra = {n: cpu1[n] - cpu0[n] - steady[n] * elapsed for n in procs}
-        reload_gap, covered = gaps(["n1", "n2"], t0, t0 + 1, unchanged)
-        # Suspicions from the reload on (start-up has its own, issue 13).
+        # Reload REPS times, alternating the new list and the old one, each reload between two
+        # quiet windows of WINDOW seconds: a reload's CPU is its window's less the steady cost
+        # of probing, taken as the mean rate of the quiet windows on either side (the steady
+        # rate drifts by more than a reload costs over a whole run). Medians are reported.
+        reps, window = 3, 12.0
+        cpu = lambda: {n: cpu_s(procs[n].pid) for n in procs}
+        quiet = []  # (rate per node, largest gap) of each quiet window
+        reloads = []  # (cpu used per node, seconds, applied after, largest gap)
+
+        def quiet_window():
+            q0, c0 = time.time(), cpu()
+            time.sleep(window)
+            c1 = cpu()
+            g, _ = gaps(["n1", "n2"], q0 + 11, q0 + window - 11, unchanged)
+            quiet.append(({n: (c1[n] - c0[n]) / (time.time() - q0) for n in procs}, g))
+
+        quiet_window()
+        t_first = None
+        for k in range(reps):
+            c0, t0 = cpu(), time.time()
+            t_first = t_first or t0
+            # Both watch the file; SIGHUP too, as an operator would.
+            shutil.copy(new_list if k % 2 == 0 else keep, hosts)
+            for n in ("n1", "n2"):
+                procs[n].send_signal(1)
+            applied = max(wait_log(n, "config reloaded", count=k + 1) for n in ("n1", "n2"))
+            time.sleep(max(0.0, t0 + window - time.time()))
+            c1 = cpu()
+            g, covered = gaps(["n1", "n2"], t0, t0 + 1, unchanged)
+            reloads.append(({n: c1[n] - c0[n] for n in procs}, time.time() - t0, applied - t0, g))
+            quiet_window()
+        extra = {n: [] for n in procs}
+        for k, (used, secs, _, _) in enumerate(reloads):
+            for n in procs:
+                rate = (quiet[k][0][n] + quiet[k + 1][0][n]) / 2
+                extra[n].append(used[n] - rate * secs)
+        med = lambda xs: round(statistics.median(xs), 2)
+        # Suspicions from the first reload on (start-up has its own, issue 13).
         suspects = sum(1 for n in ("n1", "n2") for line in open(logs[n], errors="replace")
-                       if "suspect (" in line and parse_ts(line.split()[0]) >= t0)
-        rows.append((f"reload {n_targets} targets, {changed} changed", {
-            "applied_after_s": round(applied - t0, 3),
-            "reload_cpu_s_n1": round(extra["n1"], 2), "reload_cpu_s_n2": round(extra["n2"], 2),
-            "steady_cpu_per_s": round(steady["n1"], 2), "window_s": round(elapsed, 1),
-            "largest_gap_s_unchanged": round(reload_gap, 3), "largest_gap_s_quiet": round(quiet_gap, 3),
+                       if "suspect (" in line and parse_ts(line.split()[0]) >= t_first)
+        rows.append((f"reload {n_targets} targets, {changed} changed ({reps} reloads)", {
+            "applied_after_s": med([r[2] for r in reloads]),
+            "reload_cpu_s_n1": med(extra["n1"]), "reload_cpu_s_n2": med(extra["n2"]),
+            "reload_cpu_s_all": [round(x, 2) for n in ("n1", "n2") for x in extra[n]],
+            "steady_cpu_per_s": round(statistics.median(q[0]["n1"] for q in quiet), 2),
+            "largest_gap_s_reloads": round(max(r[3] for r in reloads), 3),
+            "largest_gap_s_quiet": round(max(q[1] for q in quiet), 3),
             "targets_checked": covered, "suspect_lines": suspects}))
     finally:
         for p in procs.values():

@@ -17,7 +17,7 @@ fn main() {
     let start = std::time::Instant::now();
     let placement = ring.place(&targets);
     let took = start.elapsed();
-    assert_eq!(placement.owners.len(), targets.len());
+    assert_eq!(placement.len(), targets.len());
     println!(
         "recompute: 100000 targets x 100 members in {:.1} ms",
         took.as_secs_f64() * 1000.0

@@ -52,6 +52,8 @@ pub struct CatalogState {
     catalog: Catalog,
     /// The digest of the view last sent to the ring owner.
     sent: Option<u64>,
+    /// When a held-back view is due to be looked at again.
+    recheck: Option<std::time::Instant>,
     drift: BTreeMap<NodeName, Drift>,
 }
 
@@ -75,16 +77,17 @@ impl Actor for CatalogActor {
             args,
             catalog,
             sent: None,
+            recheck: None,
             drift: BTreeMap::new(),
         })
     }
 
     async fn post_start(
         &self,
-        _myself: ActorRef<CatalogMsg>,
+        myself: ActorRef<CatalogMsg>,
         state: &mut CatalogState,
     ) -> Result<(), ActorProcessingErr> {
-        state.publish(true);
+        state.publish(&myself, true);
         Ok(())
     }
 
@@ -97,17 +100,22 @@ impl Actor for CatalogActor {
         let fetches = match msg {
             CatalogMsg::SetTargets(targets) => {
                 heavy("catalog update", || state.catalog.set_own(&targets));
-                state.publish(false);
+                state.publish(&myself, false);
                 Vec::new()
             }
             CatalogMsg::Members(members) => {
                 let fetches = state.catalog.members(&members, now());
-                state.publish(false);
+                state.publish(&myself, false);
                 fetches
             }
             CatalogMsg::Tick => state.catalog.tick(now()),
+            CatalogMsg::Settled => {
+                state.recheck = None;
+                state.publish(&myself, false);
+                Vec::new()
+            }
             CatalogMsg::Publish => {
-                state.publish(true);
+                state.publish(&myself, true);
                 Vec::new()
             }
             CatalogMsg::Digests { member, answer } => match answer {
@@ -115,7 +123,7 @@ impl Actor for CatalogActor {
                     let (fetches, changed) =
                         state.catalog.digests(&member, a.buckets, a.digest, now());
                     if changed {
-                        state.publish(false);
+                        state.publish(&myself, false);
                     }
                     fetches
                 }
@@ -129,7 +137,7 @@ impl Actor for CatalogActor {
                 Ok(a) => {
                     let (fetches, changed) = state.catalog.buckets(&member, a.buckets, now());
                     if changed {
-                        state.publish(false);
+                        state.publish(&myself, false);
                     }
                     fetches
                 }
@@ -149,13 +157,26 @@ impl CatalogState {
     /// Publishes this node's set and the summary, and builds and sends the view to the ring
     /// owner when it changed (or always, with `force`). Membership says who is alive on every
     /// change of a member, so most calls change nothing and cost a digest of a few members.
-    fn publish(&mut self, force: bool) {
+    fn publish(&mut self, myself: &ActorRef<CatalogMsg>, force: bool) {
         let own = self.catalog.own().clone();
         if self.args.own_set.borrow().digest != own.digest || force {
             self.args.own_set.send_replace(own);
         }
         let in_step = self.catalog.in_step();
-        if !force && self.sent == Some(self.catalog.view_digest()) {
+        let hold = if force {
+            None
+        } else {
+            self.catalog.hold_until(now())
+        };
+        if let Some(until) = hold {
+            if self.recheck != Some(until) {
+                self.recheck = Some(until);
+                myself.send_after(until.saturating_duration_since(now()), || {
+                    CatalogMsg::Settled
+                });
+            }
+        }
+        if hold.is_some() || (!force && self.sent == Some(self.catalog.view_digest())) {
             self.args.summary.send_if_modified(|s| {
                 let changed = s.in_step != in_step;
                 if changed {
@@ -169,6 +190,7 @@ impl CatalogState {
         let summary = view.summary(in_step);
         self.report_drift(&summary);
         self.args.summary.send_replace(Arc::new(summary));
+        self.catalog.sent();
         if force || self.sent != Some(view.digest) {
             self.sent = Some(view.digest);
             self.args.ring.cast(RingOwnerMsg::Catalog(Arc::new(view)));

@@ -32,6 +32,8 @@ pub enum CatalogMsg {
     },
     /// Ask again what went unanswered.
     Tick,
+    /// A view held back while members' sets settle may be due now.
+    Settled,
     /// Send the view to the ring owner again (it restarted).
     Publish,
 }

@@ -34,6 +34,11 @@ use crate::ring::placement::Ring;
 pub const BUCKETS_PER_FETCH: usize = 256;
 /// An unanswered question is asked again after this.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a view in which the members' sets disagree is held back when the last view sent
+/// had them agree and the same members: long enough for members reloaded at the same moment
+/// (a config pushed everywhere) to parse their new lists and announce them in a heartbeat, so
+/// the ring is rebuilt once, for the agreed sets, not twice.
+pub const SETTLE: Duration = Duration::from_secs(1);
 
 /// A question for a member about its set.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -172,6 +177,10 @@ pub struct Catalog {
     own: Arc<BucketedSet>,
     own_specs: HashMap<TargetKey, Arc<TargetSpec>>,
     others: BTreeMap<NodeName, Member>,
+    /// What the last view sent showed: whether the members agreed, and who they were.
+    sent: Option<(bool, Vec<NodeName>)>,
+    /// When the sets began to disagree, while a view is held back.
+    settling_since: Option<Instant>,
 }
 
 impl Catalog {
@@ -182,6 +191,8 @@ impl Catalog {
             own: Arc::default(),
             own_specs: HashMap::new(),
             others: BTreeMap::new(),
+            sent: None,
+            settling_since: None,
         };
         c.set_own(&TargetList::of(targets.into()));
         c
@@ -363,6 +374,33 @@ impl Catalog {
         m.held = Arc::new(built);
         m.sync = None;
         (Vec::new(), true)
+    }
+
+    /// True when every other member announced this node's set.
+    pub fn agreed(&self) -> bool {
+        self.others.values().all(|m| m.announced == self.own.digest)
+    }
+
+    /// The view was sent: later disagreements are measured against it.
+    pub fn sent(&mut self) {
+        self.sent = Some((self.agreed(), self.others.keys().cloned().collect()));
+        self.settling_since = None;
+    }
+
+    /// Until when to hold the view back, if at all: while the sets have disagreed for less
+    /// than [`SETTLE`] and the last view sent had them agree among the same members. A change
+    /// of members (a death, a join) or a return to agreement is never held back.
+    pub fn hold_until(&mut self, now: Instant) -> Option<Instant> {
+        let same_members = self
+            .sent
+            .as_ref()
+            .is_some_and(|(agreed, members)| *agreed && members.iter().eq(self.others.keys()));
+        if self.agreed() || !same_members {
+            self.settling_since = None;
+            return None;
+        }
+        let until = *self.settling_since.get_or_insert(now) + SETTLE;
+        (now < until).then_some(until)
     }
 
     /// True when every member's set is known as announced.

@@ -87,7 +87,9 @@ fn missed_by_dead_owners<'k>(
         old.keys.iter().enumerate().map(|(i, k)| (k, i)).collect();
     gained
         .filter_map(|key| {
-            let since = old.placement.owners[*index.get(key)?]
+            let since = old
+                .placement
+                .of(*index.get(key)?)
                 .iter()
                 .filter_map(|&o| old.ring.members().get(usize::from(o)))
                 .filter_map(|(name, _)| dead.get(name))
@@ -356,9 +358,7 @@ mod tests {
         let keys = keys(5);
         let ring = Ring::new([(node(0), 1), (node(1), 1), (node(2), 1)], 2);
         // t0: n0; t1: n1; t2: n2; t3: n1 and n2 (two replicas); t4: n1, but not gained here.
-        let placement = Placement {
-            owners: vec![vec![0], vec![1], vec![2], vec![1, 2], vec![1]],
-        };
+        let placement = Placement::from_lists(&[vec![0], vec![1], vec![2], vec![1, 2], vec![1]]);
         let old = Layout {
             ring: &ring,
             keys: &keys,

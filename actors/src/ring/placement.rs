@@ -67,12 +67,19 @@ pub struct Ring {
     digest: u64,
 }
 
-/// The owners of every target, as indexes into [`Ring::members`].
+/// The owners of every target, as indexes into [`Ring::members`]: one flat array, `stride`
+/// slots per target (the replica count), unused slots [`NO_OWNER`]. One allocation for the
+/// whole placement, not one per target: at 100,000 targets building and dropping 100,000
+/// small vectors was most of a rebuild's cost.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
-    /// `owners[i]` are the owners of the i-th target given to [`Ring::place`], best first.
-    pub owners: Vec<Vec<u16>>,
+    slots: Vec<u16>,
+    stride: usize,
+    targets: usize,
 }
+
+/// An unused owner slot (member indexes stay below it: a ring has fewer than 65,535 members).
+const NO_OWNER: u16 = u16::MAX;
 
 impl Ring {
     /// A ring over `members` (name, weight); weights are clamped to 1..=MAX_WEIGHT; duplicate
@@ -142,11 +149,15 @@ impl Ring {
         eligible: impl Fn(usize) -> Option<&'e [u16]>,
     ) -> Placement {
         let n = self.members.len();
-        let mut owners = vec![Vec::new(); targets.len()];
-        if n == 0 {
-            return Placement { owners };
-        }
         let r = (self.replicas as usize).min(n);
+        let mut placement = Placement {
+            slots: vec![NO_OWNER; targets.len() * r],
+            stride: r,
+            targets: targets.len(),
+        };
+        if n == 0 {
+            return placement;
+        }
         let wanted = |i: usize| eligible(i).map_or(r, |e| e.len().min(r));
         let replicas_total: u128 = (0..targets.len()).map(|i| wanted(i) as u128).sum();
         let caps = self.caps(replicas_total, targets.len());
@@ -185,27 +196,31 @@ impl Ring {
                     .then(b.1.cmp(&a.1))
                     .then(a.2.cmp(&b.2))
             });
-            let chosen = &mut owners[ti];
+            let stride = placement.stride;
+            let chosen = &mut placement.slots[ti * stride..(ti + 1) * stride];
+            let mut len = 0;
             for &(_, _, mi) in &prefs {
-                if chosen.len() == r {
+                if len == r {
                     break;
                 }
                 if load[mi as usize] < caps[mi as usize] {
                     load[mi as usize] += 1;
-                    chosen.push(mi);
+                    chosen[len] = mi;
+                    len += 1;
                 }
             }
             for &(_, _, mi) in &prefs {
-                if chosen.len() == r {
+                if len == r {
                     break;
                 }
-                if !chosen.contains(&mi) {
+                if !chosen[..len].contains(&mi) {
                     load[mi as usize] += 1;
-                    chosen.push(mi);
+                    chosen[len] = mi;
+                    len += 1;
                 }
             }
         }
-        Placement { owners }
+        placement
     }
 
     /// Every member ranked by its preference for `key` (name, weight, score), best first —
@@ -262,10 +277,55 @@ impl Ring {
 }
 
 impl Placement {
+    /// A placement given as each target's owners, best first.
+    pub fn from_lists(lists: &[Vec<u16>]) -> Self {
+        let stride = lists.iter().map(Vec::len).max().unwrap_or(0);
+        let mut slots = vec![NO_OWNER; lists.len() * stride];
+        for (i, owners) in lists.iter().enumerate() {
+            slots[i * stride..i * stride + owners.len()].copy_from_slice(owners);
+        }
+        Placement {
+            slots,
+            stride,
+            targets: lists.len(),
+        }
+    }
+
+    /// How many targets were placed.
+    pub fn len(&self) -> usize {
+        self.targets
+    }
+
+    /// True when no target was placed.
+    pub fn is_empty(&self) -> bool {
+        self.targets == 0
+    }
+
+    /// The owners of target `i`, best first (none when the ring is empty or no member may
+    /// own it). Panics when `i` is out of range, as indexing does.
+    pub fn of(&self, i: usize) -> &[u16] {
+        assert!(i < self.targets, "target {i} of {}", self.targets);
+        let slots = &self.slots[i * self.stride..(i + 1) * self.stride];
+        let len = slots
+            .iter()
+            .position(|&m| m == NO_OWNER)
+            .unwrap_or(slots.len());
+        &slots[..len]
+    }
+
+    /// The owners of target `i`, if there is such a target.
+    pub fn get(&self, i: usize) -> Option<&[u16]> {
+        (i < self.targets).then(|| self.of(i))
+    }
+
+    /// The owners of every target, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u16]> + '_ {
+        (0..self.targets).map(|i| self.of(i))
+    }
+
     /// The indexes of the targets member `me` owns.
     pub fn owned_by(&self, me: u16) -> impl Iterator<Item = usize> + '_ {
-        self.owners
-            .iter()
+        self.iter()
             .enumerate()
             .filter(move |(_, o)| o.contains(&me))
             .map(|(i, _)| i)
@@ -274,10 +334,8 @@ impl Placement {
     /// Replicas held per member index.
     pub fn loads(&self, members: usize) -> Vec<usize> {
         let mut loads = vec![0; members];
-        for o in &self.owners {
-            for &m in o {
-                loads[m as usize] += 1;
-            }
+        for &m in self.slots.iter().filter(|&&m| m != NO_OWNER) {
+            loads[m as usize] += 1;
         }
         loads
     }
@@ -310,8 +368,7 @@ pub fn neg_log2_q32(x: u64) -> u64 {
 /// Convenience: the owners' names of every target, for tests and tools.
 pub fn owners_by_name(ring: &Ring, targets: &[TargetKey]) -> Vec<Vec<NodeName>> {
     let p = ring.place(targets);
-    p.owners
-        .iter()
+    p.iter()
         .map(|o| {
             o.iter()
                 .map(|&i| ring.members()[i as usize].0.clone())

@@ -117,9 +117,9 @@ impl Reassignment {
             }
         }
         let mut moves = Vec::new();
-        for (t, new) in after.placement.owners.iter().enumerate() {
+        for (t, new) in after.placement.iter().enumerate() {
             let old: &[u16] = match (before, new_to_old[t]) {
-                (Some(b), Some(o)) => b.placement.owners.get(o).map_or(&[], Vec::as_slice),
+                (Some(b), Some(o)) => b.placement.get(o).unwrap_or(&[]),
                 _ => &[],
             };
             let stays = |o: &u16| mapped[usize::from(*o)].is_some_and(|m| new.contains(&m));
@@ -150,7 +150,7 @@ impl Reassignment {
                 .enumerate()
                 .filter(|(_, n)| n.is_none())
                 .map(|(o, _)| {
-                    let owners = b.placement.owners.get(o).map_or(&[][..], Vec::as_slice);
+                    let owners = b.placement.get(o).unwrap_or(&[]);
                     (
                         b.keys[o].clone(),
                         owners.iter().map(|&m| b.name(m).clone()).collect(),

@@ -68,7 +68,8 @@ impl RingSnapshot {
 
     /// The owners' names of target `i`.
     pub fn owner_names(&self, i: usize) -> Vec<NodeName> {
-        self.placement.owners[i]
+        self.placement
+            .of(i)
             .iter()
             .map(|&m| self.ring.members()[usize::from(m)].0.clone())
             .collect()

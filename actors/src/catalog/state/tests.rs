@@ -186,6 +186,48 @@ fn malformed_answers_change_nothing() {
 }
 
 /// Sets of up to 6 members over 200 targets.
+#[test]
+fn a_disagreement_is_held_back_until_it_settles_but_agreement_and_member_changes_are_not() {
+    let old: BTreeSet<usize> = (0..100).collect();
+    let new: BTreeSet<usize> = (50..150).collect();
+    let t0 = Instant::now();
+    let mut c = Catalog::new(node(1), &set_of(&old));
+    let old_digest = c.own().digest;
+    let both = |d: u64| BTreeMap::from([(node(2), d)]);
+    c.members(&both(old_digest), t0);
+    assert_eq!(c.hold_until(t0), None, "nothing sent yet: nothing to hold");
+    c.sent();
+    // This node reloads first: the sets disagree, and the view is held back for SETTLE.
+    c.set_own(&TargetList::of(set_of(&new).into()));
+    let new_digest = c.own().digest;
+    assert_eq!(c.hold_until(t0), Some(t0 + SETTLE));
+    assert_eq!(
+        c.hold_until(t0 + SETTLE / 2),
+        Some(t0 + SETTLE),
+        "measured from the start"
+    );
+    // The member announces the same new set: agreement is published at once.
+    c.members(&both(new_digest), t0 + SETTLE / 2);
+    assert_eq!(c.hold_until(t0 + SETTLE / 2), None);
+    c.sent();
+    // The member changes alone and never comes back: held for SETTLE, then published.
+    let t1 = t0 + SETTLE * 3;
+    c.members(&both(old_digest), t1);
+    assert_eq!(c.hold_until(t1), Some(t1 + SETTLE));
+    assert_eq!(c.hold_until(t1 + SETTLE), None);
+    c.sent();
+    // Once a disagreement was sent, later changes are not held back.
+    c.members(&both(12345), t1 + SETTLE * 2);
+    assert_eq!(c.hold_until(t1 + SETTLE * 2), None);
+    // Back to agreement, then a member joins with another set: a change of members is never
+    // held (a dead owner's targets must move at once, a newcomer's list count at once).
+    c.members(&both(new_digest), t1 + SETTLE * 3);
+    c.sent();
+    let three = BTreeMap::from([(node(2), new_digest), (node(3), old_digest)]);
+    c.members(&three, t1 + SETTLE * 3);
+    assert_eq!(c.hold_until(t1 + SETTLE * 3), None);
+}
+
 fn sets_strategy() -> impl Strategy<Value = Vec<BTreeSet<usize>>> {
     proptest::collection::vec(proptest::collection::btree_set(0usize..200, 0..150), 1..6)
 }
@@ -233,7 +275,7 @@ proptest! {
         let keys: Vec<TargetKey> = v.targets.iter().map(|t| t.key.clone()).collect();
         let eligible: Vec<Option<&[u16]>> = v.targets.iter().map(|t| t.listed.as_deref()).collect();
         let p = ring.place_among(&keys, |i| eligible[i]);
-        for (i, owners) in p.owners.iter().enumerate() {
+        for (i, owners) in p.iter().enumerate() {
             prop_assert!(!owners.is_empty(), "{} has no owner", keys[i]);
             for &o in owners {
                 let member = &ring.members()[usize::from(o)].0;

@@ -135,7 +135,7 @@ fn replicas_are_distinct_and_balanced() {
         let r = ring(n, rep);
         let p = r.place(&t);
         let want = (rep as usize).min(n);
-        for o in &p.owners {
+        for o in p.iter() {
             assert_eq!(o.len(), want);
             let set: std::collections::BTreeSet<_> = o.iter().collect();
             assert_eq!(set.len(), want, "owners must be distinct");
@@ -212,8 +212,8 @@ proptest! {
             let best = (0..n).max_by_key(|&j| (xxh3_64_with_seed(&h, xxh3_64(node(j).as_str().as_bytes())), std::cmp::Reverse(j))).unwrap();
             let best_idx = r.index_of(&node(best)).unwrap();
             let cap = r.caps(m as u128, m)[best_idx as usize];
-            if loads[best_idx as usize] < cap as usize || p.owners[i][0] == best_idx {
-                prop_assert_eq!(p.owners[i][0], best_idx);
+            if loads[best_idx as usize] < cap as usize || p.of(i)[0] == best_idx {
+                prop_assert_eq!(p.of(i)[0], best_idx);
             }
         }
     }
@@ -249,7 +249,7 @@ proptest! {
             .map(|s| s.iter().copied().filter(|&m| usize::from(m) < n).collect())
             .collect();
         let p = r.place_among(&t, |i| Some(eligible[i].as_slice()));
-        for (i, owners) in p.owners.iter().enumerate() {
+        for (i, owners) in p.iter().enumerate() {
             let want = eligible[i].len().min(replicas as usize).min(n);
             prop_assert_eq!(owners.len(), want, "target {}: {:?} of {:?}", i, owners, eligible[i]);
             let distinct: std::collections::BTreeSet<_> = owners.iter().collect();
@@ -291,7 +291,7 @@ proptest! {
         let pa = r.place_among(&t, |i| Some(after[i].as_slice()));
         let others = (0..m).filter(|&i| {
             let (b, a): (std::collections::BTreeSet<_>, std::collections::BTreeSet<_>) =
-                (pb.owners[i].iter().collect(), pa.owners[i].iter().collect());
+                (pb.of(i).iter().collect(), pa.of(i).iter().collect());
             b != a
         }).count();
         prop_assert!(others <= 2 * replicas as usize + 2, "n={} m={}: {} other targets moved", n, m, others);
