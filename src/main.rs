@@ -22,6 +22,14 @@ use config::Overrides;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Node(_)) {
+        // The one-shot commands are made for pipes: `ringpoll owner --if-leaves n1 --list |
+        // head` ends as any Unix tool's output does when its reader leaves (killed by SIGPIPE,
+        // silently), not with a panic of println!. A node keeps Rust's default (SIGPIPE
+        // ignored, a closed stdout or stderr is an error it ignores): no signal kills it.
+        // SAFETY: setting a signal's disposition to its default, before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match cli.command {
         Command::CheckConfig(args) => {
             let overrides = Overrides {

@@ -14,5 +14,9 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A log line that cannot be written (stderr is a pipe nobody reads any more: a closed
+        // terminal, a dead collector) is dropped. Reporting it would be eprintln!, which
+        // panics on the same broken pipe and took the node down with it.
+        .log_internal_errors(false)
         .init();
 }

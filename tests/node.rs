@@ -385,3 +385,60 @@ fn a_results_file_left_with_a_torn_line_by_sigkill_is_repaired_on_restart() {
         second.log()
     );
 }
+
+#[test]
+fn a_closed_terminal_and_sigpipe_do_not_kill_a_node() {
+    // stdout and stderr are pipes whose reader is gone (a closed terminal, a dead log
+    // collector): every log line the node writes fails with EPIPE; and it is sent SIGPIPE
+    // outright. It keeps probing, reloads on SIGHUP, and stops cleanly on SIGTERM.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let results = dir.path().join("results.jsonl");
+    std::fs::write(
+        &config,
+        "[node]\nname = \"pipe\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\
+         [results]\nflush_interval = \"250ms\"\n\
+         [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(common::bin())
+        .args(["node", "--config"])
+        .arg(&config)
+        .arg("--results")
+        .arg(&results)
+        .args(["--http", "off"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let lines = || {
+        std::fs::read_to_string(&results)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let pid = child.id() as i32;
+    wait_until("a first result", Duration::from_secs(10), || {
+        (lines() >= 1).then_some(())
+    });
+    for sig in [libc::SIGPIPE, libc::SIGHUP, libc::SIGPIPE] {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, sig) };
+    }
+    let before = lines();
+    wait_until("results after the signals", Duration::from_secs(10), || {
+        (lines() >= before + 2).then_some(())
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the node died: {:?}",
+        child.try_wait()
+    );
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = wait_until("the node to stop", Duration::from_secs(10), || {
+        child.try_wait().unwrap()
+    });
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
+use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -314,6 +315,30 @@ fn the_cluster_is_visible_from_any_node_and_owner_predicts_a_leave() {
         .output()
         .unwrap();
     let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The same, piped into a reader that has already gone (`… --list | head -0`): it ends
+    // quietly, by SIGPIPE as Unix tools do, never with a panic.
+    let mut piped = Command::new(bin())
+        .args([
+            "owner",
+            "--if-leaves",
+            "n2",
+            "--list",
+            "--http",
+            "127.99.4.1:9464",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(piped.stdout.take());
+    let out = piped.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        out.status
+    );
     let predicted: BTreeSet<String> = plan["moved_targets"]
         .as_array()
         .unwrap()
