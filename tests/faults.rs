@@ -130,21 +130,32 @@ fn hostile_traffic_on_the_cluster_port_does_not_stop_a_node_or_keep_others_out()
     let n1 = start(&ns, 1, &[]);
     n1.wait_log("cluster node listening", 1, Duration::from_secs(5));
     // The clients run inside the namespace too, through a small helper: python3 opens the
-    // connections (garbage, an oversized length prefix, 1,000 silent ones) and holds them.
-    // One client stops mid-handshake: its frame announces 64 bytes and sends 10 of them.
+    // connections (garbage, an oversized length prefix, 300 silent ones from one address) and
+    // holds them. One client stops mid-handshake: its frame announces 64 bytes and sends 10 of
+    // them. When told to, it floods from 20 more addresses (10 silent connections each).
     let script = r#"
-import socket, struct, time
+import socket, struct, sys, time
 a = ("127.66.0.1", 4701)
-s = socket.create_connection(a); s.sendall(b"\xff" * 64)
-s = socket.create_connection(a); s.sendall(struct.pack(">Q", 1 << 40))
-partial = socket.create_connection(a); partial.sendall(struct.pack(">Q", 64) + b"\x0a\x08n-partia")
+def conn(src):
+    s = socket.socket(); s.settimeout(2); s.bind((src, 0)); s.connect(a); return s
+s = conn("127.66.0.200"); s.sendall(b"\xff" * 64)
+s = conn("127.66.0.200"); s.sendall(struct.pack(">Q", 1 << 40))
+partial = conn("127.66.0.200"); partial.sendall(struct.pack(">Q", 64) + b"\x0a\x08n-partia")
 held = []
-for _ in range(1000):
+for _ in range(300):
     try:
-        held.append(socket.create_connection(a, timeout=2))
+        held.append(conn("127.66.0.200"))
     except OSError:
         pass
 print("opened", len(held), flush=True)
+sys.stdin.readline()
+for i in range(20):
+    for _ in range(10):
+        try:
+            held.append(conn(f"127.66.1.{i + 1}"))
+        except OSError:
+            pass
+print("flooded", flush=True)
 partial.settimeout(10)
 try:
     closed = partial.recv(1) == b""
@@ -155,6 +166,7 @@ time.sleep(30)
 "#;
     let mut hostile = Command::new("ip")
         .args(["netns", "exec", &ns.name, "python3", "-c", script])
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("python3");
@@ -164,12 +176,13 @@ time.sleep(30)
     out.read_line(&mut line).unwrap();
     assert!(line.starts_with("opened"), "{line}");
     let hostile_from = now_ms();
-    // The node keeps polling, and a legitimate node still joins within a few seconds.
+    // One address holding hundreds of silent connections is capped on its own, so the
+    // node-wide cap stays open: a legitimate node joins within 3 s, and the node keeps polling.
     let before = n1.results().len();
     let n2 = start(&ns, 2, &[1]);
     wait_until(
         "n2 joins despite the hostile connections",
-        Duration::from_secs(10),
+        Duration::from_secs(3),
         || converged(&[&n1, &n2], 2).map(drop),
     );
     wait_until("n1 keeps probing", Duration::from_secs(5), || {
@@ -177,8 +190,18 @@ time.sleep(30)
     });
     assert!(
         n1.log()
-            .contains("too many unauthenticated cluster connections"),
-        "the cap was hit"
+            .contains("127.66.0.200 opened 16 cluster connections within 5s; closing more from it"),
+        "the per-address cap was hit"
+    );
+    // A flood from many addresses fills the node-wide cap of unauthenticated connections.
+    writeln!(hostile.stdin.as_mut().unwrap()).unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "flooded");
+    n1.wait_log(
+        "too many unauthenticated cluster connections",
+        1,
+        Duration::from_secs(5),
     );
     // The silent connections that were admitted are closed by the authentication timeout.
     n1.wait_log(

@@ -21,6 +21,7 @@
 pub mod actor;
 pub mod dialer;
 pub mod events;
+pub mod gate;
 pub mod msg;
 pub mod port;
 pub mod sessions;

@@ -22,9 +22,10 @@ use ractor_cluster::{
 };
 use tokio::net::{TcpListener, TcpSocket};
 
+use super::gate::{Admission, SourceGate, MAX_NEW_PER_SOURCE, MAX_SOURCES};
 use super::msg::MembershipMsg;
 use super::port::{PortActor, PortArgs, PORT_GROUP};
-use super::sessions::{SessionEvent, SessionEventKind};
+use super::sessions::{SessionEvent, SessionEventKind, AUTH_TIMEOUT, AUTH_WARN_EVERY};
 use super::tls::ClusterTls;
 use super::view::ClusterSettings;
 use super::wire::PortMsg;
@@ -185,7 +186,8 @@ impl NodeEventSubscription for ClusterEvents {
 }
 
 /// Accepts cluster connections on `listener` and hands them to the node server, closing new
-/// ones at once while `unauthenticated` is at [`MAX_UNAUTHENTICATED`]. With TLS, each handshake
+/// ones at once while `unauthenticated` is at [`MAX_UNAUTHENTICATED`] or their source address
+/// is over its own cap ([`SourceGate`]). With TLS, each handshake
 /// runs in a task of its own under [`TLS_HANDSHAKE_TIMEOUT`], so a silent client holds up nothing.
 pub fn spawn_listener(
     listener: TcpListener,
@@ -195,6 +197,8 @@ pub fn spawn_listener(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut refused_logged = false;
+        let mut gate = SourceGate::default();
+        let (mut gate_refused, mut gate_warned_at) = (0u64, None::<std::time::Instant>);
         let mut tls_failures_logged_at: Option<std::time::Instant> = None;
         let tls_failures = Arc::new(AtomicUsize::new(0));
         loop {
@@ -216,6 +220,23 @@ pub fn spawn_listener(
                 continue;
             }
             refused_logged = false;
+            let now = std::time::Instant::now();
+            let admission = gate.admit(peer_addr.ip(), now);
+            if admission != Admission::Admit {
+                // One warning per AUTH_WARN_EVERY at most, with the count since the last one.
+                gate_refused += 1;
+                if gate_warned_at.is_none_or(|t| now.duration_since(t) >= AUTH_WARN_EVERY) {
+                    gate_warned_at = Some(now);
+                    let (ip, n) = (peer_addr.ip(), std::mem::take(&mut gate_refused));
+                    if admission == Admission::SourceFull {
+                        tracing::warn!(peer = %ip, limit = MAX_NEW_PER_SOURCE, refused = n, "{ip} opened {MAX_NEW_PER_SOURCE} cluster connections within {AUTH_TIMEOUT:?}; closing more from it ({n} closed since the last warning)");
+                    } else {
+                        tracing::warn!(peer = %ip, limit = MAX_SOURCES, refused = n, "cluster connections came from {MAX_SOURCES} addresses within {AUTH_TIMEOUT:?}; closing ones from new addresses ({n} closed since the last warning)");
+                    }
+                }
+                drop(stream);
+                continue;
+            }
             let Ok(local_addr) = stream.local_addr() else {
                 continue;
             };
