@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::{
-    by_target_node, covered_since, last_ring, now_ms, phase_of, wait_converged, wait_until,
-    Cluster, Coverage, Node,
+    by_target_node, converged, covered_since, last_ring, now_ms, phase_of, wait_converged,
+    wait_until, Cluster, Coverage, Node,
 };
 
 const INTERVAL_MS: i64 = 1_000;
@@ -337,37 +337,108 @@ fn a_wrong_cookie_is_rejected_on_both_sides() {
     assert_eq!(last_ring(&n2).map(|r| r.1), Some(1));
 }
 
+/// Issue 13: a copy-pasted config — a second node with a name already in use — never takes the
+/// running node down. The name stays with the node started first; the other is refused by every
+/// member it reaches and exits 1 with one message naming both addresses.
 #[test]
-fn a_second_node_with_a_taken_name_is_refused() {
+fn a_duplicate_name_is_refused_and_the_node_started_first_keeps_running() {
     let n1 = start(8, 1, &[], 1, &[]);
     let n2 = start(8, 2, &[1], 1, &[]);
-    wait_converged(&[&n1, &n2], 2, Duration::from_secs(10));
-    // Another "n2", at another address.
-    let listen = addr(8, 9);
-    let seed = addr(8, 1);
-    let mut impostor = Node::start_args(
-        &config(1),
-        &["--name", "n2", "--listen", &listen, "--seed", &seed],
-        &[],
+    let n3 = start(8, 3, &[1], 1, &[]);
+    let ring = wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(10));
+    // Another "n2" at another address, seeded with each member in turn: the holder itself,
+    // then the two others.
+    for (at, seed) in [(9, 2), (10, 1), (11, 3)] {
+        let listen = addr(8, at);
+        let mut impostor = Node::start_args(
+            &config(1),
+            &[
+                "--name",
+                "n2",
+                "--listen",
+                &listen,
+                "--seed",
+                &addr(8, seed),
+            ],
+            &[],
+        );
+        let status = impostor.wait_exit(Duration::from_secs(10));
+        let log = impostor.log();
+        assert_eq!(status.code(), Some(1), "{log}");
+        let why = format!(
+            "node name n2 is already used by the member at {} (started first); give the node at {listen} another name",
+            addr(8, 2)
+        );
+        assert!(log.contains(&why), "{log}");
+        assert_eq!(log.matches("stops: node name n2").count(), 1, "{log}");
+    }
+    // A member that heard an impostor refused it (an impostor that heard the holder first
+    // stopped by itself); none saw the real n2 leave or die; the ring never changed; n2 kept
+    // its targets and kept probing them.
+    let refusals: usize = [&n1, &n2, &n3]
+        .iter()
+        .map(|n| {
+            n.log()
+                .matches("refusing a node: node name n2 is already used")
+                .count()
+        })
+        .sum();
+    assert!(refusals >= 1, "{}", n2.log());
+    for n in [&n1, &n2, &n3] {
+        assert!(!n.log().contains("member n2 dead") && !n.log().contains("member n2 left"));
+    }
+    assert_eq!(converged(&[&n1, &n2, &n3], 3), Some(ring));
+    let before = n2.results().len();
+    wait_until("n2 keeps probing", Duration::from_secs(5), || {
+        (n2.results().len() > before + 50).then_some(())
+    });
+}
+
+/// Two nodes with one name started in the same second, each seeded with the other: exactly
+/// one stops, and both name the same holder, whoever heard whom first.
+#[test]
+fn twins_started_together_agree_on_which_keeps_the_name() {
+    let twin = |n: u8, seed: u8| {
+        Node::start_args(
+            &config(1),
+            &[
+                "--name",
+                "twin",
+                "--listen",
+                &addr(12, n),
+                "--seed",
+                &addr(12, seed),
+            ],
+            &[],
+        )
+    };
+    let mut twins = [twin(1, 2), twin(2, 1)];
+    let (gone, status) = wait_until("one twin to stop", Duration::from_secs(10), || {
+        let exits = [twins[0].exited(), twins[1].exited()];
+        match exits {
+            [Some(_), Some(_)] => panic!(
+                "both twins stopped:\n{}\n{}",
+                twins[0].log(),
+                twins[1].log()
+            ),
+            [Some(s), None] => Some((0, s)),
+            [None, Some(s)] => Some((1, s)),
+            [None, None] => None,
+        }
+    });
+    let kept = 1 - gone;
+    assert_eq!(status.code(), Some(1), "{}", twins[gone].log());
+    let holder = addr(12, kept as u8 + 1);
+    let why = format!("already used by the member at {holder} (started first)");
+    assert!(twins[gone].log().contains(&why), "{}", twins[gone].log());
+    // The other keeps running and probing.
+    let before = twins[kept].results().len();
+    wait_until(
+        "the other twin keeps probing",
+        Duration::from_secs(5),
+        || (twins[kept].results().len() > before + 50).then_some(()),
     );
-    let status = impostor.wait_exit(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(1), "{}", impostor.log());
-    assert!(
-        impostor
-            .log()
-            .contains("node name n2 is already used by the member at 127.77.8.2:4701"),
-        "{}",
-        impostor.log()
-    );
-    assert!(
-        n1.log()
-            .contains("refusing a node: node name n2 is already used"),
-        "{}",
-        n1.log()
-    );
-    // The real n2 is unaffected.
-    assert_eq!(last_ring(&n1).map(|r| r.1), Some(2));
-    assert!(!n1.log().contains("member n2 dead"));
+    assert!(twins[kept].exited().is_none(), "{}", twins[kept].log());
 }
 
 /// A CA and one node certificate (DNS name "ringpoll", server and client use) made with the

@@ -18,7 +18,7 @@ use super::events;
 use super::msg::MembershipMsg;
 use super::port::PortArgs;
 use super::sessions::{SessionAction, Sessions};
-use super::table::{Change, Detector, MemberInfo, MembershipTable};
+use super::table::{Change, Detector, DuplicateName, MemberInfo, MembershipTable};
 use super::transport::{self, Edge, PortChange};
 use super::view::{ClusterSettings, MemberRow};
 use super::wire::{broadcast, Heartbeat, PeerMessage, PortMsg};
@@ -81,6 +81,8 @@ pub struct MembershipState {
     /// The members and the failure detector (this node alone when not clustered).
     table: MembershipTable,
     net: Option<Net>,
+    /// This node's name turned out to be another's: it is stopping.
+    refused: bool,
 }
 
 fn now() -> std::time::Instant {
@@ -104,17 +106,17 @@ impl Actor for Membership {
                 suspect_after: Duration::MAX,
                 dead_after: Duration::MAX,
             };
-            let table = MembershipTable::new(me, String::new(), never);
+            let table = MembershipTable::new(me, String::new(), 0, never);
             return Ok(MembershipState {
                 args,
                 table,
                 net: None,
+                refused: false,
             });
         };
         let port_args = PortArgs {
             membership: myself.clone(),
             probes: args.probes.clone(),
-            root: args.root.clone(),
             view: args.view.clone(),
         };
         let edge = transport::start(&myself, &me, &settings, port_args).await?;
@@ -128,12 +130,13 @@ impl Actor for Membership {
             suspect_after: settings.suspect_after,
             dead_after: settings.dead_after,
         };
-        let table = MembershipTable::new(me, settings.advertise.to_string(), detector);
+        // The start time (Unix ms): a restarted node has a larger one.
+        let incarnation = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let table = MembershipTable::new(me, settings.advertise.to_string(), incarnation, detector);
         let net = Net {
-            // The start time (Unix ms): a restarted node has a larger one.
-            incarnation: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            incarnation,
             dialer,
             sessions: Sessions::default(),
             edge,
@@ -145,6 +148,7 @@ impl Actor for Membership {
             args,
             table,
             net: Some(net),
+            refused: false,
         })
     }
 
@@ -426,11 +430,14 @@ impl MembershipState {
                         }
                         self.apply(changes);
                     }
+                    Err(dup) if dup.newcomer_is_me => self.stop_for(&dup, None),
                     Err(dup) => {
                         events::refusing(&dup);
                         let refuse = PeerMessage::Refuse {
                             from: me.to_string(),
                             reason: dup.reason(),
+                            holder: Some(dup.holder.clone()),
+                            holder_incarnation: Some(dup.holder_incarnation),
                         };
                         let peer_name = dup.newcomer_peer_name();
                         broadcast(net.sessions.ports_of_peer(&peer_name).map(|p| p.1), &refuse);
@@ -457,8 +464,28 @@ impl MembershipState {
                     self.apply(vec![c]);
                 }
             }
+            PeerMessage::Refuse {
+                from,
+                reason,
+                holder,
+                holder_incarnation,
+            } => match holder
+                .zip(holder_incarnation)
+                .and_then(|(h, i)| self.table.refusal(&h, i))
+            {
+                Some(dup) => self.stop_for(&dup, Some(&from)),
+                None => events::refusal_ignored(&from, &reason),
+            },
             // The port routes these elsewhere.
-            PeerMessage::Refuse { .. } | PeerMessage::Handoff { .. } => {}
+            PeerMessage::Handoff { .. } => {}
+        }
+    }
+
+    /// This node's name is held by a node started before it: it stops (exit 1), once.
+    fn stop_for(&mut self, dup: &DuplicateName, refused_by: Option<&str>) {
+        if !std::mem::replace(&mut self.refused, true) {
+            events::name_taken(dup, refused_by);
+            let _ = self.args.root.cast(RootMsg::Fatal(dup.reason()));
         }
     }
 

@@ -58,3 +58,21 @@ pub fn refusing(dup: &DuplicateName) {
     let reason = dup.reason();
     tracing::error!(member = %dup.name, holder = %dup.holder, newcomer = %dup.newcomer, "refusing a node: {reason}");
 }
+
+/// This node's name is held by a node started before it: this node stops.
+pub fn name_taken(dup: &DuplicateName, refused_by: Option<&str>) {
+    let reason = dup.reason();
+    match refused_by {
+        Some(by) => {
+            tracing::error!(member = %dup.name, holder = %dup.holder, newcomer = %dup.newcomer, refused_by = %by, "this node was refused by {by} and stops: {reason}")
+        }
+        None => {
+            tracing::error!(member = %dup.name, holder = %dup.holder, newcomer = %dup.newcomer, "this node stops: {reason}")
+        }
+    }
+}
+
+/// A refusal that does not hold against this node's own claim on its name.
+pub fn refusal_ignored(from: &str, reason: &str) {
+    tracing::warn!(refused_by = %from, "ignored a refusal from {from} that does not hold against this node's start time and address: {reason}");
+}

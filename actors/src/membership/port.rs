@@ -4,9 +4,8 @@
 //!
 //! | message | goes to |
 //! |---|---|
-//! | heartbeat, leave | membership |
+//! | heartbeat, leave, refusal of this node | membership (which checks a refusal against this node's own claim on its name) |
 //! | hand-off states | the probe supervisor |
-//! | refusal of this node | the root (the node stops) |
 //! | status question | answered here, from the [`NodeView`] |
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -15,7 +14,7 @@ use super::msg::MembershipMsg;
 use super::wire::{PeerMessage, PortMsg};
 use crate::link::Link;
 use crate::status::local::answer_bytes;
-use crate::supervisor::msg::{ProbeSupMsg, RootMsg};
+use crate::supervisor::msg::ProbeSupMsg;
 use crate::view::NodeView;
 
 /// The process group every node's port joins.
@@ -28,12 +27,10 @@ pub struct PortActor;
 /// Where the port routes what it receives.
 #[derive(Debug)]
 pub struct PortArgs {
-    /// Heartbeats and leaves.
+    /// Heartbeats, leaves and refusals.
     pub membership: ActorRef<MembershipMsg>,
     /// Hand-off states.
     pub probes: Link<ProbeSupMsg>,
-    /// A refusal of this node.
-    pub root: ActorRef<RootMsg>,
     /// What status questions are answered from.
     pub view: NodeView,
 }
@@ -63,13 +60,12 @@ impl Actor for PortActor {
                     tracing::debug!(from = %from, targets = states.len(), "target states handed over");
                     state.probes.cast(ProbeSupMsg::Inherit(states));
                 }
-                Ok(PeerMessage::Refuse { from, reason }) => {
-                    tracing::error!(refused_by = %from, "this node was refused by {from}: {reason}");
-                    let _ = state
-                        .root
-                        .cast(RootMsg::Fatal(format!("refused by {from}: {reason}")));
-                }
-                Ok(m @ (PeerMessage::Heartbeat(_) | PeerMessage::Leave { .. })) => {
+                // Membership checks a refusal against this node's own claim on its name.
+                Ok(
+                    m @ (PeerMessage::Heartbeat(_)
+                    | PeerMessage::Leave { .. }
+                    | PeerMessage::Refuse { .. }),
+                ) => {
                     let _ = state.membership.cast(MembershipMsg::Peer(Box::new(m)));
                 }
                 Err(err) => {

@@ -6,9 +6,15 @@
 //! `dead_after`, or at once when its last connection closes (a crashed process); `Left` when
 //! it announced a planned leave. Alive and suspect members are in the ring.
 //!
-//! Identity is the configured name. A heartbeat naming a live member at another address is a
-//! duplicate name and is refused; the same name at the same address with a newer incarnation
-//! is that node restarted, and replaces the old one.
+//! Identity is the configured name. The same name at the same address with a newer
+//! incarnation is that node restarted, and replaces the old one. Two live nodes at different
+//! addresses claiming one name are a duplicate: the name stays with the node started first
+//! (the smaller incarnation; the smaller address if both started in the same millisecond),
+//! see [`holds_name`]. Every node compares the same two claims the same way — the two
+//! claimants and every third member, whoever hears whom first — so all agree on who keeps the
+//! name: the holder keeps running and keeps its targets, the other is refused everywhere and
+//! stops. (The incarnation is the start time by each node's clock: with clocks far apart, the
+//! node whose clock is behind may be the one that keeps the name. Both still agree.)
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -72,22 +78,33 @@ impl Change {
     }
 }
 
-/// A heartbeat that must be refused: its name is taken by a live member elsewhere.
+/// Whether claim `a` on a name (incarnation, address) keeps it against claim `b`: the node
+/// started first, then the smaller address. A total order on the claims, so every node that
+/// compares the same two claims decides alike.
+pub fn holds_name(a: (u64, &str), b: (u64, &str)) -> bool {
+    a < b
+}
+
+/// Two live nodes claim one name: the newcomer must be refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DuplicateName {
     /// The name.
     pub name: NodeName,
-    /// The address of the member holding it.
+    /// The address of the node that keeps it.
     pub holder: String,
-    /// The address of the newcomer.
+    /// The holder's incarnation.
+    pub holder_incarnation: u64,
+    /// The address of the node that must stop.
     pub newcomer: String,
+    /// True when the newcomer is this node: it stops.
+    pub newcomer_is_me: bool,
 }
 
 impl DuplicateName {
     /// Why the newcomer is refused, for both sides' logs.
     pub fn reason(&self) -> String {
         format!(
-            "node name {} is already used by the member at {}; give the node at {} another name",
+            "node name {} is already used by the member at {} (started first); give the node at {} another name",
             self.name, self.holder, self.newcomer
         )
     }
@@ -119,17 +136,19 @@ struct Member {
 pub struct MembershipTable {
     me: NodeName,
     my_addr: String,
+    my_incarnation: u64,
     detector: Detector,
     members: BTreeMap<NodeName, Member>,
     version: u64,
 }
 
 impl MembershipTable {
-    /// A table with no other member.
-    pub fn new(me: NodeName, my_addr: String, detector: Detector) -> Self {
+    /// A table with no other member, for node `me` at `my_addr` started at `my_incarnation`.
+    pub fn new(me: NodeName, my_addr: String, my_incarnation: u64, detector: Detector) -> Self {
         MembershipTable {
             me,
             my_addr,
+            my_incarnation,
             detector,
             members: BTreeMap::new(),
             version: 1,
@@ -149,10 +168,26 @@ impl MembershipTable {
         now: Instant,
     ) -> Result<Vec<Change>, DuplicateName> {
         if *name == self.me {
-            return Err(DuplicateName {
-                name: name.clone(),
-                holder: self.my_addr.clone(),
-                newcomer: info.addr,
+            if info.addr == self.my_addr {
+                return Ok(Vec::new()); // this node's own address: an echo, not a claim
+            }
+            let mine = (self.my_incarnation, self.my_addr.as_str());
+            return Err(if holds_name(mine, (info.incarnation, &info.addr)) {
+                DuplicateName {
+                    name: name.clone(),
+                    holder: self.my_addr.clone(),
+                    holder_incarnation: self.my_incarnation,
+                    newcomer: info.addr,
+                    newcomer_is_me: false,
+                }
+            } else {
+                DuplicateName {
+                    name: name.clone(),
+                    holder: info.addr,
+                    holder_incarnation: info.incarnation,
+                    newcomer: self.my_addr.clone(),
+                    newcomer_is_me: true,
+                }
             });
         }
         let mut changes = Vec::new();
@@ -169,17 +204,29 @@ impl MembershipTable {
                 changes.push(Change::Joined(name.clone()));
             }
             Some(m) => {
+                if m.state.in_ring() && info.addr != m.info.addr {
+                    let held = (m.info.incarnation, m.info.addr.as_str());
+                    if holds_name(held, (info.incarnation, &info.addr)) {
+                        return Err(DuplicateName {
+                            name: name.clone(),
+                            holder: m.info.addr.clone(),
+                            holder_incarnation: m.info.incarnation,
+                            newcomer: info.addr,
+                            newcomer_is_me: false,
+                        });
+                    }
+                    // The claimant holds the name (it started first: the member known here
+                    // is the duplicate, and is refused when heard from again).
+                    m.info = info;
+                    m.last_heard = now;
+                    let c = vec![Change::Restarted(name.clone())];
+                    self.bump(&c);
+                    return Ok(c);
+                }
                 if info.incarnation < m.info.incarnation {
                     return Ok(changes); // a stale message from an older incarnation
                 }
                 let newer = info.incarnation > m.info.incarnation;
-                if m.state.in_ring() && newer && info.addr != m.info.addr {
-                    return Err(DuplicateName {
-                        name: name.clone(),
-                        holder: m.info.addr.clone(),
-                        newcomer: info.addr,
-                    });
-                }
                 if m.state == MemberState::Left && !newer {
                     return Ok(changes); // it is on its way out
                 }
@@ -206,6 +253,21 @@ impl MembershipTable {
         Ok(changes)
     }
 
+    /// A peer refused this node, naming the node that keeps its name: the duplicate to stop
+    /// for when that claim beats this node's own; `None` (ignore it) otherwise.
+    pub fn refusal(&self, holder: &str, holder_incarnation: u64) -> Option<DuplicateName> {
+        let mine = (self.my_incarnation, self.my_addr.as_str());
+        (holder != self.my_addr && holds_name((holder_incarnation, holder), mine)).then(|| {
+            DuplicateName {
+                name: self.me.clone(),
+                holder: holder.to_string(),
+                holder_incarnation,
+                newcomer: self.my_addr.clone(),
+                newcomer_is_me: true,
+            }
+        })
+    }
+
     /// Every connection to `name` closed.
     pub fn disconnected(&mut self, name: &NodeName) -> Option<Change> {
         let m = self.members.get_mut(name)?;
@@ -218,10 +280,11 @@ impl MembershipTable {
         Some(c)
     }
 
-    /// `name` announced that it leaves.
+    /// `name` announced that it leaves. Only the incarnation known here can leave: a refused
+    /// duplicate of the name (or a stale message) stopping does not take the holder out.
     pub fn left(&mut self, name: &NodeName, incarnation: u64) -> Option<Change> {
         let m = self.members.get_mut(name)?;
-        if incarnation < m.info.incarnation || m.state == MemberState::Left {
+        if incarnation != m.info.incarnation || m.state == MemberState::Left {
             return None;
         }
         let was_in = m.state.in_ring();
@@ -394,9 +457,14 @@ mod tests {
     }
 
     fn table() -> MembershipTable {
+        table_of("n1", "127.0.1.1:4701", 5)
+    }
+
+    fn table_of(name: &str, addr: &str, incarnation: u64) -> MembershipTable {
         MembershipTable::new(
-            n("n1"),
-            "127.0.1.1:4701".into(),
+            n(name),
+            addr.into(),
+            incarnation,
             Detector {
                 suspect_after: 1000 * MS,
                 dead_after: 2000 * MS,
@@ -472,11 +540,80 @@ mod tests {
             .heard(&n("n2"), info("127.0.1.2:4701", 10), t0)
             .unwrap()
             .is_empty());
-        // Our own name from elsewhere is a duplicate too.
-        assert!(t.heard(&n("n1"), info("127.0.1.7:4701", 1), t0).is_err());
         // Once the holder is dead, the name is free to move.
         t.disconnected(&n("n2"));
         assert!(t.heard(&n("n2"), info("127.0.1.9:4701", 13), t0).is_ok());
+        // The leave of a refused duplicate (another incarnation) does not take the holder out.
+        assert_eq!(t.left(&n("n2"), 11), None);
+        assert_eq!(t.state_of(&n("n2")), Some(MemberState::Alive));
+    }
+
+    #[test]
+    fn this_nodes_own_name_stays_with_the_node_started_first() {
+        let t0 = Instant::now();
+        let mut t = table(); // n1 at 127.0.1.1:4701, incarnation 5
+        let later = t
+            .heard(&n("n1"), info("127.0.1.7:4701", 6), t0)
+            .unwrap_err();
+        assert!(!later.newcomer_is_me);
+        assert_eq!(
+            (later.holder.as_str(), later.newcomer.as_str()),
+            ("127.0.1.1:4701", "127.0.1.7:4701")
+        );
+        let earlier = t
+            .heard(&n("n1"), info("127.0.1.7:4701", 4), t0)
+            .unwrap_err();
+        assert!(
+            earlier.newcomer_is_me,
+            "a node started earlier holds the name: this one stops"
+        );
+        assert_eq!(earlier.holder_incarnation, 4);
+        // Started in the same millisecond: the smaller address keeps it.
+        assert!(
+            !t.heard(&n("n1"), info("127.0.1.7:4701", 5), t0)
+                .unwrap_err()
+                .newcomer_is_me
+        );
+        assert!(
+            t.heard(&n("n1"), info("127.0.1.0:4701", 5), t0)
+                .unwrap_err()
+                .newcomer_is_me
+        );
+        assert!(t
+            .heard(&n("n1"), info("127.0.1.1:4701", 9), t0)
+            .unwrap()
+            .is_empty());
+        // A refusal stops this node only when the holder it names started first.
+        assert!(t
+            .refusal("127.0.1.7:4701", 4)
+            .is_some_and(|d| d.newcomer_is_me));
+        assert_eq!(t.refusal("127.0.1.7:4701", 6), None);
+        assert_eq!(
+            t.refusal("127.0.1.1:4701", 1),
+            None,
+            "this node's own address"
+        );
+    }
+
+    #[test]
+    fn a_third_member_sides_with_the_node_started_first() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), info("127.0.1.2:4701", 10), t0).unwrap();
+        // A claimant started earlier (its clock is behind, or it started first and this node
+        // heard the other first) takes the name over; the other is now the duplicate.
+        assert_eq!(
+            t.heard(&n("n2"), info("127.0.1.9:4701", 9), t0).unwrap(),
+            vec![Change::Restarted(n("n2"))]
+        );
+        let dup = t
+            .heard(&n("n2"), info("127.0.1.2:4701", 10), t0)
+            .unwrap_err();
+        assert_eq!(
+            (dup.holder.as_str(), dup.newcomer.as_str()),
+            ("127.0.1.9:4701", "127.0.1.2:4701")
+        );
+        assert_eq!(t.ring_members(1).len(), 2, "no member left or died over it");
     }
 
     #[test]
@@ -566,5 +703,40 @@ mod tests {
             ]
         );
         assert_eq!(t.ring_addrs().len(), 1);
+    }
+
+    proptest::proptest! {
+        /// Two nodes claim one name; each and a third member hear the claims in any order.
+        /// All three name the same holder, it is the node started first (then the smaller
+        /// address), and the holder's own table never tells it to stop.
+        #[test]
+        fn every_member_names_the_same_holder(
+            inc_a in 0u64..4, inc_b in 0u64..4, a_first in proptest::bool::ANY,
+        ) {
+            let t0 = Instant::now();
+            let (addr_a, addr_b) = ("127.0.1.1:4701", "127.0.1.2:4701");
+            let mut a = table_of("x", addr_a, inc_a);
+            let mut b = table_of("x", addr_b, inc_b);
+            let mut third = table_of("t", "127.0.1.3:4701", 0);
+            let holder = if holds_name((inc_a, addr_a), (inc_b, addr_b)) { addr_a } else { addr_b };
+            let da = a.heard(&n("x"), info(addr_b, inc_b), t0).unwrap_err();
+            let db = b.heard(&n("x"), info(addr_a, inc_a), t0).unwrap_err();
+            proptest::prop_assert_eq!(da.holder.as_str(), holder);
+            proptest::prop_assert_eq!(db.holder.as_str(), holder);
+            proptest::prop_assert_eq!(da.newcomer_is_me, holder == addr_b);
+            proptest::prop_assert_eq!(db.newcomer_is_me, holder == addr_a);
+            let order = if a_first { [(addr_a, inc_a), (addr_b, inc_b)] } else { [(addr_b, inc_b), (addr_a, inc_a)] };
+            let mut refused = Vec::new();
+            for _ in 0..2 {
+                for (addr, inc) in order {
+                    if let Err(d) = third.heard(&n("x"), info(addr, inc), t0) {
+                        proptest::prop_assert_eq!(d.holder.as_str(), holder);
+                        refused.push(d.newcomer);
+                    }
+                }
+            }
+            proptest::prop_assert!(refused.iter().all(|r| r != holder));
+            proptest::prop_assert!(!refused.is_empty(), "the duplicate is refused");
+        }
     }
 }

@@ -50,12 +50,21 @@ pub enum PeerMessage {
         /// Sender's incarnation.
         incarnation: u64,
     },
-    /// The receiver is refused (its name is taken); it should stop.
+    /// The receiver is refused (its name is taken by a node started before it); it stops once
+    /// it has checked that claim against its own.
     Refuse {
         /// The refusing node.
         from: String,
         /// Why, for the receiver's log.
         reason: String,
+        /// The address of the node that keeps the name (absent from older versions: such a
+        /// refusal cannot be checked and is ignored; the receiver still stops when it hears
+        /// the holder itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<String>,
+        /// The holder's incarnation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder_incarnation: Option<u64>,
     },
     /// The last known state of targets the sender no longer owns.
     Handoff {
@@ -191,7 +200,13 @@ impl PeerMessage {
                 }
             }
             PeerMessage::Leave { name, .. } => name_ok(name)?,
-            PeerMessage::Refuse { from, .. } | PeerMessage::Handoff { from, .. } => name_ok(from)?,
+            PeerMessage::Refuse { from, holder, .. } => {
+                name_ok(from)?;
+                if let Some(h) = holder {
+                    addr_ok(h)?;
+                }
+            }
+            PeerMessage::Handoff { from, .. } => name_ok(from)?,
         }
         Ok(msg)
     }
@@ -229,6 +244,14 @@ mod tests {
             PeerMessage::Refuse {
                 from: "n1".into(),
                 reason: "x".into(),
+                holder: Some("127.0.0.1:4701".into()),
+                holder_incarnation: Some(7),
+            },
+            PeerMessage::Refuse {
+                from: "n1".into(),
+                reason: "x".into(),
+                holder: None,
+                holder_incarnation: None,
             },
             PeerMessage::Handoff {
                 from: "n1".into(),
