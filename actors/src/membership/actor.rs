@@ -216,6 +216,9 @@ impl Actor for Membership {
                     {
                         events::unreachable(&addr, seed, &error);
                     }
+                    // A member redialled after its link was lost: nothing listens, it is gone.
+                    let dead = state.table.redial_failed(&addr);
+                    state.apply(dead.into_iter().collect());
                     Vec::new()
                 }
             },
@@ -315,6 +318,7 @@ impl MembershipState {
     ) {
         let Some(net) = &mut self.net else { return };
         let mut changes = Vec::new();
+        let mut redial = false;
         for action in actions {
             match action {
                 SessionAction::CheckAuthLater { node_id, after } => {
@@ -330,6 +334,8 @@ impl MembershipState {
                     suppressed,
                 } => events::auth_failed(&failure, suppressed),
                 SessionAction::DialSucceeded { addr } => net.dialer.connected(&addr, now()),
+                // Not a sign of death: two nodes redialling each other at once lose one of the
+                // two connections this way. LINK_CONFIRM bounds the wait.
                 SessionAction::DialFailed { addr } => {
                     if let Some(DialEvent::Unreachable { error, .. }) =
                         net.dialer
@@ -339,11 +345,18 @@ impl MembershipState {
                     }
                 }
                 SessionAction::MemberDisconnected(name) => {
-                    changes.extend(self.table.disconnected(&name));
+                    if let Some((change, addr)) = self.table.link_lost(&name, now()) {
+                        changes.push(change);
+                        net.dialer.set_connected(&addr, false);
+                        redial = true;
+                    }
                 }
             }
         }
         self.apply(changes);
+        if redial {
+            self.dial_due(myself);
+        }
     }
 
     fn heartbeat(&mut self) {

@@ -18,6 +18,12 @@ pub fn change(c: &Change, alive: usize) {
             tracing::warn!(member = %n, silent_ms = ms, "member {n} suspect ({ms} ms without heartbeat)")
         }
         Change::Recovered(n) => tracing::info!(member = %n, "member {n} alive again"),
+        Change::LinkLost(n) => {
+            tracing::info!(member = %n, "link to member {n} lost; redialling to confirm it is alive")
+        }
+        Change::LinkRestored(n) => {
+            tracing::info!(member = %n, "link to member {n} restored; it stays in the ring")
+        }
         Change::Dead(n, DeathCause::Silent(d)) => {
             let s = d.as_secs_f64();
             tracing::warn!(member = %n, alive, silent_s = s, "member {n} dead ({s:.1} s without heartbeat; {alive} alive)");

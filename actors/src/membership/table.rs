@@ -3,8 +3,11 @@
 //!
 //! A member is `Alive` while heartbeats arrive; `Suspect` after `suspect_after` without one
 //! (still in the ring: one slow heartbeat does not reshuffle anything); `Dead` after
-//! `dead_after`, or at once when its last connection closes (a crashed process); `Left` when
-//! it announced a planned leave. Alive and suspect members are in the ring.
+//! `dead_after`; `Left` when it announced a planned leave. Alive and suspect members are in the
+//! ring. When its last connection closes, the member is redialled at once to tell a crash from
+//! a reset link: a refused redial (nothing listens: the process is gone) is death at once, as is
+//! no heartbeat within [`LINK_CONFIRM`]; a heartbeat over the new link means the member lived
+//! through it, and nothing moves.
 //!
 //! Identity is the configured name. The same name at the same address with a newer
 //! incarnation is that node restarted, and replaces the old one. Two live nodes at different
@@ -41,6 +44,11 @@ pub struct MemberInfo {
     pub unprobed: u64,
 }
 
+/// A member whose last connection closed must be heard again within this, over a redialled
+/// link, or it is dead (with the failure detector's tick every heartbeat interval, death
+/// follows a crash within about a second at the most; a refused redial is death at once).
+pub const LINK_CONFIRM: Duration = Duration::from_millis(750);
+
 /// Why a member was declared dead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeathCause {
@@ -65,6 +73,10 @@ pub enum Change {
     Dead(NodeName, DeathCause),
     /// A member left on purpose.
     Left(NodeName),
+    /// A member's last connection closed; it is redialled to confirm it is alive.
+    LinkLost(NodeName),
+    /// A member whose link was lost was heard again over a new one: no death, nothing moves.
+    LinkRestored(NodeName),
     /// A member's adopted ring digest changed.
     Adopted(NodeName, u64),
     /// A member in the table announced another target set.
@@ -129,6 +141,8 @@ struct Member {
     info: MemberInfo,
     state: MemberState,
     last_heard: Instant,
+    /// When its last connection closed, while a redial confirms it.
+    link_lost: Option<Instant>,
 }
 
 /// Everything this node knows about the other members.
@@ -199,6 +213,7 @@ impl MembershipTable {
                         info,
                         state: MemberState::Alive,
                         last_heard: now,
+                        link_lost: None,
                     },
                 );
                 changes.push(Change::Joined(name.clone()));
@@ -244,6 +259,9 @@ impl MembershipTable {
                     MemberState::Alive if newer => changes.push(Change::Restarted(name.clone())),
                     MemberState::Alive => {}
                 }
+                if m.link_lost.take().is_some() && m.state.in_ring() {
+                    changes.push(Change::LinkRestored(name.clone()));
+                }
                 m.state = MemberState::Alive;
                 m.info = info;
                 m.last_heard = now;
@@ -268,9 +286,31 @@ impl MembershipTable {
         })
     }
 
-    /// Every connection to `name` closed.
+    /// Every connection to `name` closed at `now`: the change to log, and the address to
+    /// redial at once to confirm it is alive (see [`LINK_CONFIRM`]).
+    pub fn link_lost(&mut self, name: &NodeName, now: Instant) -> Option<(Change, String)> {
+        let m = self.members.get_mut(name)?;
+        if !m.state.in_ring() || m.link_lost.is_some() {
+            return None;
+        }
+        m.link_lost = Some(now);
+        Some((Change::LinkLost(name.clone()), m.info.addr.clone()))
+    }
+
+    /// Redialling `addr` failed: the member there whose link was lost is dead.
+    pub fn redial_failed(&mut self, addr: &str) -> Option<Change> {
+        let name = self
+            .members
+            .iter()
+            .find(|(_, m)| m.link_lost.is_some() && m.info.addr == addr)
+            .map(|(n, _)| n.clone())?;
+        self.disconnected(&name)
+    }
+
+    /// `name` is gone: every connection closed and could not be made again.
     pub fn disconnected(&mut self, name: &NodeName) -> Option<Change> {
         let m = self.members.get_mut(name)?;
+        m.link_lost = None;
         if !m.state.in_ring() {
             return None;
         }
@@ -302,6 +342,15 @@ impl MembershipTable {
         let mut changes = Vec::new();
         for (name, m) in self.members.iter_mut() {
             let silent = now.saturating_duration_since(m.last_heard);
+            let unconfirmed = m
+                .link_lost
+                .is_some_and(|t| now.saturating_duration_since(t) >= LINK_CONFIRM);
+            if unconfirmed && m.state.in_ring() {
+                m.link_lost = None;
+                m.state = MemberState::Dead;
+                changes.push(Change::Dead(name.clone(), DeathCause::Disconnected));
+                continue;
+            }
             match m.state {
                 MemberState::Alive | MemberState::Suspect if silent >= self.detector.dead_after => {
                     m.state = MemberState::Dead;
@@ -505,6 +554,45 @@ mod tests {
             vec![Change::Joined(n("n2"))]
         );
         assert_eq!(t.version(), 4);
+    }
+
+    #[test]
+    fn a_lost_link_is_confirmed_by_a_redial_before_anything_moves() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), info("a2", 1), t0).unwrap();
+        t.heard(&n("n3"), info("a3", 1), t0).unwrap();
+        let v = t.version();
+        // A reset link: redialled, heard again, nothing moved.
+        let (c, addr) = t.link_lost(&n("n2"), t0).unwrap();
+        assert_eq!((c, addr.as_str()), (Change::LinkLost(n("n2")), "a2"));
+        assert_eq!(t.link_lost(&n("n2"), t0), None, "once per loss");
+        assert!(t.tick(t0 + LINK_CONFIRM / 2).is_empty());
+        assert_eq!(
+            t.heard(&n("n2"), info("a2", 1), t0 + LINK_CONFIRM / 2)
+                .unwrap(),
+            vec![Change::LinkRestored(n("n2"))]
+        );
+        assert!(
+            t.tick(t0 + LINK_CONFIRM).is_empty(),
+            "confirmed: no death later"
+        );
+        assert_eq!(t.version(), v, "the ring never changed");
+        // A crash: the redial is refused, death at once.
+        t.link_lost(&n("n3"), t0).unwrap();
+        assert_eq!(t.redial_failed("a9"), None, "another address");
+        assert_eq!(
+            t.redial_failed("a3"),
+            Some(Change::Dead(n("n3"), DeathCause::Disconnected))
+        );
+        // No answer over the redial within LINK_CONFIRM: dead too.
+        let t1 = t0 + Duration::from_secs(1);
+        t.heard(&n("n2"), info("a2", 1), t1).unwrap();
+        t.link_lost(&n("n2"), t1).unwrap();
+        assert_eq!(
+            t.tick(t1 + LINK_CONFIRM),
+            vec![Change::Dead(n("n2"), DeathCause::Disconnected)]
+        );
     }
 
     #[test]
