@@ -20,6 +20,7 @@
 //! probe in flight. A node that leaves (SIGTERM) computes the ring without itself the same way,
 //! and stops once the others have taken over (or a deadline passes).
 
+pub mod damper;
 pub mod msg;
 pub mod owner;
 pub mod placement;

@@ -105,6 +105,7 @@ impl Actor for Membership {
             let never = Detector {
                 suspect_after: Duration::MAX,
                 dead_after: Duration::MAX,
+                tick: Duration::MAX,
             };
             let table = MembershipTable::new(me, String::new(), 0, never);
             return Ok(MembershipState {
@@ -129,6 +130,7 @@ impl Actor for Membership {
         let detector = Detector {
             suspect_after: settings.suspect_after,
             dead_after: settings.dead_after,
+            tick: settings.heartbeat,
         };
         // The start time (Unix ms): a restarted node has a larger one.
         let incarnation = SystemTime::now()

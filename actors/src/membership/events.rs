@@ -18,6 +18,10 @@ pub fn change(c: &Change, alive: usize) {
             tracing::warn!(member = %n, silent_ms = ms, "member {n} suspect ({ms} ms without heartbeat)")
         }
         Change::Recovered(n) => tracing::info!(member = %n, "member {n} alive again"),
+        Change::Lagging(gap) => {
+            let ms = gap.as_millis();
+            tracing::warn!(late_ms = ms as u64, "this node fell behind: its heartbeat tick came {ms} ms late (starved of CPU?); members' silences are measured without the time it lost")
+        }
         Change::LinkLost(n) => {
             tracing::info!(member = %n, "link to member {n} lost; redialling to confirm it is alive")
         }

@@ -49,6 +49,9 @@ pub struct MemberInfo {
 /// follows a crash within about a second at the most; a refused redial is death at once).
 pub const LINK_CONFIRM: Duration = Duration::from_millis(750);
 
+/// At most one [`Change::Lagging`] per this.
+pub const LAG_REPORT_EVERY: Duration = Duration::from_secs(10);
+
 /// Why a member was declared dead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeathCause {
@@ -77,6 +80,9 @@ pub enum Change {
     LinkLost(NodeName),
     /// A member whose link was lost was heard again over a new one: no death, nothing moves.
     LinkRestored(NodeName),
+    /// This node's own tick came this late: it fell behind (the time is not counted as the
+    /// members' silence). Reported at most once per [`LAG_REPORT_EVERY`].
+    Lagging(Duration),
     /// A member's adopted ring digest changed.
     Adopted(NodeName, u64),
     /// A member in the table announced another target set.
@@ -134,6 +140,10 @@ pub struct Detector {
     pub suspect_after: Duration,
     /// Silence before a member is dead.
     pub dead_after: Duration,
+    /// How often [`MembershipTable::tick`] is called (the heartbeat interval). A tick that comes
+    /// more than twice this late means this node itself was not running (starved of CPU,
+    /// swapped out, stopped): the time it lost is not held against the members.
+    pub tick: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +164,9 @@ pub struct MembershipTable {
     detector: Detector,
     members: BTreeMap<NodeName, Member>,
     version: u64,
+    /// The last tick, and the last time this node reported falling behind.
+    last_tick: Option<Instant>,
+    lag_reported: Option<Instant>,
 }
 
 impl MembershipTable {
@@ -166,6 +179,8 @@ impl MembershipTable {
             detector,
             members: BTreeMap::new(),
             version: 1,
+            last_tick: None,
+            lag_reported: None,
         }
     }
 
@@ -337,9 +352,30 @@ impl MembershipTable {
         Some(c)
     }
 
-    /// Advances the failure detector to `now`.
+    /// Advances the failure detector to `now`. Lifeguard's first rule (memberlist's local
+    /// health): when this node's own tick comes late, this node is the slow one, so the time
+    /// it was not running is excused — every member's silence (and lost-link wait) is measured
+    /// without it — instead of declaring everyone else suspect and dead at once.
     pub fn tick(&mut self, now: Instant) -> Vec<Change> {
         let mut changes = Vec::new();
+        let gap = self
+            .last_tick
+            .replace(now)
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        if gap > self.detector.tick.saturating_mul(2) {
+            let excused = gap - self.detector.tick;
+            for m in self.members.values_mut() {
+                m.last_heard = (m.last_heard + excused).min(now);
+                m.link_lost = m.link_lost.map(|t| (t + excused).min(now));
+            }
+            if self
+                .lag_reported
+                .is_none_or(|t| now.saturating_duration_since(t) >= LAG_REPORT_EVERY)
+            {
+                self.lag_reported = Some(now);
+                changes.push(Change::Lagging(gap));
+            }
+        }
         for (name, m) in self.members.iter_mut() {
             let silent = now.saturating_duration_since(m.last_heard);
             let unconfirmed = m
@@ -505,6 +541,19 @@ mod tests {
         }
     }
 
+    /// Ticks `t` every heartbeat interval (250 ms) up to `until`, as the actor does; the
+    /// changes of every tick.
+    fn run(t: &mut MembershipTable, until: Instant) -> Vec<Change> {
+        let mut out = Vec::new();
+        let mut at = t.last_tick.map_or(until, |l| l + 250 * MS);
+        while at < until {
+            out.extend(t.tick(at));
+            at += 250 * MS;
+        }
+        out.extend(t.tick(until));
+        out
+    }
+
     fn table() -> MembershipTable {
         table_of("n1", "127.0.1.1:4701", 5)
     }
@@ -517,6 +566,7 @@ mod tests {
             Detector {
                 suspect_after: 1000 * MS,
                 dead_after: 2000 * MS,
+                tick: 250 * MS,
             },
         )
     }
@@ -530,9 +580,9 @@ mod tests {
             vec![Change::Joined(n("n2"))]
         );
         assert_eq!(t.version(), 2);
-        assert!(t.tick(t0 + 999 * MS).is_empty());
+        assert!(run(&mut t, t0 + 999 * MS).is_empty());
         assert_eq!(
-            t.tick(t0 + 1000 * MS),
+            run(&mut t, t0 + 1000 * MS),
             vec![Change::Suspect(n("n2"), 1000 * MS)]
         );
         assert_eq!(t.version(), 2, "suspicion does not change the ring");
@@ -541,10 +591,13 @@ mod tests {
             t.heard(&n("n2"), info("a2", 1), t0 + 1500 * MS).unwrap(),
             vec![Change::Recovered(n("n2"))]
         );
-        assert!(t.tick(t0 + 2400 * MS).is_empty());
+        assert!(run(&mut t, t0 + 2400 * MS).is_empty());
         assert_eq!(
-            t.tick(t0 + 3500 * MS),
-            vec![Change::Dead(n("n2"), DeathCause::Silent(2000 * MS))]
+            run(&mut t, t0 + 3500 * MS),
+            vec![
+                Change::Suspect(n("n2"), 1150 * MS),
+                Change::Dead(n("n2"), DeathCause::Silent(2000 * MS))
+            ]
         );
         assert_eq!(t.version(), 3);
         assert_eq!(t.ring_members(1).len(), 1);
@@ -567,14 +620,14 @@ mod tests {
         let (c, addr) = t.link_lost(&n("n2"), t0).unwrap();
         assert_eq!((c, addr.as_str()), (Change::LinkLost(n("n2")), "a2"));
         assert_eq!(t.link_lost(&n("n2"), t0), None, "once per loss");
-        assert!(t.tick(t0 + LINK_CONFIRM / 2).is_empty());
+        assert!(run(&mut t, t0 + LINK_CONFIRM / 2).is_empty());
         assert_eq!(
             t.heard(&n("n2"), info("a2", 1), t0 + LINK_CONFIRM / 2)
                 .unwrap(),
             vec![Change::LinkRestored(n("n2"))]
         );
         assert!(
-            t.tick(t0 + LINK_CONFIRM).is_empty(),
+            run(&mut t, t0 + LINK_CONFIRM).is_empty(),
             "confirmed: no death later"
         );
         assert_eq!(t.version(), v, "the ring never changed");
@@ -590,7 +643,7 @@ mod tests {
         t.heard(&n("n2"), info("a2", 1), t1).unwrap();
         t.link_lost(&n("n2"), t1).unwrap();
         assert_eq!(
-            t.tick(t1 + LINK_CONFIRM),
+            run(&mut t, t1 + LINK_CONFIRM),
             vec![Change::Dead(n("n2"), DeathCause::Disconnected)]
         );
     }
@@ -713,7 +766,7 @@ mod tests {
         assert!(t.heard(&n("n2"), info("a2", 5), t0).unwrap().is_empty());
         assert_eq!(t.ring_members(1).len(), 1);
         assert!(
-            t.tick(t0 + 10_000 * MS).is_empty(),
+            run(&mut t, t0 + 10_000 * MS).is_empty(),
             "a left member is not declared dead"
         );
         assert_eq!(
@@ -826,5 +879,30 @@ mod tests {
             proptest::prop_assert!(refused.iter().all(|r| r != holder));
             proptest::prop_assert!(!refused.is_empty(), "the duplicate is refused");
         }
+    }
+
+    #[test]
+    fn a_node_that_falls_behind_does_not_accuse_the_others() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), info("a2", 1), t0).unwrap();
+        t.heard(&n("n3"), info("a3", 1), t0).unwrap();
+        assert!(run(&mut t, t0 + 500 * MS).is_empty());
+        // This node is starved for 5 s: its next tick is that late. The members were not
+        // silent for 5 s of this node's time: nobody is suspect, nobody dies.
+        let late = t0 + 5500 * MS;
+        assert_eq!(t.tick(late), vec![Change::Lagging(5000 * MS)]);
+        assert_eq!(t.ring_members(1).len(), 3);
+        // Heard again soon after: all stays well; the report is not repeated within 10 s.
+        t.heard(&n("n2"), info("a2", 1), late + 100 * MS).unwrap();
+        t.heard(&n("n3"), info("a3", 1), late + 100 * MS).unwrap();
+        assert!(run(&mut t, late + 500 * MS).is_empty());
+        assert!(!t
+            .tick(late + 3000 * MS)
+            .contains(&Change::Lagging(2500 * MS)));
+        // A member that really stays silent is still found dead, on this node's own time.
+        let changes = run(&mut t, late + 6000 * MS);
+        let dead = |c: &Change| matches!(c, Change::Dead(m, _) if *m == n("n2"));
+        assert!(changes.iter().any(dead), "{changes:?}");
     }
 }

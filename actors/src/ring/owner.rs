@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::watch;
 
+use super::damper::Damper;
 use super::msg::RingOwnerMsg;
 use super::placement::{Placement, Ring};
 use super::reassign::{Assignment, Layout, Reassignment};
@@ -23,6 +24,16 @@ use crate::membership::msg::MembershipMsg;
 use crate::membership::view::MembershipView;
 use crate::model::{NodeName, TargetKey, TargetSpec};
 use crate::supervisor::msg::ProbeSupMsg;
+
+/// The longest quiet time rebuilds are damped to while the membership keeps changing.
+pub const MAX_QUIET: Duration = Duration::from_secs(2);
+/// No rebuild waits longer than this after the first change it covers.
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Now, by tokio's clock (paused in tests), as a std instant for the pure parts.
+fn std_now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
 
 /// The ring owner actor.
 #[derive(Debug)]
@@ -61,7 +72,9 @@ pub struct RingOwnerState {
     args: RingOwnerArgs,
     view: Option<MembershipView>,
     catalog: Option<Arc<CatalogView>>,
+    /// A `Rebuild` timer is set.
     rebuild_pending: bool,
+    damper: Damper,
     started: bool,
     built: Option<Built>,
     epoch: u64,
@@ -133,17 +146,35 @@ impl RingOwnerState {
         });
     }
 
+    /// A change the ring must follow: the rebuild is due when the damper says (see
+    /// [`Damper`]); one timer at a time.
     fn schedule_rebuild(&mut self, myself: &ActorRef<RingOwnerMsg>) {
-        if self.rebuild_pending {
-            return;
+        let now = std_now();
+        let due = self.damper.changed(now);
+        self.arm(myself, due, now);
+    }
+
+    fn arm(
+        &mut self,
+        myself: &ActorRef<RingOwnerMsg>,
+        due: std::time::Instant,
+        now: std::time::Instant,
+    ) {
+        if !self.rebuild_pending {
+            self.rebuild_pending = true;
+            myself.send_after(due.saturating_duration_since(now), || RingOwnerMsg::Rebuild);
         }
-        self.rebuild_pending = true;
-        let delay = if self.started {
-            self.args.settings.rebalance_delay
-        } else {
-            self.args.settings.initial_delay
-        };
-        myself.send_after(delay, || RingOwnerMsg::Rebuild);
+    }
+
+    /// The timer fired: rebuild if due, or wait for the later due time changes since set.
+    fn rebuild_when_due(&mut self, myself: &ActorRef<RingOwnerMsg>) {
+        self.rebuild_pending = false;
+        let now = std_now();
+        if self.damper.ready(now) {
+            self.rebuild();
+        } else if let Some(due) = self.damper.due() {
+            self.arm(myself, due, now);
+        }
     }
 
     /// Places every target on the current members and view, and sends this node's share to
@@ -153,10 +184,10 @@ impl RingOwnerState {
     }
 
     fn rebuild_now(&mut self) {
-        self.rebuild_pending = false;
         let (Some(view), Some(catalog)) = (&self.view, &self.catalog) else {
             return;
         };
+        self.damper.rebuilt(std_now());
         self.started = true;
         let me = &self.args.me;
         let mut members = view.members.clone();
@@ -285,11 +316,18 @@ impl Actor for RingOwner {
         _myself: ActorRef<RingOwnerMsg>,
         args: RingOwnerArgs,
     ) -> Result<RingOwnerState, ActorProcessingErr> {
+        let damper = Damper::new(
+            args.settings.initial_delay,
+            args.settings.rebalance_delay,
+            MAX_QUIET,
+            MAX_WAIT,
+        );
         Ok(RingOwnerState {
             args,
             view: None,
             catalog: None,
             rebuild_pending: false,
+            damper,
             started: false,
             built: None,
             epoch: 0,
@@ -332,7 +370,7 @@ impl Actor for RingOwner {
                     state.schedule_rebuild(&myself);
                 }
             }
-            RingOwnerMsg::Rebuild => state.rebuild(),
+            RingOwnerMsg::Rebuild => state.rebuild_when_due(&myself),
             RingOwnerMsg::PeerDigests(peers) => {
                 state.peers = peers;
                 state.check_release();
