@@ -22,6 +22,7 @@ pub fn change(c: &Change, alive: usize) {
             let ms = gap.as_millis();
             tracing::warn!(late_ms = ms as u64, "this node fell behind: its heartbeat tick came {ms} ms late (starved of CPU?); members' silences are measured without the time it lost")
         }
+        Change::WidespreadSilence(silent, of) => tracing::warn!(silent, members = of, "{silent} of {of} members silent at once: a stall of this machine or its network rather than {silent} failures; their deaths wait longer"),
         Change::LinkLost(n) => {
             tracing::info!(member = %n, "link to member {n} lost; redialling to confirm it is alive")
         }

@@ -49,7 +49,13 @@ pub struct MemberInfo {
 /// follows a crash within about a second at the most; a refused redial is death at once).
 pub const LINK_CONFIRM: Duration = Duration::from_millis(750);
 
-/// At most one [`Change::Lagging`] per this.
+/// Members silent at once, at least, for a silence to count as widespread (and a quarter of
+/// the members in the ring).
+pub const WIDESPREAD_MIN: usize = 3;
+/// A widespread silence makes deaths wait this many times `dead_after`.
+pub const WIDESPREAD_FACTOR: u32 = 4;
+
+/// At most one [`Change::Lagging`] (or [`Change::WidespreadSilence`]) per this.
 pub const LAG_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a member was declared dead.
@@ -83,6 +89,9 @@ pub enum Change {
     /// This node's own tick came this late: it fell behind (the time is not counted as the
     /// members' silence). Reported at most once per [`LAG_REPORT_EVERY`].
     Lagging(Duration),
+    /// This many of the members in the ring (the second number) are silent at once: a stall
+    /// of the machine or network, not as many failures; deaths wait longer.
+    WidespreadSilence(usize, usize),
     /// A member's adopted ring digest changed.
     Adopted(NodeName, u64),
     /// A member in the table announced another target set.
@@ -167,6 +176,7 @@ pub struct MembershipTable {
     /// The last tick, and the last time this node reported falling behind.
     last_tick: Option<Instant>,
     lag_reported: Option<Instant>,
+    widespread_reported: Option<Instant>,
 }
 
 impl MembershipTable {
@@ -181,6 +191,7 @@ impl MembershipTable {
             version: 1,
             last_tick: None,
             lag_reported: None,
+            widespread_reported: None,
         }
     }
 
@@ -376,6 +387,30 @@ impl MembershipTable {
                 changes.push(Change::Lagging(gap));
             }
         }
+        // Many members silent at once is a stall of the machine or the network they share,
+        // not that many failures: their deaths wait WIDESPREAD_FACTOR times longer.
+        let in_ring = self.members.values().filter(|m| m.state.in_ring()).count();
+        let silent_now = self
+            .members
+            .values()
+            .filter(|m| {
+                m.state.in_ring()
+                    && now.saturating_duration_since(m.last_heard) >= self.detector.suspect_after
+            })
+            .count();
+        let widespread = silent_now >= WIDESPREAD_MIN && silent_now * 4 >= in_ring;
+        let dead_after = if widespread {
+            if self
+                .widespread_reported
+                .is_none_or(|t| now.saturating_duration_since(t) >= LAG_REPORT_EVERY)
+            {
+                self.widespread_reported = Some(now);
+                changes.push(Change::WidespreadSilence(silent_now, in_ring));
+            }
+            self.detector.dead_after.saturating_mul(WIDESPREAD_FACTOR)
+        } else {
+            self.detector.dead_after
+        };
         for (name, m) in self.members.iter_mut() {
             let silent = now.saturating_duration_since(m.last_heard);
             let unconfirmed = m
@@ -388,7 +423,7 @@ impl MembershipTable {
                 continue;
             }
             match m.state {
-                MemberState::Alive | MemberState::Suspect if silent >= self.detector.dead_after => {
+                MemberState::Alive | MemberState::Suspect if silent >= dead_after => {
                     m.state = MemberState::Dead;
                     changes.push(Change::Dead(name.clone(), DeathCause::Silent(silent)));
                 }
@@ -904,5 +939,57 @@ mod tests {
         let changes = run(&mut t, late + 6000 * MS);
         let dead = |c: &Change| matches!(c, Change::Dead(m, _) if *m == n("n2"));
         assert!(changes.iter().any(dead), "{changes:?}");
+    }
+
+    #[test]
+    fn many_members_silent_at_once_die_later_but_a_few_die_on_time() {
+        let t0 = Instant::now();
+        let mut t = table();
+        for i in 2..=9 {
+            t.heard(&n(&format!("n{i}")), info(&format!("a{i}"), 1), t0)
+                .unwrap();
+        }
+        // Two of eight silent: individual failures, dead after dead_after.
+        let t1 = t0 + 500 * MS;
+        for i in 4..=9 {
+            t.heard(&n(&format!("n{i}")), info(&format!("a{i}"), 1), t1)
+                .unwrap();
+        }
+        let mut at = t1;
+        while at < t0 + 2000 * MS {
+            at += 250 * MS;
+            for i in 4..=9 {
+                t.heard(&n(&format!("n{i}")), info(&format!("a{i}"), 1), at)
+                    .unwrap();
+            }
+            t.tick(at);
+        }
+        assert_eq!(t.state_of(&n("n2")), Some(MemberState::Dead));
+        // All eight silent at once (the machine stalls): nobody dies within dead_after, and
+        // the stall is reported; a silence of four times dead_after is still death.
+        let t2 = at;
+        for i in 2..=9 {
+            t.heard(&n(&format!("n{i}")), info(&format!("a{i}"), 1), t2)
+                .unwrap();
+        }
+        let changes = run(&mut t, t2 + 3000 * MS);
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, Change::WidespreadSilence(8, 8))),
+            "{changes:?}"
+        );
+        assert!(
+            !changes.iter().any(|c| matches!(c, Change::Dead(..))),
+            "{changes:?}"
+        );
+        let changes = run(&mut t, t2 + 8000 * MS);
+        assert_eq!(
+            changes
+                .iter()
+                .filter(|c| matches!(c, Change::Dead(..)))
+                .count(),
+            8
+        );
     }
 }
