@@ -11,13 +11,17 @@ use crate::cli::{OwnerArgs, ReloadArgs, StatusArgs};
 use crate::config::HTTP_TOKEN_ENV;
 use crate::reload::ReloadReport;
 
+/// `req` with the HTTP token of the environment, if one is set, as a bearer header.
+fn with_token<B>(req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+    match std::env::var(HTTP_TOKEN_ENV) {
+        Ok(token) => req.header("Authorization", &format!("Bearer {}", token.trim())),
+        Err(_) => req,
+    }
+}
+
 fn get<T: DeserializeOwned>(http: &str, path: &str) -> anyhow::Result<T> {
     let url = format!("http://{http}{path}");
-    let mut req = ureq::get(&url);
-    if let Ok(token) = std::env::var(HTTP_TOKEN_ENV) {
-        req = req.header("Authorization", &format!("Bearer {}", token.trim()));
-    }
-    let resp = req
+    let resp = with_token(ureq::get(&url))
         .config()
         .timeout_global(Some(std::time::Duration::from_secs(10)))
         .http_status_as_error(false)
@@ -47,11 +51,7 @@ fn read<T: DeserializeOwned>(
 /// `ringpoll reload`: `POST /-/reload`.
 pub fn reload(args: &ReloadArgs) -> anyhow::Result<()> {
     let url = format!("http://{}/-/reload", args.http);
-    let mut req = ureq::post(&url);
-    if let Ok(token) = std::env::var(HTTP_TOKEN_ENV) {
-        req = req.header("Authorization", &format!("Bearer {}", token.trim()));
-    }
-    let resp = req
+    let resp = with_token(ureq::post(&url))
         .config()
         .timeout_global(Some(std::time::Duration::from_secs(70)))
         .http_status_as_error(false)

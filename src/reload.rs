@@ -436,9 +436,10 @@ impl Reloader {
         let loaded = tokio::task::spawn_blocking(move || {
             let text = config::read(&path)?;
             let reader = SourceReader::new(Mode::Strict, &cache);
-            let settings =
+            let mut settings =
                 config::parse_with(&path, &text, config::base_of(&path), &overrides, reader)?;
-            let (list, drift) = listed(settings.targets.clone(), &old);
+            // The targets move into the list (nothing else reads them from the settings).
+            let (list, drift) = listed(std::mem::take(&mut settings.targets), &old);
             Ok::<_, config::ConfigError>((text, settings, list, drift))
         })
         .await

@@ -12,6 +12,8 @@
 //! | [`view`] | the node's published state ([`NodeView`](view::NodeView)) and its write halves |
 //! | [`state`] | latest results, confirmed states and counters (behind locks, read through the view) |
 //! | [`restart`] | restart budgets and backoff (pure) |
+//! | [`clock`] | the actors' clock (tokio's, paused in tests) as the pure modules take it |
+//! | [`heavy`] | long computations run off the async workers' path (`block_in_place`) |
 //! | [`probe`] | schedule and health (pure); ICMP, TCP and SSH checks; the probe actor |
 //! | [`sink`] | bounded buffer (pure); JSON-lines and SQLite writers; the result sink actor |
 //! | [`ring`] | placement and reassignment (pure); the ring snapshot; the ring owner actor |
@@ -95,6 +97,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod catalog;
+pub mod clock;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod fault;
 pub mod heavy;

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::msg::CatalogMsg;
 use super::set::BucketedSet;
 use super::state::{Catalog, CatalogSummary, Drift, Fetch, FETCH_TIMEOUT};
+use crate::clock::now;
 use crate::heavy::heavy;
 use crate::link::Link;
 use crate::membership::wire::PortMsg;
@@ -50,15 +50,9 @@ pub struct CatalogArgs {
 pub struct CatalogState {
     args: CatalogArgs,
     catalog: Catalog,
-    /// The digest of the view last sent to the ring owner.
-    sent: Option<u64>,
     /// When a held-back view is due to be looked at again.
     recheck: Option<std::time::Instant>,
     drift: BTreeMap<NodeName, Drift>,
-}
-
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
 }
 
 impl Actor for CatalogActor {
@@ -76,7 +70,6 @@ impl Actor for CatalogActor {
         Ok(CatalogState {
             args,
             catalog,
-            sent: None,
             recheck: None,
             drift: BTreeMap::new(),
         })
@@ -176,7 +169,7 @@ impl CatalogState {
                 });
             }
         }
-        if hold.is_some() || (!force && self.sent == Some(self.catalog.view_digest())) {
+        if hold.is_some() || (!force && !self.catalog.view_changed()) {
             self.args.summary.send_if_modified(|s| {
                 let changed = s.in_step != in_step;
                 if changed {
@@ -190,11 +183,8 @@ impl CatalogState {
         let summary = view.summary(in_step);
         self.report_drift(&summary);
         self.args.summary.send_replace(Arc::new(summary));
-        self.catalog.sent();
-        if force || self.sent != Some(view.digest) {
-            self.sent = Some(view.digest);
-            self.args.ring.cast(RingOwnerMsg::Catalog(Arc::new(view)));
-        }
+        self.catalog.sent(view.digest);
+        self.args.ring.cast(RingOwnerMsg::Catalog(Arc::new(view)));
     }
 
     /// One log line per member whose set starts or stops differing, or differs otherwise.

@@ -170,6 +170,14 @@ impl CatalogView {
     }
 }
 
+/// What the last view sent to the ring owner was.
+#[derive(Debug)]
+struct Sent {
+    digest: u64,
+    agreed: bool,
+    members: Vec<NodeName>,
+}
+
 /// This node's knowledge of every alive member's target set.
 #[derive(Debug)]
 pub struct Catalog {
@@ -177,8 +185,8 @@ pub struct Catalog {
     own: Arc<BucketedSet>,
     own_specs: HashMap<TargetKey, Arc<TargetSpec>>,
     others: BTreeMap<NodeName, Member>,
-    /// What the last view sent showed: whether the members agreed, and who they were.
-    sent: Option<(bool, Vec<NodeName>)>,
+    /// The last view sent: its digest, whether the members agreed, and who they were.
+    sent: Option<Sent>,
     /// When the sets began to disagree, while a view is held back.
     settling_since: Option<Instant>,
 }
@@ -381,10 +389,20 @@ impl Catalog {
         self.others.values().all(|m| m.announced == self.own.digest)
     }
 
-    /// The view was sent: later disagreements are measured against it.
-    pub fn sent(&mut self) {
-        self.sent = Some((self.agreed(), self.others.keys().cloned().collect()));
+    /// The view with `digest` was sent: later changes and disagreements are measured
+    /// against it.
+    pub fn sent(&mut self, digest: u64) {
+        self.sent = Some(Sent {
+            digest,
+            agreed: self.agreed(),
+            members: self.others.keys().cloned().collect(),
+        });
         self.settling_since = None;
+    }
+
+    /// True when the view now differs from the last one sent (or none was sent).
+    pub fn view_changed(&self) -> bool {
+        self.sent.as_ref().map(|s| s.digest) != Some(self.view_digest())
     }
 
     /// Until when to hold the view back, if at all: while the sets have disagreed for less
@@ -394,7 +412,7 @@ impl Catalog {
         let same_members = self
             .sent
             .as_ref()
-            .is_some_and(|(agreed, members)| *agreed && members.iter().eq(self.others.keys()));
+            .is_some_and(|s| s.agreed && s.members.iter().eq(self.others.keys()));
         if self.agreed() || !same_members {
             self.settling_since = None;
             return None;

@@ -11,7 +11,6 @@ use ractor::pg::GroupChangeMessage;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::NodeSessionMessage;
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 use super::dialer::{DialEvent, Dialer};
 use super::events;
@@ -23,6 +22,7 @@ use super::transport::{self, Edge, PortChange};
 use super::view::{ClusterSettings, MemberRow};
 use super::wire::{broadcast, Heartbeat, PeerMessage, PortMsg};
 use crate::catalog::msg::CatalogMsg;
+use crate::clock::now;
 use crate::link::Link;
 use crate::model::NodeName;
 use crate::ring::msg::RingOwnerMsg;
@@ -83,10 +83,6 @@ pub struct MembershipState {
     net: Option<Net>,
     /// This node's name turned out to be another's: it is stopping.
     refused: bool,
-}
-
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
 }
 
 impl Actor for Membership {

@@ -211,24 +211,16 @@ impl MembershipTable {
             if info.addr == self.my_addr {
                 return Ok(Vec::new()); // this node's own address: an echo, not a claim
             }
-            let mine = (self.my_incarnation, self.my_addr.as_str());
-            return Err(if holds_name(mine, (info.incarnation, &info.addr)) {
-                DuplicateName {
+            // The claimant holds the name: this node stops (the same check as a refusal).
+            return Err(self
+                .refusal(&info.addr, info.incarnation)
+                .unwrap_or_else(|| DuplicateName {
                     name: name.clone(),
                     holder: self.my_addr.clone(),
                     holder_incarnation: self.my_incarnation,
                     newcomer: info.addr,
                     newcomer_is_me: false,
-                }
-            } else {
-                DuplicateName {
-                    name: name.clone(),
-                    holder: info.addr,
-                    holder_incarnation: info.incarnation,
-                    newcomer: self.my_addr.clone(),
-                    newcomer_is_me: true,
-                }
-            });
+                }));
         }
         let mut changes = Vec::new();
         match self.members.get_mut(name) {

@@ -18,6 +18,7 @@ use super::reassign::{Assignment, Layout, Reassignment};
 use super::snapshot::{assignment_digest, place, RingSettings, RingSnapshot};
 use crate::catalog::msg::CatalogMsg;
 use crate::catalog::state::CatalogView;
+use crate::clock::now;
 use crate::heavy::heavy;
 use crate::link::Link;
 use crate::membership::msg::MembershipMsg;
@@ -29,11 +30,6 @@ use crate::supervisor::msg::ProbeSupMsg;
 pub const MAX_QUIET: Duration = Duration::from_secs(2);
 /// No rebuild waits longer than this after the first change it covers.
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
-
-/// Now, by tokio's clock (paused in tests), as a std instant for the pure parts.
-fn std_now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
 
 /// The ring owner actor.
 #[derive(Debug)]
@@ -149,7 +145,7 @@ impl RingOwnerState {
     /// A change the ring must follow: the rebuild is due when the damper says (see
     /// [`Damper`]); one timer at a time.
     fn schedule_rebuild(&mut self, myself: &ActorRef<RingOwnerMsg>) {
-        let now = std_now();
+        let now = now();
         let due = self.damper.changed(now);
         self.arm(myself, due, now);
     }
@@ -169,7 +165,7 @@ impl RingOwnerState {
     /// The timer fired: rebuild if due, or wait for the later due time changes since set.
     fn rebuild_when_due(&mut self, myself: &ActorRef<RingOwnerMsg>) {
         self.rebuild_pending = false;
-        let now = std_now();
+        let now = now();
         if self.damper.ready(now) {
             self.rebuild();
         } else if let Some(due) = self.damper.due() {
@@ -187,7 +183,7 @@ impl RingOwnerState {
         let (Some(view), Some(catalog)) = (&self.view, &self.catalog) else {
             return;
         };
-        self.damper.rebuilt(std_now());
+        self.damper.rebuilt(now());
         self.started = true;
         let me = &self.args.me;
         let mut members = view.members.clone();

@@ -196,7 +196,7 @@ fn a_disagreement_is_held_back_until_it_settles_but_agreement_and_member_changes
     let both = |d: u64| BTreeMap::from([(node(2), d)]);
     c.members(&both(old_digest), t0);
     assert_eq!(c.hold_until(t0), None, "nothing sent yet: nothing to hold");
-    c.sent();
+    c.sent(c.view_digest());
     // This node reloads first: the sets disagree, and the view is held back for SETTLE.
     c.set_own(&TargetList::of(set_of(&new).into()));
     let new_digest = c.own().digest;
@@ -209,20 +209,20 @@ fn a_disagreement_is_held_back_until_it_settles_but_agreement_and_member_changes
     // The member announces the same new set: agreement is published at once.
     c.members(&both(new_digest), t0 + SETTLE / 2);
     assert_eq!(c.hold_until(t0 + SETTLE / 2), None);
-    c.sent();
+    c.sent(c.view_digest());
     // The member changes alone and never comes back: held for SETTLE, then published.
     let t1 = t0 + SETTLE * 3;
     c.members(&both(old_digest), t1);
     assert_eq!(c.hold_until(t1), Some(t1 + SETTLE));
     assert_eq!(c.hold_until(t1 + SETTLE), None);
-    c.sent();
+    c.sent(c.view_digest());
     // Once a disagreement was sent, later changes are not held back.
     c.members(&both(12345), t1 + SETTLE * 2);
     assert_eq!(c.hold_until(t1 + SETTLE * 2), None);
     // Back to agreement, then a member joins with another set: a change of members is never
     // held (a dead owner's targets must move at once, a newcomer's list count at once).
     c.members(&both(new_digest), t1 + SETTLE * 3);
-    c.sent();
+    c.sent(c.view_digest());
     let three = BTreeMap::from([(node(2), new_digest), (node(3), old_digest)]);
     c.members(&three, t1 + SETTLE * 3);
     assert_eq!(c.hold_until(t1 + SETTLE * 3), None);
