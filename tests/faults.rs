@@ -123,6 +123,63 @@ fn a_frozen_node_is_evicted_then_readmitted_without_leaving_targets_uncovered() 
         .assert_gaps_within(64, SILENT_DETECTION_MS + INTERVAL_MS + SLACK_MS);
 }
 
+/// Six nodes: more than a full mesh at the full heartbeat rate (`membership::cadence`). n3 is
+/// watched by n4, n5 and n6 (the next three by name) and heard by n1 and n2 every 2 s only; when
+/// it freezes, its watchers declare it dead and tell n1 and n2, who confirm it against their own
+/// silence: every node drops it within the same bound as in a full mesh.
+#[test]
+fn a_frozen_node_beyond_its_watchers_is_declared_dead_everywhere_within_the_bound() {
+    let ns = Netns::new("watch");
+    let n1 = start(&ns, 1, &[]);
+    let rest: Vec<Node> = (2..=6).map(|i| start(&ns, i, &[1])).collect();
+    let all: Vec<&Node> = std::iter::once(&n1).chain(rest.iter()).collect();
+    wait_until("a 6-member ring", Duration::from_secs(20), || {
+        converged(&all, 6).map(drop)
+    });
+    let n3 = &rest[1];
+    let stopped = now_ms();
+    n3.signal(libc::SIGSTOP);
+    for (i, n) in all.iter().enumerate() {
+        if i != 2 {
+            n.wait_log(
+                "member n3 dead (",
+                1,
+                Duration::from_millis(SILENT_DETECTION_MS as u64 + 1_000),
+            );
+        }
+    }
+    let detected = now_ms() - stopped;
+    assert!(
+        detected <= SILENT_DETECTION_MS + 1_000,
+        "all saw n3 dead after {detected} ms"
+    );
+    // n1 and n2 do not watch n3: they acted on a watcher's report.
+    for n in [&n1, &rest[0]] {
+        assert!(
+            n.log().contains("member n3 dead (reported by n"),
+            "{}",
+            n.log()
+        );
+    }
+    let others: Vec<&Node> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, n)| *n)
+        .collect();
+    wait_until(
+        "the other five cover all 64 targets",
+        Duration::from_secs(6),
+        || (covered_by(&others, stopped + SILENT_DETECTION_MS).len() == 64).then_some(()),
+    );
+    n3.signal(libc::SIGCONT);
+    wait_until("a 6-member ring again", Duration::from_secs(10), || {
+        converged(&all, 6).map(drop)
+    });
+    Coverage::of_nodes(&all, stopped - INTERVAL_MS, now_ms(), INTERVAL_MS, 1)
+        .assert_gaps_within(64, SILENT_DETECTION_MS + INTERVAL_MS + SLACK_MS);
+}
+
 #[test]
 fn hostile_traffic_on_the_cluster_port_does_not_stop_a_node_or_keep_others_out() {
     use std::io::Write;

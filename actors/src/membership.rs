@@ -19,6 +19,7 @@
 //! Without `[cluster] listen` a node is a cluster of one, and none of the network parts run.
 
 pub mod actor;
+pub mod cadence;
 pub mod dialer;
 pub mod events;
 pub mod gate;

@@ -12,12 +12,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::NodeSessionMessage;
 use tokio::sync::watch;
 
+use super::cadence::{self, Beats, Pace, SLOW_FACTOR};
 use super::dialer::{DialEvent, Dialer};
 use super::events;
 use super::msg::MembershipMsg;
 use super::port::PortArgs;
 use super::sessions::{SessionAction, Sessions};
-use super::table::{Change, Detector, DuplicateName, MemberInfo, MembershipTable};
+use super::table::{Change, DeathCause, Detector, DuplicateName, MemberInfo, MembershipTable};
 use super::transport::{self, Edge, PortChange};
 use super::view::{ClusterSettings, MemberRow};
 use super::wire::{broadcast, Heartbeat, PeerMessage, PortMsg};
@@ -71,6 +72,8 @@ struct Net {
     /// ractor_cluster's node server, the port and the listener.
     edge: Edge,
     beats: u64,
+    /// What each session was last sent (who hears each heartbeat, see `cadence`).
+    sent: Beats,
     leaving: bool,
 }
 
@@ -139,6 +142,7 @@ impl Actor for Membership {
             sessions: Sessions::default(),
             edge,
             beats: 0,
+            sent: Beats::default(),
             leaving: false,
             settings,
         };
@@ -357,32 +361,62 @@ impl MembershipState {
         }
     }
 
+    /// Heartbeats the peers: the watchers and peers not yet named every interval, the others
+    /// once per `SLOW_FACTOR` intervals or when what this node says changed (`cadence`).
     fn heartbeat(&mut self) {
         let adopted = self.args.view.ownership().digest;
         let own_set = self.args.view.own_set().digest;
         let unprobed = self.args.view.state().unprobed_now() as u64;
-        let me = self.args.view.node().to_string();
+        let me = self.args.view.node().clone();
         let Some(net) = &mut self.net else { return };
         if net.leaving || net.sessions.ports().next().is_none() {
             return;
         }
         net.beats += 1;
-        let members = if net.beats % MEMBERS_EVERY == 1 {
-            self.table.ring_addrs()
-        } else {
-            Vec::new()
+        let ring: Vec<NodeName> = self.table.ring_members(0).into_keys().collect();
+        let watchers = cadence::watchers(&ring, &me);
+        let content = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (self.args.weight, adopted, own_set, &ring).hash(&mut h);
+            h.finish()
         };
-        let hb = PeerMessage::Heartbeat(Heartbeat {
-            name: me,
-            addr: net.settings.advertise.to_string(),
-            weight: self.args.weight,
-            incarnation: net.incarnation,
-            adopted,
-            targets: own_set,
-            unprobed,
-            members,
-        });
-        broadcast(net.sessions.ports(), &hb);
+        let plan = net.sent.plan(
+            net.beats,
+            content,
+            net.sessions
+                .port_ids()
+                .map(|id| (id, net.sessions.member_of(id))),
+            &watchers,
+        );
+        let periodic_members = net.beats % MEMBERS_EVERY == 1;
+        let slow_ms = (net.settings.heartbeat * SLOW_FACTOR as u32).as_millis() as u64;
+        let mut encoded: [Option<Vec<u8>>; 4] = Default::default();
+        for beat in plan {
+            let with_members = beat.news || (periodic_members && beat.pace == Pace::Full);
+            let slot = usize::from(with_members) * 2 + usize::from(beat.pace == Pace::Slow);
+            let bytes = encoded[slot].get_or_insert_with(|| {
+                PeerMessage::Heartbeat(Heartbeat {
+                    name: me.to_string(),
+                    addr: net.settings.advertise.to_string(),
+                    weight: self.args.weight,
+                    incarnation: net.incarnation,
+                    adopted,
+                    targets: own_set,
+                    unprobed,
+                    every_ms: (beat.pace == Pace::Slow).then_some(slow_ms),
+                    members: if with_members {
+                        self.table.ring_addrs()
+                    } else {
+                        Vec::new()
+                    },
+                })
+                .encode()
+            });
+            if let Some(port) = net.sessions.port(beat.session) {
+                let _ = port.cast(PortMsg::Wire(bytes.clone()));
+            }
+        }
     }
 
     fn dial_due(&mut self, myself: &ActorRef<MembershipMsg>) {
@@ -406,9 +440,10 @@ impl MembershipState {
                 net.beats = 0; // the next heartbeat carries the member list
                 self.heartbeat();
             }
-            Some(PortChange::Left(ids)) => {
-                ids.into_iter().for_each(|id| net.sessions.port_left(id))
-            }
+            Some(PortChange::Left(ids)) => ids.into_iter().for_each(|id| {
+                net.sessions.port_left(id);
+                net.sent.forget(id);
+            }),
             _ => {}
         }
     }
@@ -428,6 +463,7 @@ impl MembershipState {
                     adopted: hb.adopted,
                     targets: hb.targets,
                     unprobed: hb.unprobed,
+                    every: hb.every_ms.map(Duration::from_millis),
                 };
                 match self.table.heard(&name, info, now()) {
                     Ok(changes) => {
@@ -487,6 +523,21 @@ impl MembershipState {
                 Some(dup) => self.stop_for(&dup, Some(&from)),
                 None => events::refusal_ignored(&from, &reason),
             },
+            PeerMessage::Dead {
+                from,
+                name,
+                incarnation,
+            } => {
+                let (Ok(from), Ok(name)) = (NodeName::new(&from), NodeName::new(&name)) else {
+                    return;
+                };
+                if self.table.reported_dead(&from, &name, incarnation, now()) {
+                    // Alive after all: every peer hears so at once.
+                    events::refuting(from.as_str());
+                    net.sent = Beats::default();
+                    self.heartbeat();
+                }
+            }
             // The port routes these elsewhere.
             PeerMessage::Handoff { .. } => {}
         }
@@ -511,8 +562,24 @@ impl MembershipState {
         let adopted_changed = changes.iter().any(|c| matches!(c, Change::Adopted(..)));
         let sets_changed = changes.iter().any(|c| matches!(c, Change::TargetSet(..)));
         let alive = self.table.alive_count();
+        let me = self.args.view.node();
         for c in &changes {
             events::change(c, alive);
+            if let Change::Dead(n, DeathCause::Silent(_)) = c {
+                // This node watched it: the others, who hear it less often, are told (and the
+                // member itself, which refutes it if it is alive).
+                let watched = self.table.watches(n);
+                if let Some((_, _, info)) = self.table.members().find(|(m, _, _)| *m == n) {
+                    if watched {
+                        let report = PeerMessage::Dead {
+                            from: me.to_string(),
+                            name: n.to_string(),
+                            incarnation: info.incarnation,
+                        };
+                        broadcast(net.sessions.ports(), &report);
+                    }
+                }
+            }
             if let Change::Dead(n, _) = c {
                 // Close what is left of the link, so a frozen peer that resumes sees it and
                 // rejoins.

@@ -36,6 +36,9 @@ pub fn change(c: &Change, alive: usize) {
         Change::Dead(n, DeathCause::Disconnected) => {
             tracing::warn!(member = %n, alive, "member {n} dead (connection closed; {alive} alive)")
         }
+        Change::Dead(n, DeathCause::Reported(by)) => {
+            tracing::warn!(member = %n, reported_by = %by, alive, "member {n} dead (reported by {by}, which watched it, and silent here too; {alive} alive)")
+        }
         Change::Left(n) => tracing::info!(member = %n, alive, "member {n} left ({alive} alive)"),
         // The catalog reports how members' sets differ.
         Change::TargetSet(..) | Change::Adopted(..) => {}
@@ -86,4 +89,9 @@ pub fn name_taken(dup: &DuplicateName, refused_by: Option<&str>) {
 /// A refusal that does not hold against this node's own claim on its name.
 pub fn refusal_ignored(from: &str, reason: &str) {
     tracing::warn!(refused_by = %from, "ignored a refusal from {from} that does not hold against this node's start time and address: {reason}");
+}
+
+/// A member reported this node dead; it is alive and says so to every peer.
+pub fn refuting(by: &str) {
+    tracing::warn!(reported_by = %by, "{by} reported this node dead (its heartbeats did not reach {by} in time); refuting with a heartbeat to every peer");
 }

@@ -4,7 +4,7 @@
 //!
 //! | message | goes to |
 //! |---|---|
-//! | heartbeat, leave, refusal of this node | membership (which checks a refusal against this node's own claim on its name) |
+//! | heartbeat, leave, death report, refusal of this node | membership (which checks a refusal against this node's own claim on its name) |
 //! | hand-off states | the probe supervisor |
 //! | status question | answered here, from the [`NodeView`] |
 
@@ -64,6 +64,7 @@ impl Actor for PortActor {
                 Ok(
                     m @ (PeerMessage::Heartbeat(_)
                     | PeerMessage::Leave { .. }
+                    | PeerMessage::Dead { .. }
                     | PeerMessage::Refuse { .. }),
                 ) => {
                     let _ = state.membership.cast(MembershipMsg::Peer(Box::new(m)));

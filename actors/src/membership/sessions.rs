@@ -306,6 +306,16 @@ impl<H: Clone, P> Sessions<H, P> {
         self.ports.values()
     }
 
+    /// The sessions with a peer's port.
+    pub fn port_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ports.keys().copied()
+    }
+
+    /// The peer's port on session `node_id`.
+    pub fn port(&self, node_id: u64) -> Option<&P> {
+        self.ports.get(&node_id)
+    }
+
     /// The ports of authenticated sessions, with the member's name.
     pub fn member_ports(&self) -> impl Iterator<Item = (&NodeName, &P)> {
         self.ports

@@ -42,6 +42,9 @@ pub struct MemberInfo {
     pub targets: u64,
     /// Targets it probes that have had no result for too long.
     pub unprobed: u64,
+    /// The gap it keeps between its heartbeats to this node, when longer than the heartbeat
+    /// interval (see `membership::cadence`); `None`: every interval.
+    pub every: Option<Duration>,
 }
 
 /// A member whose last connection closed must be heard again within this, over a redialled
@@ -59,12 +62,15 @@ pub const WIDESPREAD_FACTOR: u32 = 4;
 pub const LAG_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a member was declared dead.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeathCause {
     /// No heartbeat for this long.
     Silent(Duration),
     /// Every connection to it closed.
     Disconnected,
+    /// A member that watched it declared it dead for its silence, and this node had not heard
+    /// it for longer than its heartbeats' gap either.
+    Reported(NodeName),
 }
 
 /// A change worth logging (and, when the ring membership changed, publishing).
@@ -162,6 +168,8 @@ struct Member {
     last_heard: Instant,
     /// When its last connection closed, while a redial confirms it.
     link_lost: Option<Instant>,
+    /// A watcher that declared it dead, and when that was heard, while this node confirms it.
+    reported: Option<(NodeName, Instant)>,
 }
 
 /// Everything this node knows about the other members.
@@ -232,6 +240,7 @@ impl MembershipTable {
                         state: MemberState::Alive,
                         last_heard: now,
                         link_lost: None,
+                        reported: None,
                     },
                 );
                 changes.push(Change::Joined(name.clone()));
@@ -283,10 +292,52 @@ impl MembershipTable {
                 m.state = MemberState::Alive;
                 m.info = info;
                 m.last_heard = now;
+                m.reported = None;
             }
         }
         self.bump(&changes);
         Ok(changes)
+    }
+
+    /// Member `by` declared `name` (incarnation `incarnation`) dead for its silence. Kept to be
+    /// confirmed by [`tick`](Self::tick): `name` dies here when this node has not heard it for
+    /// longer than the gap between its heartbeats plus one interval, within `dead_after` of the
+    /// report; a heartbeat from it in the meantime drops the report. Reports from members not
+    /// in the ring, or about another incarnation, are ignored. Returns true when the report is
+    /// about this node: it is alive, and refutes it by heartbeating every peer at once.
+    pub fn reported_dead(
+        &mut self,
+        by: &NodeName,
+        name: &NodeName,
+        incarnation: u64,
+        now: Instant,
+    ) -> bool {
+        if *name == self.me {
+            return incarnation == self.my_incarnation;
+        }
+        if !self.state_of(by).is_some_and(|s| s.in_ring()) {
+            return false;
+        }
+        if let Some(m) = self.members.get_mut(name) {
+            if m.state.in_ring() && m.info.incarnation == incarnation && m.reported.is_none() {
+                m.reported = Some((by.clone(), now));
+            }
+        }
+        false
+    }
+
+    /// True when `name` heartbeats this node at the full rate (this node watches it).
+    pub fn watches(&self, name: &NodeName) -> bool {
+        self.members
+            .get(name)
+            .is_some_and(|m| m.info.every.is_none())
+    }
+
+    /// How much longer than the heartbeat interval `m`'s heartbeats to this node are apart.
+    fn slack(&self, m: &Member) -> Duration {
+        m.info
+            .every
+            .map_or(Duration::ZERO, |e| e.saturating_sub(self.detector.tick))
     }
 
     /// A peer refused this node, naming the node that keeps its name: the duplicate to stop
@@ -387,7 +438,8 @@ impl MembershipTable {
             .values()
             .filter(|m| {
                 m.state.in_ring()
-                    && now.saturating_duration_since(m.last_heard) >= self.detector.suspect_after
+                    && now.saturating_duration_since(m.last_heard)
+                        >= self.detector.suspect_after + self.slack(m)
             })
             .count();
         let widespread = silent_now >= WIDESPREAD_MIN && silent_now * 4 >= in_ring;
@@ -403,8 +455,17 @@ impl MembershipTable {
         } else {
             self.detector.dead_after
         };
+        let (tick, suspect_after, report_ttl) = (
+            self.detector.tick,
+            self.detector.suspect_after,
+            self.detector.dead_after,
+        );
         for (name, m) in self.members.iter_mut() {
             let silent = now.saturating_duration_since(m.last_heard);
+            let slack = m
+                .info
+                .every
+                .map_or(Duration::ZERO, |e| e.saturating_sub(tick));
             let unconfirmed = m
                 .link_lost
                 .is_some_and(|t| now.saturating_duration_since(t) >= LINK_CONFIRM);
@@ -414,12 +475,25 @@ impl MembershipTable {
                 changes.push(Change::Dead(name.clone(), DeathCause::Disconnected));
                 continue;
             }
+            // A watcher's report, confirmed by this node's own silence: longer than the gap
+            // the member keeps between its heartbeats here, plus an interval.
+            if let Some((by, at)) = m.reported.take() {
+                if !m.state.in_ring() || now.saturating_duration_since(at) > report_ttl {
+                    // Expired, or settled otherwise.
+                } else if silent >= tick + slack + tick {
+                    m.state = MemberState::Dead;
+                    changes.push(Change::Dead(name.clone(), DeathCause::Reported(by)));
+                    continue;
+                } else {
+                    m.reported = Some((by, at));
+                }
+            }
             match m.state {
-                MemberState::Alive | MemberState::Suspect if silent >= dead_after => {
+                MemberState::Alive | MemberState::Suspect if silent >= dead_after + slack => {
                     m.state = MemberState::Dead;
                     changes.push(Change::Dead(name.clone(), DeathCause::Silent(silent)));
                 }
-                MemberState::Alive if silent >= self.detector.suspect_after => {
+                MemberState::Alive if silent >= suspect_after + slack => {
                     m.state = MemberState::Suspect;
                     changes.push(Change::Suspect(name.clone(), silent));
                 }
@@ -565,7 +639,116 @@ mod tests {
             adopted: 0,
             targets: 0,
             unprobed: 0,
+            every: None,
         }
+    }
+
+    /// A member that heartbeats this node every 2 s (this node does not watch it).
+    fn slow(addr: &str, inc: u64) -> MemberInfo {
+        MemberInfo {
+            every: Some(2000 * MS),
+            ..info(addr, inc)
+        }
+    }
+
+    /// A member heartbeating every 10 s: it stays alive through these tests without more.
+    fn quiet(addr: &str) -> MemberInfo {
+        MemberInfo {
+            every: Some(10_000 * MS),
+            ..info(addr, 1)
+        }
+    }
+
+    #[test]
+    fn a_slow_cadence_member_is_given_its_gap() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), slow("a2", 1), t0).unwrap();
+        assert!(!t.watches(&n("n2")));
+        // suspect_after 1 s + 1.75 s of slack; dead_after 2 s + 1.75 s.
+        assert!(run(&mut t, t0 + 2749 * MS).is_empty());
+        assert!(matches!(
+            run(&mut t, t0 + 2750 * MS)[..],
+            [Change::Suspect(..)]
+        ));
+        assert!(run(&mut t, t0 + 3749 * MS).is_empty());
+        assert!(matches!(
+            run(&mut t, t0 + 3750 * MS)[..],
+            [Change::Dead(_, DeathCause::Silent(_))]
+        ));
+        // Back to the full rate: the usual bounds again.
+        let t1 = t0 + 4000 * MS;
+        t.heard(&n("n2"), info("a2", 1), t1).unwrap();
+        assert!(t.watches(&n("n2")));
+        assert!(matches!(
+            run(&mut t, t1 + 1000 * MS)[..],
+            [Change::Suspect(..)]
+        ));
+    }
+
+    #[test]
+    fn a_watchers_report_is_confirmed_by_this_nodes_own_silence() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), slow("a2", 1), t0).unwrap();
+        t.heard(&n("n3"), quiet("a3"), t0).unwrap();
+        run(&mut t, t0 + 1000 * MS);
+        t.heard(&n("n3"), quiet("a3"), t0 + 1000 * MS).unwrap();
+        // n3 reports n2 dead 1 s after n2 was last heard here: 2 s apart is its normal gap, so
+        // this node waits until 2.25 s of silence, then agrees.
+        assert!(!t.reported_dead(&n("n3"), &n("n2"), 1, t0 + 1000 * MS));
+        assert!(run(&mut t, t0 + 2000 * MS).is_empty());
+        assert_eq!(
+            run(&mut t, t0 + 2250 * MS),
+            vec![Change::Dead(n("n2"), DeathCause::Reported(n("n3")))]
+        );
+    }
+
+    #[test]
+    fn a_report_is_dropped_when_the_member_is_heard_or_it_expires_or_is_not_for_it() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), slow("a2", 1), t0).unwrap();
+        t.heard(&n("n3"), quiet("a3"), t0).unwrap();
+        // Heard after the report: the report is void (n2 is alive, here at least).
+        t.reported_dead(&n("n3"), &n("n2"), 1, t0 + 100 * MS);
+        t.heard(&n("n2"), slow("a2", 1), t0 + 200 * MS).unwrap();
+        assert!(run(&mut t, t0 + 2200 * MS).is_empty());
+        t.heard(&n("n2"), slow("a2", 1), t0 + 2200 * MS).unwrap();
+        // Another incarnation, or from a member not in the ring, or unknown: ignored.
+        t.reported_dead(&n("n3"), &n("n2"), 2, t0 + 2300 * MS);
+        t.reported_dead(&n("n9"), &n("n2"), 1, t0 + 2300 * MS);
+        t.reported_dead(&n("n3"), &n("n9"), 1, t0 + 2300 * MS);
+        t.heard(&n("n3"), quiet("a3"), t0 + 3000 * MS).unwrap();
+        assert!(run(&mut t, t0 + 3000 * MS).is_empty());
+        // A report older than dead_after by the time this node's silence would confirm it
+        // has expired: n2 then dies by this node's own judgement only.
+        let mut t = table();
+        t.heard(
+            &n("n2"),
+            MemberInfo {
+                every: Some(9000 * MS),
+                ..info("a2", 1)
+            },
+            t0,
+        )
+        .unwrap();
+        t.heard(&n("n3"), quiet("a3"), t0).unwrap();
+        t.reported_dead(&n("n3"), &n("n2"), 1, t0);
+        assert!(run(&mut t, t0 + 6000 * MS).is_empty());
+        assert!(t.members.get(&n("n2")).unwrap().reported.is_none());
+    }
+
+    #[test]
+    fn a_report_about_this_node_is_refuted() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n3"), info("a3", 1), t0).unwrap();
+        assert!(t.reported_dead(&n("n3"), &n("n1"), 5, t0));
+        assert!(
+            !t.reported_dead(&n("n3"), &n("n1"), 4, t0),
+            "an older incarnation of this node"
+        );
     }
 
     /// Ticks `t` every heartbeat interval (250 ms) up to `until`, as the actor does; the

@@ -66,6 +66,17 @@ pub enum PeerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         holder_incarnation: Option<u64>,
     },
+    /// The sender watched `name` (heard it at the full heartbeat rate) and declared it dead
+    /// for its silence; each receiver confirms that against its own silence of it, and `name`
+    /// itself, alive after all, refutes it with a heartbeat to every peer at once.
+    Dead {
+        /// Sender.
+        from: String,
+        /// The member declared dead.
+        name: String,
+        /// Its incarnation.
+        incarnation: u64,
+    },
     /// The last known state of targets the sender no longer owns.
     Handoff {
         /// Sender.
@@ -75,9 +86,9 @@ pub enum PeerMessage {
     },
 }
 
-/// A heartbeat.
+/// A heartbeat. Fields it does not know are ignored, so that a later version can add some and
+/// still be heard by this one during a rolling upgrade.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Heartbeat {
     /// Sender's configured name.
     pub name: String,
@@ -94,6 +105,10 @@ pub struct Heartbeat {
     /// Targets the sender probes that have had no result for longer than interval + grace.
     #[serde(default)]
     pub unprobed: u64,
+    /// The sender's next heartbeat to this receiver comes within this many milliseconds
+    /// (absent: within the heartbeat interval). See `membership::cadence`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
     /// Members the sender knows to be in the ring (for transitive dialling); sent every few
     /// heartbeats, not every one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -200,6 +215,10 @@ impl PeerMessage {
                 }
             }
             PeerMessage::Leave { name, .. } => name_ok(name)?,
+            PeerMessage::Dead { from, name, .. } => {
+                name_ok(from)?;
+                name_ok(name)?;
+            }
             PeerMessage::Refuse { from, holder, .. } => {
                 name_ok(from)?;
                 if let Some(h) = holder {
@@ -226,6 +245,7 @@ mod tests {
             adopted: 9,
             targets: 3,
             unprobed: 0,
+            every_ms: Some(2000),
             members: vec![PeerAddr {
                 name: "n2".into(),
                 addr: "127.0.1.2:4701".into(),
@@ -240,6 +260,11 @@ mod tests {
             PeerMessage::Leave {
                 name: "n1".into(),
                 incarnation: 1,
+            },
+            PeerMessage::Dead {
+                from: "n1".into(),
+                name: "n2".into(),
+                incarnation: 3,
             },
             PeerMessage::Refuse {
                 from: "n1".into(),
@@ -285,6 +310,15 @@ mod tests {
             serde_json::from_str::<HandoffState>(r#"{"probe":"smtp","target":"x","up":true}"#)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_heartbeat_from_a_later_version_with_more_fields_is_heard() {
+        let json = br#"{"type":"heartbeat","name":"n1","addr":"127.0.0.1:4701","weight":1,"incarnation":1,"adopted":0,"targets":0,"every_ms":2000,"a_later_field":[1]}"#;
+        match PeerMessage::decode(json).unwrap() {
+            PeerMessage::Heartbeat(h) => assert_eq!(h.every_ms, Some(2000)),
+            m => panic!("{m:?}"),
+        }
     }
 
     #[test]
