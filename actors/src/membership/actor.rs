@@ -382,7 +382,8 @@ impl MembershipState {
             h.finish()
         };
         let plan = net.sent.plan(
-            net.beats,
+            now(),
+            net.settings.heartbeat,
             content,
             net.sessions
                 .port_ids()
@@ -390,7 +391,7 @@ impl MembershipState {
             &watchers,
         );
         let periodic_members = net.beats % MEMBERS_EVERY == 1;
-        let slow_ms = (net.settings.heartbeat * SLOW_FACTOR as u32).as_millis() as u64;
+        let slow_ms = (net.settings.heartbeat * SLOW_FACTOR).as_millis() as u64;
         let mut encoded: [Option<Vec<u8>>; 4] = Default::default();
         for beat in plan {
             let with_members = beat.news || (periodic_members && beat.pace == Pace::Full);
@@ -580,9 +581,10 @@ impl MembershipState {
                     }
                 }
             }
-            if let Change::Dead(n, _) = c {
+            if let Change::Dead(n, DeathCause::Silent(_) | DeathCause::Disconnected) = c {
                 // Close what is left of the link, so a frozen peer that resumes sees it and
-                // rejoins.
+                // rejoins. Not on a report: this node's own link may be fine, and closing it
+                // would spread one watcher's mistake.
                 for s in net.sessions.of_member(n) {
                     s.stop(Some("ringpoll: member dead".into()));
                 }

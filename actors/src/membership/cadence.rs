@@ -1,4 +1,4 @@
-//! Who hears this node's heartbeat, and how often. Pure: the beat number is the clock.
+//! Who hears this node's heartbeat, and how often. Pure: time is an argument.
 //!
 //! A full mesh at the heartbeat interval costs every node (N − 1) messages out and in per
 //! interval, and a message through ractor_cluster costs about 100 µs of CPU here however small
@@ -9,18 +9,19 @@
 //! member list). Each heartbeat says which cadence its sender keeps towards the receiver, so
 //! the receiver's failure detector waits for the right gap, however the two nodes' views
 //! differ. A watcher that declares a member dead for its silence tells the others, who
-//! confirm it against their own silence (see `MembershipTable::reported_dead`).
+//! follow once they suspect the member themselves (see `MembershipTable::reported_dead`).
 //!
 //! Clusters of up to `WATCHERS + 1` nodes are a full mesh at the full rate, as before.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crate::model::NodeName;
 
 /// Members that hear each node at the full heartbeat rate.
 pub const WATCHERS: usize = 3;
 /// Every other peer hears a node once per this many heartbeat intervals (when nothing changed).
-pub const SLOW_FACTOR: u64 = 8;
+pub const SLOW_FACTOR: u32 = 8;
 
 /// The members that watch `of`: the [`WATCHERS`] members after it in `ring` (sorted, `of`
 /// included), wrapping around.
@@ -56,7 +57,7 @@ pub struct Beat {
 
 #[derive(Clone, Copy, Debug)]
 struct Sent {
-    beat: u64,
+    at: Instant,
     content: u64,
     pace: Pace,
 }
@@ -68,12 +69,15 @@ pub struct Beats {
 }
 
 impl Beats {
-    /// The heartbeats of beat number `beat`, whose content hashes to `content`, for `peers`
-    /// (each session with the member on it, `None` while not authenticated: such a peer may be
-    /// joining and hears every beat) and this node's `watchers`.
+    /// The heartbeats due at `now` (a tick of every `tick`), whose content hashes to
+    /// `content`, for `peers` (each session with the member on it, `None` while not
+    /// authenticated: such a peer may be joining and hears every beat) and this node's
+    /// `watchers`. A slow peer's beat is due by the clock, [`SLOW_FACTOR`] ticks after the last
+    /// (to the nearest tick), so late ticks do not stretch its gap.
     pub fn plan<'a>(
         &mut self,
-        beat: u64,
+        now: Instant,
+        tick: Duration,
         content: u64,
         peers: impl IntoIterator<Item = (u64, Option<&'a NodeName>)>,
         watchers: &[&NodeName],
@@ -86,14 +90,14 @@ impl Beats {
             };
             let last = self.sent.get(&session);
             let news = last.is_none_or(|s| s.content != content);
-            let due = pace == Pace::Full
-                || news
-                || last.is_none_or(|s| s.pace != pace || beat >= s.beat + SLOW_FACTOR);
+            let slow_due = |s: &Sent| now + tick / 2 >= s.at + tick * SLOW_FACTOR;
+            let due =
+                pace == Pace::Full || news || last.is_none_or(|s| s.pace != pace || slow_due(s));
             if due {
                 self.sent.insert(
                     session,
                     Sent {
-                        beat,
+                        at: now,
                         content,
                         pace,
                     },
@@ -118,6 +122,14 @@ impl Beats {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    const TICK: Duration = Duration::from_millis(250);
+
+    /// The time of beat `n`, ticks from a fixed start.
+    fn at(n: u64) -> Instant {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *START.get_or_init(Instant::now) + TICK * n as u32
+    }
 
     fn names(n: usize) -> Vec<NodeName> {
         let mut v: Vec<NodeName> = (0..n)
@@ -157,12 +169,12 @@ mod tests {
             .collect();
         let mut beats = Beats::default();
         // The first beat goes to everyone, with news.
-        let first = beats.plan(0, 7, peers.clone(), &w);
+        let first = beats.plan(at(0), TICK, 7, peers.clone(), &w);
         assert_eq!(first.len(), 9);
         assert!(first.iter().all(|b| b.news));
         let mut per_session = [0u32; 9];
-        for beat in 1..=(SLOW_FACTOR * 3) {
-            for b in beats.plan(beat, 7, peers.clone(), &w) {
+        for beat in 1..=u64::from(SLOW_FACTOR * 3) {
+            for b in beats.plan(at(beat), TICK, 7, peers.clone(), &w) {
                 per_session[b.session as usize] += 1;
                 assert!(!b.news);
                 let watcher = w.contains(&peers[b.session as usize].1.unwrap());
@@ -171,10 +183,10 @@ mod tests {
         }
         for (i, count) in per_session.iter().enumerate() {
             let expect = if i < WATCHERS { SLOW_FACTOR * 3 } else { 3 };
-            assert_eq!(u64::from(*count), expect, "session {i}");
+            assert_eq!(*count, expect, "session {i}");
         }
         // News goes to everyone at once.
-        let news = beats.plan(100, 8, peers.clone(), &w);
+        let news = beats.plan(at(100), TICK, 8, peers.clone(), &w);
         assert_eq!(news.len(), 9);
         assert!(news.iter().all(|b| b.news));
     }
@@ -184,15 +196,21 @@ mod tests {
         let ring = names(10);
         let mut beats = Beats::default();
         for beat in 0..5 {
-            assert_eq!(beats.plan(beat, 1, [(9, None)], &[]).len(), 1);
+            assert_eq!(beats.plan(at(beat), TICK, 1, [(9, None)], &[]).len(), 1);
         }
         let n1 = &ring[1];
-        assert_eq!(beats.plan(5, 1, [(1, Some(n1))], &[n1])[0].pace, Pace::Full);
+        assert_eq!(
+            beats.plan(at(5), TICK, 1, [(1, Some(n1))], &[n1])[0].pace,
+            Pace::Full
+        );
         // No longer a watcher: the next beat says so at once, then one per SLOW_FACTOR.
-        assert_eq!(beats.plan(6, 1, [(1, Some(n1))], &[])[0].pace, Pace::Slow);
-        assert!(beats.plan(7, 1, [(1, Some(n1))], &[]).is_empty());
+        assert_eq!(
+            beats.plan(at(6), TICK, 1, [(1, Some(n1))], &[])[0].pace,
+            Pace::Slow
+        );
+        assert!(beats.plan(at(7), TICK, 1, [(1, Some(n1))], &[]).is_empty());
         beats.forget(1);
-        assert!(beats.plan(8, 1, [(1, Some(n1))], &[])[0].news);
+        assert!(beats.plan(at(8), TICK, 1, [(1, Some(n1))], &[])[0].news);
     }
 
     proptest! {
@@ -214,21 +232,24 @@ mod tests {
             }
         }
 
-        /// A peer never waits longer than SLOW_FACTOR beats, whatever the plan's inputs.
+        /// A peer never waits longer than SLOW_FACTOR ticks and one late tick, whatever the
+        /// plan's inputs and however late the ticks come.
         #[test]
         fn no_peer_waits_longer_than_slow_factor(
-            steps in proptest::collection::vec((0u64..3, any::<bool>()), 1..200)
+            steps in proptest::collection::vec((0u64..3, any::<bool>(), 0u32..4), 1..200)
         ) {
             let ring = names(3);
             let mut beats = Beats::default();
-            let mut last = 0u64;
-            for (beat, (content, watch)) in steps.into_iter().enumerate() {
-                let beat = beat as u64;
+            let (mut now, mut last) = (at(0), at(0));
+            for (content, watch, late) in steps {
+                // Each tick comes one interval late, up to three more late.
+                let step = TICK + TICK * late;
+                now += step;
                 let w: Vec<&NodeName> = if watch { vec![&ring[1]] } else { vec![] };
-                if !beats.plan(beat, content, [(1, Some(&ring[1]))], &w).is_empty() {
-                    last = beat;
+                if !beats.plan(now, TICK, content, [(1, Some(&ring[1]))], &w).is_empty() {
+                    last = now;
                 }
-                prop_assert!(beat - last < SLOW_FACTOR);
+                prop_assert!(now - last < TICK * SLOW_FACTOR);
             }
         }
     }

@@ -300,9 +300,9 @@ impl MembershipTable {
     }
 
     /// Member `by` declared `name` (incarnation `incarnation`) dead for its silence. Kept to be
-    /// confirmed by [`tick`](Self::tick): `name` dies here when this node has not heard it for
-    /// longer than the gap between its heartbeats plus one interval, within `dead_after` of the
-    /// report; a heartbeat from it in the meantime drops the report. Reports from members not
+    /// confirmed by [`tick`](Self::tick): `name` dies here once this node suspects it too
+    /// (silent for `suspect_after` beyond the gap between its heartbeats here), within
+    /// `dead_after` of the report; a heartbeat from it in the meantime drops the report. Reports from members not
     /// in the ring, or about another incarnation, are ignored. Returns true when the report is
     /// about this node: it is alive, and refutes it by heartbeating every peer at once.
     pub fn reported_dead(
@@ -475,12 +475,14 @@ impl MembershipTable {
                 changes.push(Change::Dead(name.clone(), DeathCause::Disconnected));
                 continue;
             }
-            // A watcher's report, confirmed by this node's own silence: longer than the gap
-            // the member keeps between its heartbeats here, plus an interval.
+            // A watcher's report, confirmed by this node's own suspicion: silent for longer
+            // than suspect_after beyond the gap the member keeps between its heartbeats here.
+            // (So a watcher's mistake spreads no further than what this node already suspects,
+            // and a report brings a death forward by dead_after - suspect_after at most.)
             if let Some((by, at)) = m.reported.take() {
                 if !m.state.in_ring() || now.saturating_duration_since(at) > report_ttl {
                     // Expired, or settled otherwise.
-                } else if silent >= tick + slack + tick {
+                } else if silent >= suspect_after + slack {
                     m.state = MemberState::Dead;
                     changes.push(Change::Dead(name.clone(), DeathCause::Reported(by)));
                     continue;
@@ -695,11 +697,12 @@ mod tests {
         run(&mut t, t0 + 1000 * MS);
         t.heard(&n("n3"), quiet("a3"), t0 + 1000 * MS).unwrap();
         // n3 reports n2 dead 1 s after n2 was last heard here: 2 s apart is its normal gap, so
-        // this node waits until 2.25 s of silence, then agrees.
+        // this node waits until it suspects n2 itself (suspect_after beyond that gap: 2.75 s of
+        // silence), then agrees, a second before its own judgement would.
         assert!(!t.reported_dead(&n("n3"), &n("n2"), 1, t0 + 1000 * MS));
-        assert!(run(&mut t, t0 + 2000 * MS).is_empty());
+        assert!(run(&mut t, t0 + 2500 * MS).is_empty());
         assert_eq!(
-            run(&mut t, t0 + 2250 * MS),
+            run(&mut t, t0 + 2750 * MS),
             vec![Change::Dead(n("n2"), DeathCause::Reported(n("n3")))]
         );
     }

@@ -67,7 +67,7 @@ pub enum PeerMessage {
         holder_incarnation: Option<u64>,
     },
     /// The sender watched `name` (heard it at the full heartbeat rate) and declared it dead
-    /// for its silence; each receiver confirms that against its own silence of it, and `name`
+    /// for its silence; each receiver follows once it suspects `name` itself, and `name`
     /// itself, alive after all, refutes it with a heartbeat to every peer at once.
     Dead {
         /// Sender.
