@@ -570,6 +570,93 @@ def reload(d, n_targets):
            "disjoint sets reconciled within a few seconds")
 
 
+def cold_start(d, sizes, n_targets, stable_s):
+    """Issue 13 at scale: n nodes started at the same moment, and one per second, on one list of
+    n_targets ICMP targets (10 s interval): seconds until every node runs one ring of n members,
+    membership changes in the stable_s seconds after, total RSS; and the CPU membership costs
+    an idle node (one target) at each size."""
+    hosts = hosts_file(d, n_targets, prefix="127.5")
+    cfg = write(os.path.join(d, "cold.toml"),
+                f'[node]\nname = "x"\n[probe]\ninterval = "10s"\ntimeout = "1s"\nmax_targets = 1048576\n'
+                f'[[targets]]\nfile = "{hosts}"\nprobe = "icmp"\n')
+    idle_cfg = write(os.path.join(d, "idle.toml"),
+                     '[node]\nname = "x"\n[probe]\ninterval = "10s"\ntimeout = "1s"\n'
+                     '[[targets]]\nhosts = ["127.0.0.1"]\nprobe = "tcp"\nport = 9\n')
+    base = "127.77.220"
+    rows = []
+
+    def start(config, i, logs):
+        log = os.path.join(d, f"cold-n{i}.log")
+        logs.append(log)
+        return subprocess.Popen([RINGPOLL, "node", "--config", config, "--name", f"n{i}", "--listen", f"{base}.{i}:4701",
+                                 "--http", "off", "--seed", f"{base}.1:4701", "--results", "/dev/null"],
+                                stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                env=dict(os.environ, RUST_LOG="info,ringpoll_actors::probe::actor=warn"))
+
+    def last_ring(log):
+        last = None
+        for line in open(log, errors="replace"):
+            if "ring rebuilt:" in line:
+                last = (line.split("digest=")[1].split()[0], line.split("ring rebuilt: ")[1].split(" member")[0])
+        return last
+
+    def changes(logs):
+        return sum(1 for log in logs for line in open(log, errors="replace")
+                   if "suspect (" in line or " dead (" in line or " joined (" in line or " left (" in line)
+
+    def run(n, stagger):
+        logs, procs = [], []
+        t0 = time.time()
+        for i in range(1, n + 1):
+            procs.append(start(cfg, i, logs))
+            if stagger:
+                time.sleep(1)
+        formed, deadline = None, time.time() + 300
+        while time.time() < deadline:
+            rings = {last_ring(l) for l in logs}
+            if len(rings) == 1 and None not in rings and next(iter(rings))[1] == str(n):
+                formed = time.time() - t0
+                break
+            time.sleep(1)
+        rss_formed = sum(rss_kb(p.pid) or 0 for p in procs) / 1024
+        before = changes(logs)
+        time.sleep(stable_s if formed else 0)
+        after = changes(logs) - before
+        kept = formed is not None and len({last_ring(l) for l in logs}) == 1 and after == 0
+        rss_end = sum(rss_kb(p.pid) or 0 for p in procs) / 1024
+        for p in procs:
+            p.kill()
+            p.wait()
+        time.sleep(2)
+        label = f"{n} nodes, {'one per second' if stagger else 'at once'}"
+        rows.append((label, {"formed_s": {"median": formed or -1, "min": formed or -1, "max": formed or -1},
+                             "kept_ring": "yes" if kept else "no",
+                             "changes_after": after,
+                             "rss_mb_formed": {"median": rss_formed, "min": rss_formed, "max": rss_formed},
+                             "rss_mb_end": {"median": rss_end, "min": rss_end, "max": rss_end}}))
+
+    def idle_cpu(n, window=30):
+        logs, procs = [], [start(idle_cfg, i, []) for i in range(1, n + 1)]
+        time.sleep(20)
+        a = sum(cpu_s(p.pid) or 0 for p in procs)
+        time.sleep(window)
+        b = sum(cpu_s(p.pid) or 0 for p in procs)
+        for p in procs:
+            p.kill()
+            p.wait()
+        time.sleep(2)
+        pct = (b - a) / window / n * 100
+        rows.append((f"{n} idle nodes: membership CPU per node %", {"cpu_pct": {"median": pct, "min": pct, "max": pct}}))
+
+    for n in sizes:
+        run(n, stagger=False)
+        run(n, stagger=True)
+        idle_cpu(n)
+    report(f"8. cluster at scale: {n_targets} ICMP targets, 10 s interval, seed n1",
+           rows, notes=f"formed_s: until every node runs one ring of all members (-1: not within 300 s); "
+                       f"kept_ring/changes_after: over the {stable_s} s after; RSS of all nodes")
+
+
 def baseline(d, n):
     def serial():
         return timed(["sh", "-c", f"for i in $(seq 1 {n}); do ping -c 3 -w 1 127.0.0.$i >/dev/null; done"])
@@ -739,7 +826,7 @@ def main():
     a.out = a.out or os.path.join(ROOT, "bench", "soak-last-run.json" if a.soak else "last-run.json")
     if os.geteuid() != 0:
         sys.exit("bench: run as root (raw ICMP sockets, network namespaces, sshd)")
-    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6", "7"}
+    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6", "7", "8"}
     reps = 2 if a.quick else 5
     global QUICK
     QUICK = a.quick
@@ -765,6 +852,8 @@ def main():
             baseline(d, 16 if a.quick else 255)
         if "7" in only:
             reload(d, 20000 if a.quick else 100000)
+        if "8" in only:
+            cold_start(d, [10] if a.quick else [10, 30], 8192 if a.quick else 32768, 20 if a.quick else 60)
     if a.only and os.path.exists(a.out):
         # A partial run replaces its scenarios in the file and keeps the others (each scenario
         # carries its own date).

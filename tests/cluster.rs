@@ -619,3 +619,48 @@ fn a_reset_link_is_not_a_death_but_a_crash_is() {
     }
     wait_converged(&[&n1, &n2], 2, Duration::from_secs(5));
 }
+
+/// Issue 13, the small version of `bench/run`'s cold start: twelve nodes with 8,192 targets
+/// started at the same moment form one ring, and keep it (no member suspected, declared dead,
+/// or rejoined afterwards).
+#[test]
+fn twelve_nodes_started_at_once_agree_on_one_ring_and_keep_it() {
+    let config = r#"
+[node]
+name = "unset"
+[probe]
+interval = "10s"
+timeout = "1s"
+[[targets]]
+cidr = "127.0.0.0/19"
+probe = "icmp"
+"#;
+    let c = cluster(13, config);
+    let nodes: Vec<Node> = (1..=12).map(|i| c.start(i, &[1])).collect();
+    let all: Vec<&Node> = nodes.iter().collect();
+    let started = now_ms();
+    wait_converged(&all, 12, Duration::from_secs(40));
+    let formed = now_ms() - started;
+    let changes = |n: &Node| {
+        n.log()
+            .lines()
+            .filter(|l| l.contains("suspect (") || l.contains(" dead (") || l.contains(" joined ("))
+            .count()
+    };
+    let before: Vec<usize> = all.iter().map(|n| changes(n)).collect();
+    let ring = last_ring(&nodes[0]);
+    let quiet_until = now_ms() + 10_000;
+    wait_until(
+        "10 s after the ring formed",
+        Duration::from_secs(12),
+        || (now_ms() >= quiet_until).then_some(()),
+    );
+    let after: Vec<usize> = all.iter().map(|n| changes(n)).collect();
+    assert_eq!(
+        before, after,
+        "membership changed after the ring formed (in {formed} ms)"
+    );
+    for n in &all {
+        assert_eq!(last_ring(n), ring, "{}", n.log());
+    }
+}
