@@ -1,7 +1,10 @@
 //! Membership: which nodes are in the cluster, and keeping the cluster connected.
 //!
 //! Pure parts (time in, changes or actions out), each unit- and property-tested:
-//! - [`table`]: members, their state (alive, suspect, dead, left) and the failure detector.
+//! - [`table`]: members, their state (alive, suspect, dead, left) and the failure detector,
+//!   with each member's heartbeat cadence and the death reports of its watchers.
+//! - [`cadence`]: who hears this node's heartbeats and how often (watchers at the full rate,
+//!   the others every few intervals or on news).
 //! - [`dialer`]: which addresses to dial and when: seeds and known members, capped exponential
 //!   backoff with jitter, forever.
 //! - [`sessions`]: the cluster connections: authentication deadline, dial outcomes, duplicate

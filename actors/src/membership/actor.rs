@@ -569,16 +569,16 @@ impl MembershipState {
             if let Change::Dead(n, DeathCause::Silent(_)) = c {
                 // This node watched it: the others, who hear it less often, are told (and the
                 // member itself, which refutes it if it is alive).
-                let watched = self.table.watches(n);
-                if let Some((_, _, info)) = self.table.members().find(|(m, _, _)| *m == n) {
-                    if watched {
-                        let report = PeerMessage::Dead {
-                            from: me.to_string(),
-                            name: n.to_string(),
-                            incarnation: info.incarnation,
-                        };
-                        broadcast(net.sessions.ports(), &report);
-                    }
+                let incarnation = (self.table.members())
+                    .find(|(m, _, _)| *m == n)
+                    .map(|(_, _, info)| info.incarnation);
+                if let Some(incarnation) = incarnation.filter(|_| self.table.watches(n)) {
+                    let report = PeerMessage::Dead {
+                        from: me.to_string(),
+                        name: n.to_string(),
+                        incarnation,
+                    };
+                    broadcast(net.sessions.ports(), &report);
                 }
             }
             if let Change::Dead(n, DeathCause::Silent(_) | DeathCause::Disconnected) = c {
