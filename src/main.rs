@@ -125,29 +125,7 @@ fn run(
         .enable_all()
         .thread_name("ringpoll")
         .build()?;
-    // Membership and the cluster links get a thread of their own (see RootArgs).
-    let membership = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let handle = membership.handle().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("ringpoll-membership".into())
-        .spawn(move || {
-            membership.block_on(async {
-                let _ = stopped.await;
-            });
-            membership.shutdown_timeout(std::time::Duration::from_secs(1));
-        })?;
-    let result = runtime.block_on(wiring::run_node(
-        settings,
-        path,
-        text,
-        overrides,
-        Some(handle),
-    ));
-    let _ = stop.send(());
-    let _ = thread.join();
+    let result = runtime.block_on(wiring::run_node(settings, path, text, overrides));
     // The shutdown has given every part its time. A sink writer blocked in a write (a consumer
     // that stopped reading a FIFO, a hung network file system) must not keep the process alive;
     // what it held is already counted as not written.

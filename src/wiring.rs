@@ -33,7 +33,6 @@ pub async fn run_node(
     config_path: std::path::PathBuf,
     config_text: String,
     overrides: Overrides,
-    membership_runtime: Option<tokio::runtime::Handle>,
 ) -> anyhow::Result<()> {
     let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.kind()).collect();
     let engine = ProbeEngine::open(kinds.iter().copied(), settings.max_concurrent_ssh)
@@ -114,7 +113,6 @@ pub async fn run_node(
         on_give_up: Some(give_up_tx),
         ring,
         cluster,
-        membership_runtime,
     };
     // Bind the status endpoint before starting, so a taken port is a clear error.
     let http = match &settings.http {

@@ -109,10 +109,6 @@ pub struct RootArgs {
     pub ring: RingSettings,
     /// Cluster settings; `None` for a single node.
     pub cluster: Option<ClusterSettings>,
-    /// Where membership and the cluster links run, when not on the root's own runtime: a
-    /// runtime of their own keeps heartbeats and failure detection on time however busy the
-    /// probes are, and costs fewer wake-ups than a share of a multi-threaded one.
-    pub membership_runtime: Option<tokio::runtime::Handle>,
     /// Told why, if the root gives up.
     pub on_give_up: Option<oneshot::Sender<String>>,
 }
@@ -205,14 +201,7 @@ impl RootState {
                     members: a.publishers.members.clone(),
                     peers: a.publishers.peers.clone(),
                 };
-                let spawn = Actor::spawn_linked(None, Membership, args, sup);
-                let (r, _) = match &a.membership_runtime {
-                    Some(rt) => rt
-                        .spawn(spawn)
-                        .await
-                        .map_err(|e| format!("membership runtime: {e}"))??,
-                    None => spawn.await?,
-                };
+                let (r, _) = Actor::spawn_linked(None, Membership, args, sup).await?;
                 a.links.membership.set(Some(r.clone()));
                 r.get_cell()
             }
@@ -488,7 +477,6 @@ mod tests {
             on_give_up: Some(tx),
             ring: RingSettings::default(),
             cluster: None,
-            membership_runtime: None,
         };
         let (root, handle) = Actor::spawn(None, RootSupervisor, args).await.unwrap();
         Tree {
