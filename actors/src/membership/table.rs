@@ -68,8 +68,8 @@ pub enum DeathCause {
     Silent(Duration),
     /// Every connection to it closed.
     Disconnected,
-    /// A member that watched it declared it dead for its silence, and this node had not heard
-    /// it for longer than its heartbeats' gap either.
+    /// A member that watched it declared it dead for its silence, and this node suspected it
+    /// too.
     Reported(NodeName),
 }
 
@@ -109,6 +109,13 @@ impl Change {
     pub fn changes_ring(&self) -> bool {
         matches!(self, Change::Joined(_) | Change::Dead(..) | Change::Left(_))
     }
+}
+
+/// How much longer than the heartbeat interval `tick` a member's heartbeats to this node are
+/// apart (its silence is judged with this much more patience).
+fn slack(info: &MemberInfo, tick: Duration) -> Duration {
+    info.every
+        .map_or(Duration::ZERO, |e| e.saturating_sub(tick))
 }
 
 /// Whether claim `a` on a name (incarnation, address) keeps it against claim `b`: the node
@@ -302,9 +309,10 @@ impl MembershipTable {
     /// Member `by` declared `name` (incarnation `incarnation`) dead for its silence. Kept to be
     /// confirmed by [`tick`](Self::tick): `name` dies here once this node suspects it too
     /// (silent for `suspect_after` beyond the gap between its heartbeats here), within
-    /// `dead_after` of the report; a heartbeat from it in the meantime drops the report. Reports from members not
-    /// in the ring, or about another incarnation, are ignored. Returns true when the report is
-    /// about this node: it is alive, and refutes it by heartbeating every peer at once.
+    /// `dead_after` of the report; a heartbeat from it in the meantime drops the report.
+    /// Reports from members not in the ring, or about another incarnation, are ignored.
+    /// Returns true when the report is about this node: it is alive, and refutes it by
+    /// heartbeating every peer at once.
     pub fn reported_dead(
         &mut self,
         by: &NodeName,
@@ -331,13 +339,6 @@ impl MembershipTable {
         self.members
             .get(name)
             .is_some_and(|m| m.info.every.is_none())
-    }
-
-    /// How much longer than the heartbeat interval `m`'s heartbeats to this node are apart.
-    fn slack(&self, m: &Member) -> Duration {
-        m.info
-            .every
-            .map_or(Duration::ZERO, |e| e.saturating_sub(self.detector.tick))
     }
 
     /// A peer refused this node, naming the node that keeps its name: the duplicate to stop
@@ -439,7 +440,7 @@ impl MembershipTable {
             .filter(|m| {
                 m.state.in_ring()
                     && now.saturating_duration_since(m.last_heard)
-                        >= self.detector.suspect_after + self.slack(m)
+                        >= self.detector.suspect_after + slack(&m.info, self.detector.tick)
             })
             .count();
         let widespread = silent_now >= WIDESPREAD_MIN && silent_now * 4 >= in_ring;
@@ -462,10 +463,7 @@ impl MembershipTable {
         );
         for (name, m) in self.members.iter_mut() {
             let silent = now.saturating_duration_since(m.last_heard);
-            let slack = m
-                .info
-                .every
-                .map_or(Duration::ZERO, |e| e.saturating_sub(tick));
+            let slack = slack(&m.info, tick);
             let unconfirmed = m
                 .link_lost
                 .is_some_and(|t| now.saturating_duration_since(t) >= LINK_CONFIRM);
