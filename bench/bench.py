@@ -585,11 +585,11 @@ def cold_start(d, sizes, n_targets, stable_s):
     base = "127.77.220"
     rows = []
 
-    def start(config, i, logs):
+    def start(config, i, logs, results="/dev/null"):
         log = os.path.join(d, f"cold-n{i}.log")
         logs.append(log)
         return subprocess.Popen([RINGPOLL, "node", "--config", config, "--name", f"n{i}", "--listen", f"{base}.{i}:4701",
-                                 "--http", "off", "--seed", f"{base}.1:4701", "--results", "/dev/null"],
+                                 "--http", "off", "--seed", f"{base}.1:4701", "--results", results],
                                 stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                 env=dict(os.environ, RUST_LOG="info,ringpoll_actors::probe::actor=warn"))
 
@@ -604,11 +604,41 @@ def cold_start(d, sizes, n_targets, stable_s):
         return sum(1 for log in logs for line in open(log, errors="replace")
                    if "suspect (" in line or " dead (" in line or " joined (" in line or " left (" in line)
 
-    def run(n, stagger):
+    def kill_some(n, kill, procs, res, rows):
+        """kill -9 the last `kill` nodes at once: seconds from the kill until every target they
+        probed in the 20 s before has a result from a survivor."""
+        victims = range(n - kill, n)
+        t_kill = time.time()
+        for v in victims:
+            procs[v].kill()
+        time.sleep(30)
+        moved, first = set(), {}
+        for v in victims:
+            for line in open(res[v], errors="replace"):
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue  # the line a kill cut short
+                if t_kill - 20 <= parse_ts(r["ts"]) <= t_kill:
+                    moved.add(r["target"])
+        for s_ in range(n - kill):
+            for line in open(res[s_], errors="replace"):
+                r = json.loads(line)
+                ts = parse_ts(r["ts"])
+                if ts > t_kill and r["target"] in moved and ts < first.get(r["target"], float("inf")):
+                    first[r["target"]] = ts
+        lat = sorted(first[t] - t_kill for t in moved if t in first)
+        rows.append((f"kill -9 of {kill} of {n} nodes at once",
+                     {"moved_targets": len(moved), "covered_within_30s": len(lat),
+                      "last_first_result_s": {"median": lat[-1] if lat else -1, "min": lat[0] if lat else -1,
+                                              "max": lat[-1] if lat else -1}}))
+
+    def run(n, stagger, kill=0):
         logs, procs = [], []
+        res = [os.path.join(d, f"cold-n{i}.jsonl") if kill else "/dev/null" for i in range(1, n + 1)]
         t0 = time.time()
         for i in range(1, n + 1):
-            procs.append(start(cfg, i, logs))
+            procs.append(start(cfg, i, logs, res[i - 1]))
             if stagger:
                 time.sleep(1)
         formed, deadline = None, time.time() + 300
@@ -624,16 +654,21 @@ def cold_start(d, sizes, n_targets, stable_s):
         after = changes(logs) - before
         kept = formed is not None and len({last_ring(l) for l in logs}) == 1 and after == 0
         rss_end = sum(rss_kb(p.pid) or 0 for p in procs) / 1024
-        for p in procs:
-            p.kill()
-            p.wait()
-        time.sleep(2)
         label = f"{n} nodes, {'one per second' if stagger else 'at once'}"
         rows.append((label, {"formed_s": {"median": formed or -1, "min": formed or -1, "max": formed or -1},
                              "kept_ring": "yes" if kept else "no",
                              "changes_after": after,
                              "rss_mb_formed": {"median": rss_formed, "min": rss_formed, "max": rss_formed},
                              "rss_mb_end": {"median": rss_end, "min": rss_end, "max": rss_end}}))
+        if kill and formed:
+            kill_some(n, kill, procs, res, rows)
+        for p in procs:
+            p.kill()
+            p.wait()
+        for r in res:
+            if r != "/dev/null" and os.path.exists(r):
+                os.remove(r)
+        time.sleep(2)
 
     def idle_cpu(n, window=30):
         logs, procs = [], [start(idle_cfg, i, []) for i in range(1, n + 1)]
@@ -650,11 +685,12 @@ def cold_start(d, sizes, n_targets, stable_s):
 
     for n in sizes:
         run(n, stagger=False)
-        run(n, stagger=True)
+        run(n, stagger=True, kill=5 if n == max(sizes) else 0)
         idle_cpu(n)
     report(f"8. cluster at scale: {n_targets} ICMP targets, 10 s interval, seed n1",
            rows, notes=f"formed_s: until every node runs one ring of all members (-1: not within 300 s); "
-                       f"kept_ring/changes_after: over the {stable_s} s after; RSS of all nodes")
+                       f"kept_ring/changes_after: over the {stable_s} s after; RSS of all nodes; kill -9: "
+                       f"seconds until every target the killed nodes probed has a survivor's result")
 
 
 def baseline(d, n):

@@ -18,10 +18,16 @@ const CLOSED_DETECTION_MS: i64 = 1_000;
 /// Room for a probe's own duration and the ring's debounce in a gap bound.
 const SLACK_MS: i64 = 500;
 
-/// Node `n{n}` on 127.66.0.N inside the test's namespace, seeded with the given nodes.
+/// Node `n{n}` on 127.66.0.N inside the test's namespace, seeded with the given nodes, probing
+/// the 64 targets of 127.0.0.0/26.
 fn start(ns: &Netns, n: u8, seeds: &[u8]) -> Node {
-    let config = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"127.0.0.0/26\"\nprobe = \"icmp\"\n";
-    let mut cluster = Cluster::new("127.66.0", config);
+    start_probing(ns, n, seeds, "127.0.0.0/26")
+}
+
+/// As [`start`], probing the targets of `cidr` every second.
+fn start_probing(ns: &Netns, n: u8, seeds: &[u8], cidr: &str) -> Node {
+    let config = format!("[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"{cidr}\"\nprobe = \"icmp\"\n");
+    let mut cluster = Cluster::new("127.66.0", &config);
     cluster.netns = Some(ns.name.clone());
     cluster.start(n, seeds)
 }
@@ -178,6 +184,117 @@ fn a_frozen_node_beyond_its_watchers_is_declared_dead_everywhere_within_the_boun
     });
     Coverage::of_nodes(&all, stopped - INTERVAL_MS, now_ms(), INTERVAL_MS, 1)
         .assert_gaps_within(64, SILENT_DETECTION_MS + INTERVAL_MS + SLACK_MS);
+}
+
+/// A cgroup (v1) that holds a process to 1 % of a CPU while it lives (see TESTING.md).
+struct Throttle {
+    dir: std::path::PathBuf,
+    pid: u32,
+}
+
+impl Throttle {
+    fn new(tag: &str, pid: u32) -> Throttle {
+        let dir = std::path::PathBuf::from(format!("/sys/fs/cgroup/cpu/ringpoll-{tag}-{pid}"));
+        std::fs::create_dir(&dir).expect("a cpu cgroup (cgroup v1, as root)");
+        std::fs::write(dir.join("cpu.cfs_period_us"), "100000").unwrap();
+        std::fs::write(dir.join("cpu.cfs_quota_us"), "1000").unwrap();
+        // Every thread of the process, and those it starts later (they inherit the group).
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        Throttle { dir, pid }
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/sys/fs/cgroup/cpu/cgroup.procs", self.pid.to_string());
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Lifeguard's gray failure: one node of three held to 1 % of a CPU for 60 s, then stopped
+/// and continued in 1.5 s / 0.5 s cycles. The healthy nodes never suspect each other, the slow
+/// node hands its targets off (or, when it cannot even heartbeat, is declared dead), declares
+/// nobody dead (its own timers are what is late: `membership::health`), it hands
+/// its targets off while it stutters and takes them back once it keeps up, and no target goes
+/// longer than detection + one interval without a result.
+#[test]
+fn a_slow_node_accuses_nobody_hands_its_targets_off_and_no_target_goes_unprobed() {
+    const TARGETS: usize = 256;
+    let ns = Netns::new("slow");
+    let n1 = start_probing(&ns, 1, &[], "127.0.0.0/24");
+    let n2 = start_probing(&ns, 2, &[1], "127.0.0.0/24");
+    let n3 = start_probing(&ns, 3, &[1], "127.0.0.0/24");
+    let all = [&n1, &n2, &n3];
+    wait_until("a 3-member ring", Duration::from_secs(20), || {
+        converged(&all, 3).map(drop)
+    });
+    let from = now_ms();
+
+    // 60 s at 1 % of a CPU: n3 hands its targets off, or (when it cannot even heartbeat) the
+    // healthy two declare it dead; either way they cover its targets.
+    let throttle = Throttle::new("slow", n3.pid());
+    wait_until(
+        "n3 out of the healthy nodes' ring",
+        Duration::from_secs(15),
+        || {
+            let log = n1.log();
+            (log.contains("member n3 dead (") || log.contains("member n3 cannot keep its schedule"))
+                .then_some(())
+        },
+    );
+    let throttled_until = std::time::Instant::now() + Duration::from_secs(60);
+    wait_until("60 s at 1 % of a CPU", Duration::from_secs(65), || {
+        (std::time::Instant::now() >= throttled_until).then_some(())
+    });
+    drop(throttle);
+    wait_until(
+        "n3 back in a 3-member ring",
+        Duration::from_secs(60),
+        || converged(&all, 3).map(drop),
+    );
+
+    // Stopped 1.5 s, running 0.5 s, for 20 s: n3 hands its targets off.
+    let handed_off = n3.log().matches("handing its targets off").count();
+    for _ in 0..10 {
+        n3.signal(libc::SIGSTOP);
+        std::thread::sleep(Duration::from_millis(1_500));
+        n3.signal(libc::SIGCONT);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    n3.wait_log(
+        "handing its targets off",
+        handed_off + 1,
+        Duration::from_secs(5),
+    );
+    wait_until("n3 takes its targets back", Duration::from_secs(60), || {
+        let log = n3.log();
+        (log.matches("taking its targets back").count()
+            == log.matches("handing its targets off").count())
+        .then_some(())
+    });
+    wait_until("a 3-member ring again", Duration::from_secs(30), || {
+        converged(&all, 3).map(drop)
+    });
+
+    // The healthy two never suspected each other; the slow one declared nobody dead.
+    for (node, accused) in [
+        (&n1, "member n2 suspect"),
+        (&n1, "member n2 dead ("),
+        (&n2, "member n1 suspect"),
+        (&n2, "member n1 dead ("),
+        (&n3, "member n1 dead ("),
+        (&n3, "member n2 dead ("),
+    ] {
+        let log = node.log();
+        assert!(!log.contains(accused), "{accused:?} in the log:\n{log}");
+    }
+    Coverage::of_nodes(&all, from, now_ms(), INTERVAL_MS, 1)
+        .assert_gaps_within(TARGETS, SILENT_DETECTION_MS + INTERVAL_MS + SLACK_MS);
 }
 
 #[test]

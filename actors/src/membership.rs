@@ -5,6 +5,8 @@
 //!   with each member's heartbeat cadence and the death reports of its watchers.
 //! - [`cadence`]: who hears this node's heartbeats and how often (watchers at the full rate,
 //!   the others every few intervals or on news).
+//! - [`health`]: this node's own health (Lifeguard): late timers widen its timeouts, and a
+//!   node that stays behind hands its targets off (weight 0) until it keeps up again.
 //! - [`dialer`]: which addresses to dial and when: seeds and known members, capped exponential
 //!   backoff with jitter, forever.
 //! - [`sessions`]: the cluster connections: authentication deadline, dial outcomes, duplicate
@@ -26,6 +28,7 @@ pub mod cadence;
 pub mod dialer;
 pub mod events;
 pub mod gate;
+pub mod health;
 pub mod msg;
 pub mod port;
 pub mod sessions;

@@ -214,13 +214,17 @@ impl Actor for Membership {
                 }
                 Err(error) => {
                     if let Some(DialEvent::Unreachable { seed, error, .. }) =
-                        net.dialer.failed(&addr, now(), &error)
+                        net.dialer.failed(&addr, now(), &error.message)
                     {
                         events::unreachable(&addr, seed, &error);
                     }
                     // A member redialled after its link was lost: nothing listens, it is gone.
-                    let dead = state.table.redial_failed(&addr);
-                    state.apply(dead.into_iter().collect());
+                    // (Any other failure may be this node's own slowness: the lost link's
+                    // confirmation wait decides.)
+                    if error.refused {
+                        let dead = state.table.redial_failed(&addr);
+                        state.apply(dead.into_iter().collect());
+                    }
                     Vec::new()
                 }
             },
@@ -373,12 +377,13 @@ impl MembershipState {
             return;
         }
         net.beats += 1;
+        let weight = self.table.my_weight(self.args.weight);
         let ring: Vec<NodeName> = self.table.ring_members(0).into_keys().collect();
         let watchers = cadence::watchers(&ring, &me);
         let content = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            (self.args.weight, adopted, own_set, &ring).hash(&mut h);
+            (weight, adopted, own_set, &ring).hash(&mut h);
             h.finish()
         };
         let plan = net.sent.plan(
@@ -400,12 +405,13 @@ impl MembershipState {
                 PeerMessage::Heartbeat(Heartbeat {
                     name: me.to_string(),
                     addr: net.settings.advertise.to_string(),
-                    weight: self.args.weight,
+                    weight,
                     incarnation: net.incarnation,
                     adopted,
                     targets: own_set,
                     unprobed,
                     every_ms: (beat.pace == Pace::Slow).then_some(slow_ms),
+                    health: self.table.health_score(),
                     members: if with_members {
                         self.table.ring_addrs()
                     } else {
@@ -465,6 +471,7 @@ impl MembershipState {
                     targets: hb.targets,
                     unprobed: hb.unprobed,
                     every: hb.every_ms.map(Duration::from_millis),
+                    health: hb.health,
                 };
                 match self.table.heard(&name, info, now()) {
                     Ok(changes) => {

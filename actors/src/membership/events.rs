@@ -1,6 +1,7 @@
 //! What membership logs: one structured event per change of a member's state or per failed
 //! authentication (rate-limited by the session tracker), never one per heartbeat.
 
+use super::health::{Pace, BEHIND_FOR, KEEPING_UP_FOR, SCORE_MAX};
 use super::sessions::{AuthFailure, AUTH_TIMEOUT};
 use super::table::{Change, DeathCause, DuplicateName};
 
@@ -40,6 +41,18 @@ pub fn change(c: &Change, alive: usize) {
             tracing::warn!(member = %n, reported_by = %by, alive, "member {n} dead (reported by {by}, which watched it, and silent here too; {alive} alive)")
         }
         Change::Left(n) => tracing::info!(member = %n, alive, "member {n} left ({alive} alive)"),
+        Change::Reweighted(n, 0) => {
+            tracing::warn!(member = %n, weight = 0, "member {n} cannot keep its schedule: it hands its targets off (weight 0)")
+        }
+        Change::Reweighted(n, w) => {
+            tracing::info!(member = %n, weight = w, "member {n} announces weight {w}")
+        }
+        Change::Pace(Pace::Behind(score)) => {
+            tracing::warn!(health_score = score, "this node cannot keep its schedule (its timers have run late for {BEHIND_FOR:?}; local health score {score} of {SCORE_MAX}): handing its targets off (announcing weight 0) until it keeps up again")
+        }
+        Change::Pace(Pace::KeepingUp) => {
+            tracing::info!("this node keeps its schedule again ({KEEPING_UP_FOR:?} on time): taking its targets back (announcing its configured weight)")
+        }
         // The catalog reports how members' sets differ.
         Change::TargetSet(..) | Change::Adopted(..) => {}
     }

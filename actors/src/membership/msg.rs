@@ -22,7 +22,7 @@ pub enum MembershipMsg {
         /// The address dialled.
         addr: String,
         /// The socket address connected to, or the error.
-        result: Result<SocketAddr, String>,
+        result: Result<SocketAddr, DialError>,
     },
     /// The authentication deadline of session `node_id` has passed.
     CheckAuth(u64),
@@ -34,4 +34,24 @@ pub enum MembershipMsg {
     Publish,
     /// Tell the peers this node leaves, then reply.
     Leave(RpcReplyPort<()>),
+}
+
+/// A dial that failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DialError {
+    /// What went wrong.
+    pub message: String,
+    /// The address answered that nothing listens there (connection refused): the one failure
+    /// that proves a member is gone. A timeout may be this node's own slowness.
+    pub refused: bool,
+}
+
+impl From<String> for DialError {
+    fn from(message: String) -> Self {
+        DialError {
+            message,
+            refused: false,
+        }
+    }
 }

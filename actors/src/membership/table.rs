@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::health::{LocalHealth, Pace};
 pub use super::view::MemberState;
 use super::view::{MemberRow, MembershipView};
 use super::wire::PeerAddr;
@@ -45,6 +46,8 @@ pub struct MemberInfo {
     /// The gap it keeps between its heartbeats to this node, when longer than the heartbeat
     /// interval (see `membership::cadence`); `None`: every interval.
     pub every: Option<Duration>,
+    /// Its local health score (0: it keeps its schedule; see `membership::health`).
+    pub health: u32,
 }
 
 /// A member whose last connection closed must be heard again within this, over a redialled
@@ -98,6 +101,11 @@ pub enum Change {
     /// This many of the members in the ring (the second number) are silent at once: a stall
     /// of the machine or network, not as many failures; deaths wait longer.
     WidespreadSilence(usize, usize),
+    /// A member in the ring announced another weight (0: it hands its targets off).
+    Reweighted(NodeName, u32),
+    /// This node's own pace changed (see `membership::health`): it hands its targets off
+    /// (announces weight 0), or takes them back.
+    Pace(Pace),
     /// A member's adopted ring digest changed.
     Adopted(NodeName, u64),
     /// A member in the table announced another target set.
@@ -107,7 +115,14 @@ pub enum Change {
 impl Change {
     /// True when the set of members in the ring changed.
     pub fn changes_ring(&self) -> bool {
-        matches!(self, Change::Joined(_) | Change::Dead(..) | Change::Left(_))
+        matches!(
+            self,
+            Change::Joined(_)
+                | Change::Dead(..)
+                | Change::Left(_)
+                | Change::Pace(_)
+                | Change::Reweighted(..)
+        )
     }
 }
 
@@ -192,6 +207,8 @@ pub struct MembershipTable {
     last_tick: Option<Instant>,
     lag_reported: Option<Instant>,
     widespread_reported: Option<Instant>,
+    /// This node's own health: it scales every timeout, and decides the self hand-off.
+    health: LocalHealth,
 }
 
 impl MembershipTable {
@@ -207,6 +224,7 @@ impl MembershipTable {
             last_tick: None,
             lag_reported: None,
             widespread_reported: None,
+            health: LocalHealth::default(),
         }
     }
 
@@ -285,6 +303,9 @@ impl MembershipTable {
                 if m.info.targets != info.targets {
                     changes.push(Change::TargetSet(name.clone(), info.targets));
                 }
+                if m.info.weight != info.weight && m.state.in_ring() {
+                    changes.push(Change::Reweighted(name.clone(), info.weight));
+                }
                 match m.state {
                     MemberState::Dead | MemberState::Left => {
                         changes.push(Change::Joined(name.clone()))
@@ -321,7 +342,11 @@ impl MembershipTable {
         now: Instant,
     ) -> bool {
         if *name == self.me {
-            return incarnation == self.my_incarnation;
+            let refute = incarnation == self.my_incarnation;
+            if refute {
+                self.health.refuted();
+            }
+            return refute;
         }
         if !self.state_of(by).is_some_and(|s| s.in_ring()) {
             return false;
@@ -407,17 +432,37 @@ impl MembershipTable {
         Some(c)
     }
 
-    /// Advances the failure detector to `now`. Lifeguard's first rule (memberlist's local
+    /// Advances the failure detector to `now`. Lifeguard's rules (memberlist's local
     /// health): when this node's own tick comes late, this node is the slow one, so the time
     /// it was not running is excused — every member's silence (and lost-link wait) is measured
-    /// without it — instead of declaring everyone else suspect and dead at once.
+    /// without it — instead of declaring everyone else suspect and dead at once; and every
+    /// timeout waits `1 + score` times longer while this node's local health score is up
+    /// (`membership::health`), which also decides when this node hands its targets off.
     pub fn tick(&mut self, now: Instant) -> Vec<Change> {
         let mut changes = Vec::new();
         let gap = self
             .last_tick
             .replace(now)
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        if gap > self.detector.tick.saturating_mul(2) {
+        let tick = self.detector.tick;
+        let late = gap > tick.saturating_mul(2);
+        // A tick within half a tick of the last is the timer catching up after a stall (or
+        // the first): it says nothing about this node's pace.
+        if gap >= tick / 2 {
+            let missed = if late {
+                (gap.as_nanos() / tick.as_nanos().max(1)).min(u128::from(u32::MAX)) as u32 - 1
+            } else {
+                0
+            };
+            let others = self.members.values().filter(|m| m.state.in_ring());
+            let (healthy, of) = others.fold((0, 0), |(h, n), m| {
+                (h + usize::from(m.info.health == 0), n + 1)
+            });
+            if let Some(pace) = self.health.tick(missed, healthy * 2 > of, now) {
+                changes.push(Change::Pace(pace));
+            }
+        }
+        if late {
             let excused = gap - self.detector.tick;
             for m in self.members.values_mut() {
                 m.last_heard = (m.last_heard + excused).min(now);
@@ -440,7 +485,8 @@ impl MembershipTable {
             .filter(|m| {
                 m.state.in_ring()
                     && now.saturating_duration_since(m.last_heard)
-                        >= self.detector.suspect_after + slack(&m.info, self.detector.tick)
+                        >= self.health.patience(self.detector.suspect_after)
+                            + slack(&m.info, self.detector.tick)
             })
             .count();
         let widespread = silent_now >= WIDESPREAD_MIN && silent_now * 4 >= in_ring;
@@ -456,18 +502,21 @@ impl MembershipTable {
         } else {
             self.detector.dead_after
         };
-        let (tick, suspect_after, report_ttl) = (
+        let dead_after = self.health.patience(dead_after);
+        let accuses = self.health.accuses();
+        let (tick, suspect_after, report_ttl, link_confirm) = (
             self.detector.tick,
-            self.detector.suspect_after,
-            self.detector.dead_after,
+            self.health.patience(self.detector.suspect_after),
+            self.health.patience(self.detector.dead_after),
+            self.health.patience(LINK_CONFIRM),
         );
         for (name, m) in self.members.iter_mut() {
             let silent = now.saturating_duration_since(m.last_heard);
             let slack = slack(&m.info, tick);
             let unconfirmed = m
                 .link_lost
-                .is_some_and(|t| now.saturating_duration_since(t) >= LINK_CONFIRM);
-            if unconfirmed && m.state.in_ring() {
+                .is_some_and(|t| now.saturating_duration_since(t) >= link_confirm);
+            if unconfirmed && m.state.in_ring() && accuses {
                 m.link_lost = None;
                 m.state = MemberState::Dead;
                 changes.push(Change::Dead(name.clone(), DeathCause::Disconnected));
@@ -480,7 +529,7 @@ impl MembershipTable {
             if let Some((by, at)) = m.reported.take() {
                 if !m.state.in_ring() || now.saturating_duration_since(at) > report_ttl {
                     // Expired, or settled otherwise.
-                } else if silent >= suspect_after + slack {
+                } else if silent >= suspect_after + slack && accuses {
                     m.state = MemberState::Dead;
                     changes.push(Change::Dead(name.clone(), DeathCause::Reported(by)));
                     continue;
@@ -489,7 +538,9 @@ impl MembershipTable {
                 }
             }
             match m.state {
-                MemberState::Alive | MemberState::Suspect if silent >= dead_after + slack => {
+                MemberState::Alive | MemberState::Suspect
+                    if silent >= dead_after + slack && accuses =>
+                {
                     m.state = MemberState::Dead;
                     changes.push(Change::Dead(name.clone(), DeathCause::Silent(silent)));
                 }
@@ -510,8 +561,25 @@ impl MembershipTable {
         }
     }
 
-    /// Members in the ring (alive or suspect), this node included, with their weights.
+    /// The weight this node announces, given its configured weight: 0 while it hands its
+    /// targets off because it cannot keep its schedule (`membership::health`).
+    pub fn my_weight(&self, configured: u32) -> u32 {
+        if self.health.handing_off() {
+            0
+        } else {
+            configured
+        }
+    }
+
+    /// This node's local health score (`membership::health`).
+    pub fn health_score(&self) -> u32 {
+        self.health.score()
+    }
+
+    /// Members in the ring (alive or suspect), this node included, with their weights
+    /// (`my_weight` as configured; see [`my_weight`](Self::my_weight)).
     pub fn ring_members(&self, my_weight: u32) -> BTreeMap<NodeName, u32> {
+        let my_weight = self.my_weight(my_weight);
         let mut out: BTreeMap<NodeName, u32> = self
             .members
             .iter()
@@ -586,7 +654,7 @@ impl MembershipTable {
         let mut rows = vec![MemberRow::local(
             self.me.clone(),
             self.my_addr.clone(),
-            my_weight,
+            self.my_weight(my_weight),
         )];
         rows.extend(self.members.iter().map(|(name, m)| MemberRow {
             name: name.clone(),
@@ -640,6 +708,7 @@ mod tests {
             targets: 0,
             unprobed: 0,
             every: None,
+            health: 0,
         }
     }
 
@@ -1001,6 +1070,24 @@ mod tests {
     }
 
     #[test]
+    fn a_weight_change_changes_the_ring() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), info("a2", 1), t0).unwrap();
+        let v = t.version();
+        let handing_off = MemberInfo {
+            weight: 0,
+            ..info("a2", 1)
+        };
+        assert_eq!(
+            t.heard(&n("n2"), handing_off, t0).unwrap(),
+            vec![Change::Reweighted(n("n2"), 0)]
+        );
+        assert!(t.version() > v);
+        assert_eq!(t.ring_members(1)[&n("n2")], 0);
+    }
+
+    #[test]
     fn target_sets_are_reported_when_they_change() {
         let t0 = Instant::now();
         let mut t = table();
@@ -1111,10 +1198,88 @@ mod tests {
         assert!(!t
             .tick(late + 3000 * MS)
             .contains(&Change::Lagging(2500 * MS)));
-        // A member that really stays silent is still found dead, on this node's own time.
-        let changes = run(&mut t, late + 6000 * MS);
+        // A member that really stays silent is still found dead, on this node's own time,
+        // once this node's local health recovers (a point a second: `membership::health`).
         let dead = |c: &Change| matches!(c, Change::Dead(m, _) if *m == n("n2"));
+        let changes = run(&mut t, late + 6000 * MS);
+        assert!(!changes.iter().any(dead), "still behind: {changes:?}");
+        let changes = run(&mut t, late + 12_000 * MS);
         assert!(changes.iter().any(dead), "{changes:?}");
+    }
+
+    /// Stopped 1.5 s and running 0.5 s, over and over, from `at`, `cycles` times: the changes.
+    fn stutter(t: &mut MembershipTable, at: &mut Instant, cycles: u32) -> Vec<Change> {
+        let mut out = Vec::new();
+        for _ in 0..cycles {
+            *at += 1500 * MS;
+            out.extend(t.tick(*at));
+            for _ in 0..2 {
+                *at += 250 * MS;
+                out.extend(t.tick(*at));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_stuttering_node_accuses_nobody_and_hands_its_targets_off() {
+        let t0 = Instant::now();
+        let mut t = table();
+        t.heard(&n("n2"), info("a2", 1), t0).unwrap();
+        t.heard(&n("n3"), info("a3", 1), t0).unwrap();
+        run(&mut t, t0 + 250 * MS);
+        // The healthy members close their links to it (they declared it dead) and its redials
+        // do not get through while it stutters: 30 s without a word from either.
+        t.link_lost(&n("n2"), t0 + 250 * MS);
+        t.link_lost(&n("n3"), t0 + 250 * MS);
+        let mut at = t0 + 250 * MS;
+        let changes = stutter(&mut t, &mut at, 15);
+        assert!(
+            !changes.iter().any(|c| matches!(c, Change::Dead(..))),
+            "{changes:?}"
+        );
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, Change::Pace(Pace::Behind(_)))),
+            "{changes:?}"
+        );
+        assert_eq!(t.my_weight(3), 0);
+        assert_eq!(t.ring_members(3)[&n("n1")], 0, "its ring leaves it out");
+        // A refused redial is still death: nothing listens there.
+        assert!(t.redial_failed("a3").is_some());
+        // Running on time again, and heard again: it takes its targets back, once.
+        t.heard(&n("n2"), info("a2", 1), at).unwrap();
+        let mut changes = Vec::new();
+        for _ in 0..(30_000 / 250) {
+            at += 250 * MS;
+            t.heard(&n("n2"), info("a2", 1), at).unwrap();
+            changes.extend(t.tick(at));
+        }
+        assert_eq!(
+            changes
+                .iter()
+                .filter(|c| matches!(c, Change::Pace(_)))
+                .collect::<Vec<_>>(),
+            vec![&Change::Pace(Pace::KeepingUp)]
+        );
+        assert_eq!(t.my_weight(3), 3);
+    }
+
+    #[test]
+    fn a_node_hands_nothing_off_while_most_others_are_behind_too() {
+        let t0 = Instant::now();
+        let mut t = table();
+        let behind = |addr: &str| MemberInfo {
+            health: 6,
+            ..info(addr, 1)
+        };
+        t.heard(&n("n2"), behind("a2"), t0).unwrap();
+        t.heard(&n("n3"), behind("a3"), t0).unwrap();
+        let mut at = t0;
+        let changes = stutter(&mut t, &mut at, 15);
+        assert!(!changes.iter().any(|c| matches!(c, Change::Pace(_))));
+        assert_eq!(t.my_weight(3), 3);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use ractor_cluster::{
 use tokio::net::{TcpListener, TcpSocket};
 
 use super::gate::{Admission, SourceGate, MAX_NEW_PER_SOURCE, MAX_SOURCES};
-use super::msg::MembershipMsg;
+use super::msg::{DialError, MembershipMsg};
 use super::port::{PortActor, PortArgs, PORT_GROUP};
 use super::sessions::{SessionEvent, SessionEventKind, AUTH_TIMEOUT, AUTH_WARN_EVERY};
 use super::tls::ClusterTls;
@@ -329,7 +329,7 @@ pub async fn dial(
     bind_ip: Option<IpAddr>,
     tls: Option<&ClusterTls>,
     timeout: Duration,
-) -> Result<SocketAddr, String> {
+) -> Result<SocketAddr, DialError> {
     let attempt = async {
         let target = tokio::net::lookup_host(addr)
             .await
@@ -347,7 +347,10 @@ pub async fn dial(
                 .bind(SocketAddr::new(ip, 0))
                 .map_err(|e| format!("cannot bind {ip}: {e}"))?;
         }
-        let stream = socket.connect(target).await.map_err(|e| e.to_string())?;
+        let stream = socket.connect(target).await.map_err(|e| DialError {
+            refused: e.kind() == std::io::ErrorKind::ConnectionRefused,
+            message: e.to_string(),
+        })?;
         let _ = stream.set_nodelay(true);
         let local_addr = stream.local_addr().map_err(|e| e.to_string())?;
         let stream = match tls {
@@ -379,5 +382,5 @@ pub async fn dial(
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis())))
+        .unwrap_or_else(|_| Err(format!("no answer within {} ms", timeout.as_millis()).into()))
 }

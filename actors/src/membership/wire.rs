@@ -109,10 +109,17 @@ pub struct Heartbeat {
     /// (absent: within the heartbeat interval). See `membership::cadence`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every_ms: Option<u64>,
+    /// The sender's local health score (0: it keeps its schedule). See `membership::health`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub health: u32,
     /// Members the sender knows to be in the ring (for transitive dialling); sent every few
     /// heartbeats, not every one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<PeerAddr>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A member and its address.
@@ -246,6 +253,7 @@ mod tests {
             targets: 3,
             unprobed: 0,
             every_ms: Some(2000),
+            health: 3,
             members: vec![PeerAddr {
                 name: "n2".into(),
                 addr: "127.0.1.2:4701".into(),

@@ -82,14 +82,19 @@ pub struct Placement {
 const NO_OWNER: u16 = u16::MAX;
 
 impl Ring {
-    /// A ring over `members` (name, weight); weights are clamped to 1..=MAX_WEIGHT; duplicate
-    /// names keep the last weight. `replicas` is clamped to at least 1.
+    /// A ring over `members` (name, weight); duplicate names keep the last weight. Members of
+    /// weight 0 (handing their targets off: `membership::health`) are left out, unless every
+    /// member has weight 0 — then all count, as weight 1, so that somebody probes. Weights are
+    /// clamped to 1..=MAX_WEIGHT. `replicas` is clamped to at least 1.
     pub fn new(members: impl IntoIterator<Item = (NodeName, u32)>, replicas: u32) -> Self {
-        let map: BTreeMap<NodeName, u32> = members
+        let mut map: BTreeMap<NodeName, u32> = members.into_iter().collect();
+        if map.values().any(|w| *w > 0) {
+            map.retain(|_, w| *w > 0);
+        }
+        let members: Vec<(NodeName, u32)> = map
             .into_iter()
             .map(|(n, w)| (n, w.clamp(1, MAX_WEIGHT)))
             .collect();
-        let members: Vec<(NodeName, u32)> = map.into_iter().collect();
         assert!(members.len() <= usize::from(u16::MAX), "too many members");
         let name_hashes = members
             .iter()

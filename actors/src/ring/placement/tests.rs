@@ -129,6 +129,22 @@ fn shares_follow_weights() {
 }
 
 #[test]
+fn a_member_of_weight_zero_owns_nothing_unless_every_member_has_weight_zero() {
+    let t = targets(1_000);
+    let r = Ring::new([(node(0), 1), (node(1), 0), (node(2), 3)], 2);
+    assert_eq!(r.index_of(&node(1)), None, "handing off: out of the ring");
+    assert_eq!(
+        r,
+        Ring::new([(node(0), 1), (node(2), 3)], 2),
+        "as if it were not there"
+    );
+    assert!(r.place(&t).iter().all(|o| o.len() == 2));
+    // Everyone handing off: everyone counts, equally, so that the targets are still probed.
+    let all = Ring::new([(node(0), 0), (node(1), 0)], 1);
+    assert_eq!(all, Ring::new([(node(0), 1), (node(1), 1)], 1));
+}
+
+#[test]
 fn replicas_are_distinct_and_balanced() {
     let t = targets(10_000);
     for (n, rep) in [(2usize, 2u32), (3, 2), (5, 3), (10, 2), (2, 3)] {
