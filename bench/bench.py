@@ -653,11 +653,29 @@ def cold_start(d, sizes, n_targets, stable_s):
         time.sleep(stable_s if formed else 0)
         after = changes(logs) - before
         kept = formed is not None and len({last_ring(l) for l in logs}) == 1 and after == 0
+        # The first agreement may come before the last churn: sample on until one ring of all
+        # members has stood unchanged (no membership line either) for stable_s, at most
+        # 3 * stable_s more; `settled` is when that ring began (the last change), from the start.
+        settled, since, seen = None, time.time(), (None, changes(logs))
+        deadline = time.time() + 3 * stable_s
+        while formed and not kept and time.time() < deadline:
+            rings = {last_ring(l) for l in logs}
+            now_seen = (rings if len(rings) == 1 and None not in rings and next(iter(rings))[1] == str(n) else None,
+                        changes(logs))
+            if now_seen != seen or now_seen[0] is None:
+                seen, since = now_seen, time.time()
+            elif time.time() - since >= stable_s:
+                settled = since - t0
+                break
+            time.sleep(1)
+        if kept:
+            settled = formed
         rss_end = sum(rss_kb(p.pid) or 0 for p in procs) / 1024
         label = f"{n} nodes, {'one per second' if stagger else 'at once'}"
         rows.append((label, {"formed_s": {"median": formed or -1, "min": formed or -1, "max": formed or -1},
                              "kept_ring": "yes" if kept else "no",
                              "changes_after": after,
+                             "settled_s": {"median": settled or -1, "min": settled or -1, "max": settled or -1},
                              "rss_mb_formed": {"median": rss_formed, "min": rss_formed, "max": rss_formed},
                              "rss_mb_end": {"median": rss_end, "min": rss_end, "max": rss_end}}))
         if kill and formed:
@@ -689,7 +707,9 @@ def cold_start(d, sizes, n_targets, stable_s):
         idle_cpu(n)
     report(f"8. cluster at scale: {n_targets} ICMP targets, 10 s interval, seed n1",
            rows, notes=f"formed_s: until every node runs one ring of all members (-1: not within 300 s); "
-                       f"kept_ring/changes_after: over the {stable_s} s after; RSS of all nodes; kill -9: "
+                       f"kept_ring/changes_after: over the {stable_s} s after; settled_s: when the ring that then "
+                       f"stood {stable_s} s without a change began (sampled each second; -1: none within "
+                       f"{3 * stable_s} s more); RSS of all nodes; kill -9: "
                        f"seconds until every target the killed nodes probed has a survivor's result")
 
 

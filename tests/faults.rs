@@ -226,6 +226,7 @@ impl Drop for Throttle {
 fn a_slow_node_accuses_nobody_hands_its_targets_off_and_no_target_goes_unprobed() {
     const TARGETS: usize = 256;
     let ns = Netns::new("slow");
+    let started = std::time::Instant::now();
     let n1 = start_probing(&ns, 1, &[], "127.0.0.0/24");
     let n2 = start_probing(&ns, 2, &[1], "127.0.0.0/24");
     let n3 = start_probing(&ns, 3, &[1], "127.0.0.0/24");
@@ -233,6 +234,12 @@ fn a_slow_node_accuses_nobody_hands_its_targets_off_and_no_target_goes_unprobed(
     wait_until("a 3-member ring", Duration::from_secs(20), || {
         converged(&all, 3).map(drop)
     });
+    // A node does not hand off in its first 30 s (membership::health::STARTUP_GRACE).
+    wait_until(
+        "the nodes past their start-up grace",
+        Duration::from_secs(40),
+        || (started.elapsed() > Duration::from_secs(31)).then_some(()),
+    );
     let from = now_ms();
 
     // 60 s at 1 % of a CPU: n3 hands its targets off, or (when it cannot even heartbeat) the
@@ -271,12 +278,16 @@ fn a_slow_node_accuses_nobody_hands_its_targets_off_and_no_target_goes_unprobed(
         handed_off + 1,
         Duration::from_secs(5),
     );
-    wait_until("n3 takes its targets back", Duration::from_secs(60), || {
-        let log = n3.log();
-        (log.matches("taking its targets back").count()
-            == log.matches("handing its targets off").count())
-        .then_some(())
-    });
+    wait_until(
+        "n3 takes its targets back",
+        Duration::from_secs(150),
+        || {
+            let log = n3.log();
+            (log.matches("taking its targets back").count()
+                == log.matches("handing its targets off").count())
+            .then_some(())
+        },
+    );
     wait_until("a 3-member ring again", Duration::from_secs(30), || {
         converged(&all, 3).map(drop)
     });
@@ -302,7 +313,10 @@ fn hostile_traffic_on_the_cluster_port_does_not_stop_a_node_or_keep_others_out()
     use std::io::Write;
     let ns = Netns::new("hostile");
     let n1 = start(&ns, 1, &[]);
-    n1.wait_log("cluster node listening", 1, Duration::from_secs(5));
+    // Probing (a clustered node waits 1 s for others before its first ring).
+    wait_until("n1 probes every target", Duration::from_secs(8), || {
+        (covered_by(&[&n1], 0).len() == 64).then_some(())
+    });
     // The clients run inside the namespace too, through a small helper: python3 opens the
     // connections (garbage, an oversized length prefix, 300 silent ones from one address) and
     // holds them. One client stops mid-handshake: its frame announces 64 bytes and sends 10 of

@@ -98,6 +98,9 @@ pub struct CatalogView {
     pub not_everywhere: usize,
     /// Each member's set digest and size, as held.
     pub sets: BTreeMap<NodeName, (u64, usize)>,
+    /// Members whose announced set is still being fetched (what is held for them is older,
+    /// or empty for a newcomer).
+    pub catching_up: Vec<NodeName>,
 }
 
 /// The view in brief, for status and metrics.
@@ -486,7 +489,14 @@ impl Catalog {
             .iter()
             .map(|(n, m)| (n.clone(), self.own.drift_to(&m.held)))
             .collect();
+        let catching_up = self
+            .others
+            .iter()
+            .filter(|(_, m)| m.held.digest != m.announced)
+            .map(|(n, _)| n.clone())
+            .collect();
         CatalogView {
+            catching_up,
             sets: sets
                 .iter()
                 .map(|(n, s)| ((*n).clone(), (s.digest, s.count)))

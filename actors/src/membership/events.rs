@@ -1,7 +1,7 @@
 //! What membership logs: one structured event per change of a member's state or per failed
 //! authentication (rate-limited by the session tracker), never one per heartbeat.
 
-use super::health::{Pace, BEHIND_FOR, KEEPING_UP_FOR, SCORE_MAX};
+use super::health::{Pace, BEHIND_FOR, SCORE_MAX};
 use super::sessions::{AuthFailure, AUTH_TIMEOUT};
 use super::table::{Change, DeathCause, DuplicateName};
 
@@ -51,7 +51,7 @@ pub fn change(c: &Change, alive: usize) {
             tracing::warn!(health_score = score, "this node cannot keep its schedule (its timers have run late for {BEHIND_FOR:?}; local health score {score} of {SCORE_MAX}): handing its targets off (announcing weight 0) until it keeps up again")
         }
         Change::Pace(Pace::KeepingUp) => {
-            tracing::info!("this node keeps its schedule again ({KEEPING_UP_FOR:?} on time): taking its targets back (announcing its configured weight)")
+            tracing::info!("this node keeps its schedule again: taking its targets back (announcing its configured weight)")
         }
         // The catalog reports how members' sets differ.
         Change::TargetSet(..) | Change::Adopted(..) => {}

@@ -20,11 +20,17 @@
 //! - **Self hand-off.** A node whose score has stayed at [`BEHIND_SCORE`] or more for
 //!   [`BEHIND_FOR`] cannot keep its probe schedule: it announces a ring weight of 0, so its
 //!   targets move to the members that keep theirs; it takes them back (its configured weight)
-//!   once its score has stayed 0 for [`KEEPING_UP_FOR`]. It hands off only while most other
-//!   members announce a score of 0 (each heartbeat carries the sender's score): when the
-//!   whole cluster is behind — every node of a cluster started at once on one machine —
+//!   once its score has stayed 0 for [`KEEPING_UP_FOR`] — doubled for every relapse soon
+//!   after a take-back, up to [`KEEPING_UP_MAX`]. It hands off only while every other
+//!   member announces a score of 0 and none hands off itself (each heartbeat carries the
+//!   sender's score and weight): when more than one node is behind — a cluster started at
+//!   once, or growing by a node a second, on one loaded machine — the trouble is shared, and
 //!   handing off would only move the load around and rebuild the ring twice per node. The
 //!   ring leaves members of weight 0 out, unless every member has weight 0 (see `Ring::new`).
+//!   Nor does a node hand off in its first [`STARTUP_GRACE`]: starting (its first ring's
+//!   actors, the other members' target sets) is work it does once, not a schedule it cannot
+//!   keep, and a cluster started at once would otherwise rebuild its ring for every node that
+//!   handed off and took back in its first minute.
 //!
 //! Why timer lateness and not probe overruns: overruns also come from a configuration that
 //! asks more of every node than it has (`probe.max_in_flight`, the interval), and handing
@@ -43,6 +49,13 @@ pub const BEHIND_SCORE: u32 = 4;
 pub const BEHIND_FOR: Duration = Duration::from_secs(5);
 /// How long the score must stay 0 before a node that handed its targets off takes them back.
 pub const KEEPING_UP_FOR: Duration = Duration::from_secs(15);
+/// No hand-off within this of the first tick.
+pub const STARTUP_GRACE: Duration = Duration::from_secs(30);
+/// A node that falls behind again within four holds of taking its targets back waits twice as
+/// long before the next take-back, up to this (flap damping: a node starved of CPU keeps up
+/// easily while it probes nothing, so the first take-backs may come too soon). A relapse in
+/// that time is also handed off at once, without waiting [`BEHIND_FOR`].
+pub const KEEPING_UP_MAX: Duration = Duration::from_secs(240);
 
 /// A change of this node's own schedule keeping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +75,12 @@ pub struct LocalHealth {
     /// (while handing off).
     since: Option<Instant>,
     handing_off: bool,
+    /// The first tick.
+    started: Option<Instant>,
+    /// The current wait before a take-back ([`KEEPING_UP_FOR`] doubled per relapse), and when
+    /// the last take-back was.
+    hold: Option<Duration>,
+    taken_back: Option<Instant>,
 }
 
 impl LocalHealth {
@@ -93,9 +112,12 @@ impl LocalHealth {
     }
 
     /// A heartbeat tick at `now` that came `missed` ticks late (0: on time);
-    /// `peers_keep_up` when most other members announce a score of 0 (a hand-off waits for
-    /// it). Returns the change of pace to act on, if any.
+    /// `peers_keep_up` when every other member announces a score of 0 and a weight (a
+    /// hand-off waits for it). Returns the change of pace to act on, if any.
     pub fn tick(&mut self, missed: u32, peers_keep_up: bool, now: Instant) -> Option<Pace> {
+        let started = *self.started.get_or_insert(now);
+        let peers_keep_up =
+            peers_keep_up && now.saturating_duration_since(started) >= STARTUP_GRACE;
         if missed > 0 {
             self.score = self.score.saturating_add(missed).min(SCORE_MAX);
             self.on_time = 0;
@@ -116,21 +138,36 @@ impl LocalHealth {
             return None;
         }
         let since = *self.since.get_or_insert(now);
-        let wait = if self.handing_off {
-            KEEPING_UP_FOR
-        } else {
-            BEHIND_FOR
+        let hold = self.hold.unwrap_or(KEEPING_UP_FOR);
+        let on_probation = self
+            .taken_back
+            .is_some_and(|t| now.saturating_duration_since(t) < hold.saturating_mul(4));
+        let wait = match (self.handing_off, on_probation) {
+            (true, _) => hold,
+            (false, true) => Duration::ZERO,
+            (false, false) => BEHIND_FOR,
         };
         if now.saturating_duration_since(since) < wait || !(self.handing_off || peers_keep_up) {
             return None;
         }
         self.since = None;
         self.handing_off = !self.handing_off;
-        Some(if self.handing_off {
-            Pace::Behind(self.score)
+        if self.handing_off {
+            self.hold = Some(if on_probation {
+                hold.saturating_mul(2).min(KEEPING_UP_MAX)
+            } else {
+                KEEPING_UP_FOR
+            });
+            Some(Pace::Behind(self.score))
         } else {
-            Pace::KeepingUp
-        })
+            self.taken_back = Some(now);
+            Some(Pace::KeepingUp)
+        }
+    }
+
+    /// How long this node, handing off, waits at a score of 0 before it takes its targets back.
+    pub fn hold(&self) -> Duration {
+        self.hold.unwrap_or(KEEPING_UP_FOR)
     }
 }
 
@@ -140,6 +177,13 @@ mod tests {
     use proptest::prelude::*;
 
     const TICK: Duration = Duration::from_millis(250);
+
+    /// A node past its start-up grace, and the time.
+    fn started() -> (LocalHealth, Instant) {
+        let (mut h, now) = (LocalHealth::default(), Instant::now());
+        h.tick(0, true, now);
+        (h, now + STARTUP_GRACE)
+    }
 
     /// Ticks every `TICK` from `*now`, one missed tick before each when `late`, `n` times;
     /// the changes of pace.
@@ -154,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_healthy_node_keeps_its_timeouts_and_its_targets() {
-        let (mut h, mut now) = (LocalHealth::default(), Instant::now());
+        let (mut h, mut now) = started();
         assert_eq!(run(&mut h, &mut now, false, 1_000), vec![]);
         assert_eq!(h.score(), 0);
         assert_eq!(h.patience(Duration::from_secs(2)), Duration::from_secs(2));
@@ -163,7 +207,7 @@ mod tests {
 
     #[test]
     fn late_ticks_widen_the_timeouts_up_to_nine_times_and_on_time_ticks_narrow_them() {
-        let (mut h, mut now) = (LocalHealth::default(), Instant::now());
+        let (mut h, mut now) = started();
         run(&mut h, &mut now, true, 3);
         assert_eq!(h.patience(Duration::from_secs(1)), Duration::from_secs(4));
         let mut other = LocalHealth::default();
@@ -183,7 +227,7 @@ mod tests {
 
     #[test]
     fn a_node_behind_for_long_hands_off_and_takes_back_once_it_keeps_up() {
-        let (mut h, mut now) = (LocalHealth::default(), Instant::now());
+        let (mut h, mut now) = started();
         // A short stall is only patience.
         assert_eq!(run(&mut h, &mut now, true, 6), vec![]);
         assert!(!h.handing_off());
@@ -204,8 +248,49 @@ mod tests {
     }
 
     #[test]
-    fn a_node_does_not_hand_off_while_the_others_are_behind_too() {
+    fn a_relapse_soon_after_a_take_back_is_handed_off_at_once_and_held_twice_as_long() {
+        let (mut h, mut now) = started();
+        let back_after = |h: &LocalHealth| {
+            HEALTHY_TICKS * SCORE_MAX + (h.hold().as_millis() / TICK.as_millis()) as u32 + 1
+        };
+        let behind = (BEHIND_FOR.as_millis() / TICK.as_millis()) as u32 + 8;
+        let mut holds = Vec::new();
+        for _ in 0..6 {
+            let paces = run(&mut h, &mut now, true, behind);
+            assert!(matches!(paces[..], [Pace::Behind(_)]), "{paces:?}");
+            holds.push(h.hold().as_secs());
+            let n = back_after(&h);
+            assert_eq!(run(&mut h, &mut now, false, n), vec![Pace::KeepingUp]);
+        }
+        assert_eq!(holds, vec![15, 30, 60, 120, 240, 240]);
+        // On probation, four late ticks are a hand-off at once.
+        assert_eq!(
+            run(&mut h, &mut now, true, 4),
+            vec![Pace::Behind(BEHIND_SCORE)]
+        );
+        // Keeping up for four holds after a take-back: the next relapse starts over.
+        let n = back_after(&h);
+        run(&mut h, &mut now, false, n);
+        let quiet = (h.hold().as_millis() * 4 / TICK.as_millis()) as u32;
+        run(&mut h, &mut now, false, quiet);
+        run(&mut h, &mut now, true, behind);
+        assert_eq!(h.hold(), KEEPING_UP_FOR);
+    }
+
+    #[test]
+    fn a_node_does_not_hand_off_while_it_starts() {
         let (mut h, mut now) = (LocalHealth::default(), Instant::now());
+        let grace = (STARTUP_GRACE.as_millis() / TICK.as_millis()) as u32;
+        assert_eq!(run(&mut h, &mut now, true, grace), vec![]);
+        assert_eq!(
+            run(&mut h, &mut now, true, 1),
+            vec![Pace::Behind(SCORE_MAX)]
+        );
+    }
+
+    #[test]
+    fn a_node_does_not_hand_off_while_the_others_are_behind_too() {
+        let (mut h, mut now) = started();
         for _ in 0..100 {
             now += TICK;
             assert_eq!(h.tick(1, false, now), None);
@@ -218,7 +303,7 @@ mod tests {
     #[test]
     fn a_stutter_that_lets_a_node_run_a_quarter_of_the_time_hands_it_off() {
         // Stopped 1.5 s, running 0.5 s: one late tick and two on time per cycle.
-        let (mut h, mut now) = (LocalHealth::default(), Instant::now());
+        let (mut h, mut now) = started();
         let mut paces = Vec::new();
         for _ in 0..20 {
             now += Duration::from_millis(1_500);
@@ -236,7 +321,7 @@ mod tests {
         fn changes_alternate_and_the_score_stays_in_range(
             ticks in proptest::collection::vec((0u32..20, any::<bool>(), 1u64..3_000), 1..500),
         ) {
-            let (mut h, mut now) = (LocalHealth::default(), Instant::now());
+            let (mut h, mut now) = started();
             let mut handing_off = false;
             for (missed, peers, ms) in ticks {
                 now += Duration::from_millis(ms);

@@ -77,6 +77,12 @@ impl Damper {
         self.due().is_some_and(|d| now >= d)
     }
 
+    /// `max_wait` after the first change not yet rebuilt for: no rebuild waits longer, for
+    /// anything.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pending.map(|(first, _)| first + self.max_wait)
+    }
+
     /// The ring was rebuilt at `now`.
     pub fn rebuilt(&mut self, now: Instant) {
         self.pending = None;

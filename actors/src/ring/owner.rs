@@ -70,6 +70,8 @@ pub struct RingOwnerState {
     catalog: Option<Arc<CatalogView>>,
     /// A `Rebuild` timer is set.
     rebuild_pending: bool,
+    /// A due rebuild waits for the catalog to hold a newcomer's set.
+    held_for_catalog: bool,
     damper: Damper,
     started: bool,
     built: Option<Built>,
@@ -163,14 +165,35 @@ impl RingOwnerState {
     }
 
     /// The timer fired: rebuild if due, or wait for the later due time changes since set.
+    /// A due rebuild also waits — up to the damper's deadline — while the catalog does not
+    /// yet hold the target set of a member in the view (it just joined): placed now, the
+    /// newcomer would list nothing and this node would claim its share only to hand it over
+    /// a moment later (at a cluster's cold start, the seed claimed every target this way).
+    /// The catalog's next view brings the rebuild back.
     fn rebuild_when_due(&mut self, myself: &ActorRef<RingOwnerMsg>) {
         self.rebuild_pending = false;
         let now = now();
         if self.damper.ready(now) {
-            self.rebuild();
+            match self.damper.deadline().filter(|_| self.catalog_lags()) {
+                Some(deadline) if now < deadline => {
+                    self.held_for_catalog = true;
+                    self.arm(myself, deadline, now);
+                }
+                _ => self.rebuild(),
+            }
         } else if let Some(due) = self.damper.due() {
             self.arm(myself, due, now);
         }
+    }
+
+    /// True when a member in the view has a target set the catalog does not hold yet.
+    fn catalog_lags(&self) -> bool {
+        let (Some(view), Some(catalog)) = (&self.view, &self.catalog) else {
+            return false;
+        };
+        view.members
+            .keys()
+            .any(|m| catalog.members.binary_search(m).is_err() || catalog.catching_up.contains(m))
     }
 
     /// Places every target on the current members and view, and sends this node's share to
@@ -183,6 +206,7 @@ impl RingOwnerState {
         let (Some(view), Some(catalog)) = (&self.view, &self.catalog) else {
             return;
         };
+        self.held_for_catalog = false;
         self.damper.rebuilt(now());
         self.started = true;
         let me = &self.args.me;
@@ -323,6 +347,7 @@ impl Actor for RingOwner {
             view: None,
             catalog: None,
             rebuild_pending: false,
+            held_for_catalog: false,
             damper,
             started: false,
             built: None,
@@ -364,6 +389,11 @@ impl Actor for RingOwner {
                 if state.catalog.as_ref().map(|c| c.digest) != Some(catalog.digest) {
                     state.catalog = Some(catalog);
                     state.schedule_rebuild(&myself);
+                    // A rebuild held for this view: its timer is set for the deadline.
+                    if state.held_for_catalog && !state.catalog_lags() {
+                        state.held_for_catalog = false;
+                        let _ = myself.cast(RingOwnerMsg::Rebuild);
+                    }
                 }
             }
             RingOwnerMsg::Rebuild => state.rebuild_when_due(&myself),
