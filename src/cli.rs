@@ -38,6 +38,10 @@ pub struct SweepArgs {
     /// Hosts or CIDR blocks to probe (default: the targets of --config).
     #[arg(value_name = "TARGET|CIDR")]
     pub targets: Vec<String>,
+    /// Read targets from this file, one host or address per line (`#` comments), as fping -f
+    /// does; with targets given too, both are swept.
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<PathBuf>,
     /// Config file: its targets when none are given, and its [probe] and [probe.ssh] settings.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -131,7 +135,7 @@ pub struct NodeArgs {
     /// Config file.
     #[arg(long, value_name = "PATH", default_value = "config.toml")]
     pub config: PathBuf,
-    /// This node's name (overrides [node] name).
+    /// This node's name (overrides [node] name; default: the host name).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Cluster listen address (overrides [cluster] listen).

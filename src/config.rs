@@ -33,6 +33,19 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<Settings, ConfigError>
     parse(path, &text, base_of(path), overrides)
 }
 
+/// This machine's host name (gethostname(2)), the node's name when none is configured.
+pub fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that much.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = std::str::from_utf8(&buf[..end]).ok()?.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// The text of config file `path`.
 pub fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError::Read {

@@ -1,4 +1,5 @@
-//! The node's HTTP endpoint: `/metrics`, `/status`, `/targets`, `/owner/{target}`, `/plan`.
+//! The node's HTTP endpoint: `/metrics`, `/status`, `/targets`, `/owner/{target}`, `/plan`,
+//! `/-/reload`; and without a token `/-/healthy`, `/-/ready` and `/` (a page of links).
 //! Loopback by default; any other address needs a bearer token (checked in config).
 
 use std::sync::Arc;
@@ -61,6 +62,11 @@ pub fn spawn(
             app.clone(),
             require_token,
         ))
+        // Liveness and readiness for load balancers and orchestrators, as Prometheus serves
+        // them, and the index page: no token (they show nothing of the cluster).
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/", get(index))
         .with_state(app);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
@@ -91,6 +97,45 @@ async fn require_token(
         }
     }
     next.run(req).await
+}
+
+/// The process is up and serving.
+async fn healthy() -> &'static str {
+    "ringpoll is healthy.\n"
+}
+
+/// 200 once the node holds a ring and its probes run it (it has joined, or is a cluster of
+/// one); 503, saying why, before.
+async fn ready(State(app): State<Shared>) -> Response {
+    match app.view.ring() {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ringpoll is not ready: no ring yet (waiting for the cluster's membership).\n",
+        )
+            .into_response(),
+        Some(ring) if app.view.ownership().digest != ring.digest => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ringpoll is not ready: its probes do not run the current ring yet.\n",
+        )
+            .into_response(),
+        Some(_) => "ringpoll is ready.\n".into_response(),
+    }
+}
+
+/// A small page linking the endpoints.
+async fn index(State(app): State<Shared>) -> Response {
+    let node = app.view.node();
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ringpoll {node}</title></head>\n\
+         <body><h1>ringpoll node {node}</h1>\n<ul>\n\
+         <li><a href=\"/status\">/status</a>: this node (<a href=\"/status?scope=cluster\">the whole cluster</a>)</li>\n\
+         <li><a href=\"/targets\">/targets</a>: targets probed here (<a href=\"/targets?scope=cluster&amp;state=down\">down, cluster-wide</a>)</li>\n\
+         <li><a href=\"/plan\">/plan</a>: what would move if a member left or joined</li>\n\
+         <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n\
+         <li><a href=\"/-/healthy\">/-/healthy</a>, <a href=\"/-/ready\">/-/ready</a></li>\n\
+         </ul>\n<p>The data endpoints need <code>Authorization: Bearer TOKEN</code> when the node has a token.</p></body></html>\n"
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
 async fn metrics(State(app): State<Shared>) -> Response {

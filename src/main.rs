@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 on a clean stop (or a valid config for `check-config`), 1 when the node fails
 //! (cannot start, or its supervision tree gives up), 2 for an invalid config or command line.
+//! `sweep` exits as fping does: 0 all up, 1 any down, 2 usage or config; 3 when it cannot
+//! probe at all.
 
 mod cli;
 mod client;
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => {
             let overrides = Overrides {
                 cookie_env: std::env::var(config::COOKIE_ENV).ok(),
+                host_name: config::host_name(),
                 ..Overrides::default()
             };
             match config::load(&args.config, &overrides) {
@@ -73,11 +76,18 @@ fn main() -> ExitCode {
             if std::env::var_os("RUST_LOG").is_some() {
                 telemetry::init();
             }
+            // As fping: 0 when every target is up, 1 when any is down, 2 for a wrong command
+            // line or config; 3 when the probes could not run at all.
             match sweep::run(&args) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::FAILURE,
+                Err(sweep::Failed::Usage(e)) => {
                     eprintln!("ringpoll sweep: {e:#}");
-                    ExitCode::FAILURE
+                    ExitCode::from(2)
+                }
+                Err(sweep::Failed::Probing(e)) => {
+                    eprintln!("ringpoll sweep: {e:#}");
+                    ExitCode::from(3)
                 }
             }
         }
@@ -91,6 +101,7 @@ fn main() -> ExitCode {
                 results: args.results,
                 cookie_env: std::env::var(config::COOKIE_ENV).ok(),
                 http_token_env: std::env::var(config::HTTP_TOKEN_ENV).ok(),
+                host_name: config::host_name(),
             };
             let loaded = config::read(&args.config).and_then(|text| {
                 let base = config::base_of(&args.config);

@@ -38,11 +38,10 @@ fn settings(args: &SweepArgs) -> anyhow::Result<Settings> {
         http: Some("off".into()),
         ..Overrides::default()
     };
-    if args.targets.is_empty() {
-        let path = args
-            .config
-            .as_deref()
-            .ok_or_else(|| anyhow!("give targets, or --config to sweep its targets"))?;
+    if args.targets.is_empty() && args.file.is_none() {
+        let path = args.config.as_deref().ok_or_else(|| {
+            anyhow!("give targets, --file PATH (one per line), or --config to sweep its targets")
+        })?;
         return config::load(path, &ov).map_err(|e| anyhow!("{e}"));
     }
     // Interval is irrelevant to a sweep; it only has to exceed the timeout.
@@ -87,6 +86,14 @@ fn settings(args: &SweepArgs) -> anyhow::Result<Settings> {
     }
     for c in cidrs {
         text.push_str(&format!("[[targets]]\ncidr = {}\n{group}", toml_str(c)));
+    }
+    if let Some(file) = &args.file {
+        // A hosts file, as a config's `file =` source reads it: errors name its line.
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+        text.push_str(&format!(
+            "[[targets]]\nfile = {}\n{group}",
+            toml_str(&file.display().to_string())
+        ));
     }
     config::parse(Path::new("(command line)"), &text, Path::new("."), &ov)
         .map_err(|e| anyhow!("{e}"))
@@ -169,12 +176,25 @@ impl ResultWriter for Stdout {
     }
 }
 
-/// `ringpoll sweep`.
-pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
-    let settings = settings(args)?;
+/// Why a sweep did not run to the end.
+#[derive(Debug)]
+pub enum Failed {
+    /// The command line or the config is wrong (exit 2, as fping's usage errors).
+    Usage(anyhow::Error),
+    /// The probes could not run (no ICMP permission, an unwritable results file): exit 3.
+    Probing(anyhow::Error),
+}
+
+/// `ringpoll sweep`: the number of targets found down.
+pub fn run(args: &SweepArgs) -> Result<usize, Failed> {
+    let settings = settings(args).map_err(Failed::Usage)?;
     if settings.targets.is_empty() {
-        return Err(anyhow!("nothing to sweep"));
+        return Err(Failed::Usage(anyhow!("nothing to sweep")));
     }
+    sweep(args, settings).map_err(Failed::Probing)
+}
+
+fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
     let mut writer: Box<dyn ResultWriter> = match &args.results {
         Some(p) => Box::new(JsonLinesWriter::open(p)?),
         None => Box::new(Stdout),
@@ -308,7 +328,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
                 format!(" ({})", reasons.join(", "))
             }
         );
-        Ok(())
+        Ok(down.values().sum())
     })
 }
 

@@ -174,19 +174,46 @@ fn sweep_probes_every_target_once_and_summarises() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("down 1 (refused 1)"));
     assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 1);
+    assert_eq!(out.status.code(), Some(1), "any target down: 1, as fping");
 
-    // Bad input is refused like a config's.
+    // Bad input is refused like a config's, with fping's usage status.
     let out = Command::new(bin())
         .args(["sweep", "127.0.0.0/8"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let out = Command::new(bin())
         .args(["sweep", "not a host"])
         .output()
         .unwrap();
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("is neither an IP address nor a valid host name"));
+
+    // Targets from a file, one per line, as fping -f; a bad line is named by its line.
+    let list = dir.path().join("targets.txt");
+    std::fs::write(
+        &list,
+        "# loopback\n127.0.0.1\n127.0.0.2  # a comment\n\n127.0.1.1\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["sweep", "-f"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    assert!(summary.contains("swept 3 target(s)"), "{summary}");
+    std::fs::write(&list, "127.0.0.1\nnot a host\n").unwrap();
+    let out = Command::new(bin())
+        .args(["sweep", "--file"])
+        .arg(&list)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:2", list.display())), "{err}");
 }
 
 /// Issue 7: a hosts file of a million lines, with blank lines, comments, a duplicate, an

@@ -202,6 +202,37 @@ fn a_token_is_required_when_set() {
     assert_eq!(yes.status().as_u16(), 200);
 }
 
+#[test]
+fn health_readiness_and_the_index_need_no_token_and_show_no_data() {
+    let node = Node::start_args(
+        "[node]\nname = \"hr\"\n[http]\ntoken = \"s3cret\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n",
+        &["--http", "127.99.3.2:9464"],
+        &[],
+    );
+    node.wait_log("HTTP endpoint listening", 1, Duration::from_secs(5));
+    let get = |path: &str| {
+        let mut r = ureq::get(&format!("http://127.99.3.2:9464{path}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    assert_eq!(get("/-/healthy"), (200, "ringpoll is healthy.\n".into()));
+    wait_until("ready", Duration::from_secs(10), || {
+        (get("/-/ready") == (200, "ringpoll is ready.\n".into())).then_some(())
+    });
+    let (status, page) = get("/");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<a href=\"/metrics\">") && page.contains("ringpoll node hr"),
+        "{page}"
+    );
+    assert!(!page.contains("127.0.0.1"), "no data on the index: {page}");
+    assert_eq!(get("/status").0, 401, "the data still needs the token");
+}
+
 /// Node `n{n}` on 127.99.4.N, with its HTTP endpoint on port 9464 of its address.
 fn cluster_node(n: u8, seeds: &[u8]) -> Node {
     let config = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n[[targets]]\ncidr = \"127.0.0.0/25\"\nprobe = \"icmp\"\n";

@@ -78,6 +78,9 @@ pub struct Overrides {
     pub cookie_env: Option<String>,
     /// The value of `RINGPOLL_HTTP_TOKEN`, if set.
     pub http_token_env: Option<String>,
+    /// This machine's host name: the node's name when neither `--name` nor `[node] name`
+    /// gives one (see [`host_name`](super::host_name)).
+    pub host_name: Option<String>,
 }
 
 /// `[http]`, validated (None when `off`).

@@ -111,6 +111,7 @@ fn overrides_win_over_the_file() {
         results: Some(PathBuf::from("/tmp/x.jsonl")),
         cookie_env: None,
         http_token_env: None,
+        host_name: Some("host".into()),
     };
     let text = format!("{NODE}[cluster]\nlisten = \"127.0.0.1:1\"\nseeds = [\"127.0.0.1:2\"]\n");
     let s = parse(Path::new("t.toml"), &text, Path::new("."), &ov).unwrap();
@@ -211,9 +212,35 @@ fn timeout_must_be_less_than_interval() {
 }
 
 #[test]
-fn node_name_is_required_and_checked() {
+fn node_name_defaults_to_the_host_name_and_is_checked() {
     let e = err("[probe]\n");
-    assert!(e.contains("node.name is missing"), "{e}");
+    assert!(
+        e.contains("node.name is not set and this host's name could not be read"),
+        "{e}"
+    );
+    let host = |h: &str| {
+        let ov = Overrides {
+            host_name: Some(h.into()),
+            ..Overrides::default()
+        };
+        parse(Path::new("test.toml"), "[probe]\n", Path::new("."), &ov)
+    };
+    assert_eq!(
+        host("web-01.example").unwrap().node.as_str(),
+        "web-01.example"
+    );
+    let e = host("bad host").unwrap_err().to_string();
+    assert!(
+        e.contains("this host's name does not make one (invalid node name \"bad host\""),
+        "{e}"
+    );
+    // The file's name, and --name, win over the host name.
+    let ov = Overrides {
+        host_name: Some("web-01".into()),
+        ..Overrides::default()
+    };
+    let s = parse(Path::new("test.toml"), NODE, Path::new("."), &ov).unwrap();
+    assert_eq!(s.node.as_str(), "n1");
     let e = err("[node]\nname = \"bad name\"\n");
     assert!(
         e.starts_with("test.toml:2:8: node.name: invalid node name"),

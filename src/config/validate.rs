@@ -81,10 +81,19 @@ fn node(n: &RawNode, loc: &Locator<'_>, ov: &Overrides) -> Result<NodeName, Conf
         }),
         (None, Some(name)) => NodeName::new(name.get_ref())
             .map_err(|m| loc.at(name.span().start, format!("node.name: {m}"))),
-        (None, None) => Err(loc.at(
-            0,
-            "node.name is missing: set `[node] name = \"n1\"` or pass --name",
-        )),
+        // As Consul, Nomad and Alloy: the host name, when it makes a valid node name.
+        (None, None) => match &ov.host_name {
+            Some(host) => NodeName::new(host).map_err(|m| {
+                loc.at(
+                    0,
+                    format!("node.name is not set and this host's name does not make one ({m}): set `[node] name = \"n1\"` or pass --name"),
+                )
+            }),
+            None => Err(loc.at(
+                0,
+                "node.name is not set and this host's name could not be read: set `[node] name = \"n1\"` or pass --name",
+            )),
+        },
     }
 }
 
