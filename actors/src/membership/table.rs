@@ -113,7 +113,7 @@ pub enum Change {
 }
 
 impl Change {
-    /// True when the set of members in the ring changed.
+    /// True when the ring changed: its members, or a weight (a hand-off at weight 0).
     pub fn changes_ring(&self) -> bool {
         matches!(
             self,
@@ -643,9 +643,20 @@ impl MembershipTable {
             me: self.me.clone(),
             members: self.ring_members(my_weight),
             version: self.version,
+            // A member handing its targets off (weight 0) could not keep its schedule for
+            // BEHIND_FOR before it said so: the slots of its targets since may be missed too.
             dead: self
                 .dead_silences(now)
                 .into_iter()
+                .chain(
+                    self.members
+                        .iter()
+                        .filter(|(_, m)| m.state.in_ring() && m.info.weight == 0)
+                        .map(|(n, m)| {
+                            let silent = now.saturating_duration_since(m.last_heard);
+                            (n.clone(), silent + super::health::BEHIND_FOR)
+                        }),
+                )
                 .map(|(n, silent)| (n, wall.checked_sub(silent).unwrap_or(wall)))
                 .collect(),
         }
@@ -1088,6 +1099,10 @@ mod tests {
         );
         assert!(t.version() > v);
         assert_eq!(t.ring_members(1)[&n("n2")], 0);
+        // Its targets' slots since it fell behind count as missed for whoever gains them.
+        let wall = SystemTime::now();
+        let view = t.view(1, t0, wall);
+        assert_eq!(view.dead[&n("n2")], wall - super::super::health::BEHIND_FOR);
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub struct MembershipView {
     /// Increases with every change of `members`.
     pub version: u64,
     /// Members that died (crashed or froze; not those that left), with the wall-clock time
-    /// each was last heard. A target such a member owned may have missed its slots since.
+    /// each was last heard, and members handing their targets off because they cannot keep
+    /// their schedule (weight 0), from when they fell behind. A target such a member owned
+    /// may have missed its slots since: whoever gains it probes it at once if a slot passed.
     pub dead: BTreeMap<NodeName, SystemTime>,
 }
 

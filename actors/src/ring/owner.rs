@@ -186,13 +186,17 @@ impl RingOwnerState {
         }
     }
 
-    /// True when a member in the view has a target set the catalog does not hold yet.
+    /// True when a member in the view that is not in the ring built last (a newcomer) has a
+    /// target set the catalog does not hold yet. Only newcomers: a death must move its targets
+    /// at once, whatever another member's set is doing.
     fn catalog_lags(&self) -> bool {
         let (Some(view), Some(catalog)) = (&self.view, &self.catalog) else {
             return false;
         };
+        let built = self.built.as_ref().map(|b| &b.ring);
         view.members
             .keys()
+            .filter(|m| built.is_none_or(|r| r.index_of(m).is_none()))
             .any(|m| catalog.members.binary_search(m).is_err() || catalog.catching_up.contains(m))
     }
 
