@@ -74,12 +74,15 @@ pub async fn run_node(
     // first node too (its only seed is itself): in a cluster started at once, the others
     // reach it within a second, and claiming all the targets first cost it 20 s of actor
     // starts on a loaded machine.
-    let joining = cluster.is_some();
     let ring = RingSettings {
         weight: settings.cluster.weight,
         replicas: settings.cluster.replicas,
         rebalance_delay: settings.cluster.rebalance_delay,
-        initial_delay: if joining { JOIN_WAIT } else { Duration::ZERO },
+        initial_delay: if cluster.is_some() {
+            JOIN_WAIT
+        } else {
+            Duration::ZERO
+        },
         unflushed: settings.results.flush_interval,
     };
 

@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, http_get, http_json, wait_until, Cluster, Node};
+use common::{bin, http_get, http_json, http_status, wait_until, Cluster, Node};
 use serde_json::Value;
 
 fn tcp_config(name: &str, port: u16, extra: &str) -> String {
@@ -188,13 +188,7 @@ fn a_token_is_required_when_set() {
         &[],
     );
     node.wait_log("HTTP endpoint listening", 1, Duration::from_secs(5));
-    let no = ureq::get("http://127.99.3.1:9464/status")
-        .config()
-        .http_status_as_error(false)
-        .build()
-        .call()
-        .unwrap();
-    assert_eq!(no.status().as_u16(), 401);
+    assert_eq!(http_status("127.99.3.1:9464", "/status").0, 401);
     let yes = ureq::get("http://127.99.3.1:9464/status")
         .header("Authorization", "Bearer s3cret")
         .call()
@@ -210,15 +204,7 @@ fn health_readiness_and_the_index_need_no_token_and_show_no_data() {
         &[],
     );
     node.wait_log("HTTP endpoint listening", 1, Duration::from_secs(5));
-    let get = |path: &str| {
-        let mut r = ureq::get(&format!("http://127.99.3.2:9464{path}"))
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .call()
-            .unwrap();
-        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
-    };
+    let get = |path: &str| http_status("127.99.3.2:9464", path);
     assert_eq!(get("/-/healthy"), (200, "ringpoll is healthy.\n".into()));
     wait_until("ready", Duration::from_secs(10), || {
         (get("/-/ready") == (200, "ringpoll is ready.\n".into())).then_some(())

@@ -572,6 +572,21 @@ pub fn http_get(addr: &str, path: &str) -> Option<String> {
     resp.body_mut().read_to_string().ok()
 }
 
+/// GET `path` from a node's HTTP endpoint at `addr`, whatever its status: the status and the
+/// body. Panics when the request cannot be made.
+pub fn http_status(addr: &str, path: &str) -> (u16, String) {
+    let mut resp = ureq::get(&format!("http://{addr}{path}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.body_mut().read_to_string().unwrap(),
+    )
+}
+
 /// GET `path` and parse it as JSON; None on any error.
 pub fn http_json(addr: &str, path: &str) -> Option<Value> {
     serde_json::from_str(&http_get(addr, path)?).ok()

@@ -70,8 +70,6 @@ pub struct RingOwnerState {
     catalog: Option<Arc<CatalogView>>,
     /// A `Rebuild` timer is set.
     rebuild_pending: bool,
-    /// A due rebuild waits for the catalog to hold a newcomer's set.
-    held_for_catalog: bool,
     damper: Damper,
     started: bool,
     built: Option<Built>,
@@ -175,10 +173,7 @@ impl RingOwnerState {
         let now = now();
         if self.damper.ready(now) {
             match self.damper.deadline().filter(|_| self.catalog_lags()) {
-                Some(deadline) if now < deadline => {
-                    self.held_for_catalog = true;
-                    self.arm(myself, deadline, now);
-                }
+                Some(deadline) if now < deadline => self.arm(myself, deadline, now),
                 _ => self.rebuild(),
             }
         } else if let Some(due) = self.damper.due() {
@@ -210,7 +205,6 @@ impl RingOwnerState {
         let (Some(view), Some(catalog)) = (&self.view, &self.catalog) else {
             return;
         };
-        self.held_for_catalog = false;
         self.damper.rebuilt(now());
         self.started = true;
         let me = &self.args.me;
@@ -351,7 +345,6 @@ impl Actor for RingOwner {
             view: None,
             catalog: None,
             rebuild_pending: false,
-            held_for_catalog: false,
             damper,
             started: false,
             built: None,
@@ -391,11 +384,12 @@ impl Actor for RingOwner {
             }
             RingOwnerMsg::Catalog(catalog) => {
                 if state.catalog.as_ref().map(|c| c.digest) != Some(catalog.digest) {
+                    // A rebuild that was due and not made was held for this view (its timer
+                    // is set for the damper's deadline): bring it back now.
+                    let held = state.damper.ready(now());
                     state.catalog = Some(catalog);
                     state.schedule_rebuild(&myself);
-                    // A rebuild held for this view: its timer is set for the deadline.
-                    if state.held_for_catalog && !state.catalog_lags() {
-                        state.held_for_catalog = false;
+                    if held && !state.catalog_lags() {
                         let _ = myself.cast(RingOwnerMsg::Rebuild);
                     }
                 }
