@@ -6,7 +6,12 @@ use clap::{Args, Parser, Subcommand};
 
 /// ringpoll: poll many hosts by ICMP or TCP, forever, from a cluster of nodes.
 #[derive(Debug, Parser)]
-#[command(name = "ringpoll", version, about, propagate_version = true)]
+#[command(
+    name = "ringpoll",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RINGPOLL_REVISION"), ")"),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -29,7 +29,7 @@ struct App {
     view: NodeView,
     token: Option<String>,
     reload: mpsc::Sender<Request>,
-    registry: prometheus_client::registry::Registry,
+    metrics: Arc<crate::metrics::Exporter>,
 }
 
 /// How long a reload may take before `POST /-/reload` gives up waiting (the reload goes on).
@@ -44,15 +44,15 @@ pub fn spawn(
     token: Option<String>,
     reload: mpsc::Sender<Request>,
 ) {
-    let registry = crate::metrics::registry(view.clone());
+    let metrics = crate::metrics::Exporter::new(view.clone());
     let app = Arc::new(App {
         view,
         token,
         reload,
-        registry,
+        metrics,
     });
     let router = Router::new()
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics_handler))
         .route("/status", get(status_handler))
         .route("/targets", get(targets_handler))
         .route("/owner/{target}", get(owner))
@@ -138,19 +138,16 @@ async fn index(State(app): State<Shared>) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
-async fn metrics(State(app): State<Shared>) -> Response {
-    let mut body = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &app.registry) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+/// The metrics in the format the scraper's `Accept` header prefers (see [`Format::negotiate`]).
+///
+/// [`Format::negotiate`]: crate::metrics::Format::negotiate
+async fn metrics_handler(State(app): State<Shared>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Format::negotiate(accept);
+    match app.metrics.render(format) {
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -275,6 +275,7 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
                 slots.start(i, now);
                 let (engine, node) = (engine.clone(), node.clone());
                 probes.push(Box::pin(async move {
+                    let started = Instant::now();
                     let (outcome, ssh) = match resolve(&target.host).await {
                         Ok(addr) => engine.check(&target, addr, i as u16).await,
                         Err(reason) => {
@@ -287,6 +288,7 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
                         target,
                         epoch: 0,
                         outcome,
+                        elapsed: started.elapsed(),
                         ssh,
                     };
                     (i, r)

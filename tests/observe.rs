@@ -20,19 +20,74 @@ fn tcp_config(name: &str, port: u16, extra: &str) -> String {
     )
 }
 
+/// A scrape of `/metrics` with `accept`: the content type and the body.
+fn fetch_metrics(addr: &str, accept: Option<&str>) -> (String, String) {
+    let mut req = ureq::get(&format!("http://{addr}/metrics"));
+    if let Some(a) = accept {
+        req = req.header("Accept", a);
+    }
+    let mut resp = req.call().unwrap();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (ctype, resp.body_mut().read_to_string().unwrap())
+}
+
+/// `promtool check metrics` on `text`: its exit status and everything it printed.
+fn promtool_check(text: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus; tests/run.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
 #[test]
-fn metrics_parse_as_prometheus_text_with_the_documented_families() {
+fn metrics_pass_promtool_in_both_formats_with_the_documented_families() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let refused = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let node = Node::start_args(
-        &tcp_config("m1", port, ""),
+        &tcp_config(
+            "m1",
+            port,
+            &format!("[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = {refused}\n"),
+        ),
         &["--http", "127.99.1.1:9464"],
         &[],
     );
     let text = wait_until(
-        "a scrape with a probe result",
+        "a scrape with both probe results",
         Duration::from_secs(10),
-        || http_get("127.99.1.1:9464", "/metrics").filter(|t| t.contains("probe_success{")),
+        || {
+            http_get("127.99.1.1:9464", "/metrics")
+                .filter(|t| t.matches("probe_success{").count() == 2)
+        },
+    );
+    let (ok, said) = promtool_check(&text);
+    assert!(
+        ok && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{text}"
     );
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
         .expect("Prometheus text");
@@ -41,6 +96,7 @@ fn metrics_parse_as_prometheus_text_with_the_documented_families() {
         "probe_success",
         "probe_duration_seconds",
         "probe_last_result_timestamp_seconds",
+        "ringpoll_build_info",
         "ringpoll_members",
         "ringpoll_targets_owned",
         "ringpoll_ring_epoch",
@@ -49,27 +105,74 @@ fn metrics_parse_as_prometheus_text_with_the_documented_families() {
         "ringpoll_round_overrun_total",
         "ringpoll_targets_unprobed",
         "ringpoll_state_changes_total",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+        "process_open_fds",
     ] {
         assert!(names.contains(family), "{family} missing from:\n{text}");
     }
-    let success = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == "probe_success")
-        .unwrap();
-    assert_eq!(
-        success.labels.get("target"),
-        Some(format!("127.0.0.1:{port}").as_str())
-    );
+    let sample = |metric: &str, target: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && s.labels.get("target") == Some(target))
+            .unwrap_or_else(|| panic!("{metric} of {target}"))
+    };
+    let (up, failed) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{refused}"));
+    let success = sample("probe_success", &up);
     assert_eq!(success.labels.get("probe"), Some("tcp"));
     assert_eq!(success.labels.get("team"), Some("ops"));
     assert!(matches!(success.value, prometheus_parse::Value::Gauge(v) if v == 1.0));
+    // The time spent, also on failure (blackbox_exporter reports it so; 0 would hide it).
+    let spent = sample("probe_duration_seconds", &failed);
+    assert!(
+        matches!(spent.value, prometheus_parse::Value::Gauge(v) if v > 0.0 && v < 0.2),
+        "{spent:?}"
+    );
     let members = scrape
         .samples
         .iter()
         .find(|s| s.metric == "ringpoll_members" && s.labels.get("state") == Some("alive"))
         .unwrap();
     assert!(matches!(members.value, prometheus_parse::Value::Gauge(v) if v == 1.0));
+    let build = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "ringpoll_build_info")
+        .unwrap();
+    assert_eq!(build.labels.get("version"), Some(env!("CARGO_PKG_VERSION")));
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(common::repo())
+        .output()
+        .unwrap();
+    assert_eq!(
+        build.labels.get("revision"),
+        Some(String::from_utf8_lossy(&head.stdout).trim())
+    );
+
+    // Content negotiation: the text format 0.0.4 by default and to text/plain; OpenMetrics to
+    // a client that prefers it, as Prometheus does.
+    let (ctype, _) = fetch_metrics("127.99.1.1:9464", None);
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    let (ctype, _) = fetch_metrics("127.99.1.1:9464", Some("text/plain"));
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (ctype, open) = fetch_metrics("127.99.1.1:9464", Some(prometheus_accept));
+    assert!(
+        ctype.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{ctype}"
+    );
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    assert!(
+        open.contains("# TYPE ringpoll_actor_restarts counter\n"),
+        "{open}"
+    );
+    assert!(
+        open.contains("ringpoll_actor_restarts_total{role=\"probe\"} 0"),
+        "{open}"
+    );
     drop(node);
     drop(listener);
 }

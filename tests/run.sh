@@ -15,14 +15,21 @@ fi
 # Debian packages the tests use: openssl makes the TLS test certificates; iproute2's ss cuts
 # a cluster link and its ip makes network namespaces; openssh-server is the real sshd the SSH
 # probe is tested against (ssh-keygen makes its keys); nftables cuts a node off in the
-# partition test.
-need=(openssl iproute2 openssh-server openssh-client nftables)
+# partition test; prometheus brings promtool, which checks the metrics and the shipped rules.
+need=(openssl iproute2 openssh-server openssh-client nftables prometheus)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+        # Only the tools: no recommended extras (prometheus recommends node-exporter), and no
+        # daemon started by the install (prometheus and sshd would listen on every address).
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+            chmod +x /usr/sbin/policy-rc.d
+            trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+        fi
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
 fi
 

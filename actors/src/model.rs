@@ -395,6 +395,9 @@ pub struct ProbeResult {
     pub epoch: u64,
     /// What the probe found.
     pub outcome: ProbeOutcome,
+    /// The time the probe took, success or failure (not counting a wait for a probe permit):
+    /// what `probe_duration_seconds` reports, as blackbox_exporter's does.
+    pub elapsed: Duration,
     /// SSH details (SSH probes only).
     pub ssh: Option<Box<SshReport>>,
 }
@@ -620,6 +623,7 @@ mod tests {
             outcome: ProbeOutcome::Up {
                 rtt: Duration::from_micros(1234),
             },
+            elapsed: Duration::from_millis(1),
             ssh: None,
         };
         let v: serde_json::Value = serde_json::to_value(r.line()).unwrap();

@@ -250,6 +250,7 @@ mod tests {
                 outcome: ProbeOutcome::Up {
                     rtt: Duration::from_millis(1),
                 },
+                elapsed: Duration::from_millis(1),
                 ssh: None,
             });
         }

@@ -107,6 +107,8 @@ pub struct Finished {
     pub seq: u64,
     /// What it found.
     pub outcome: ProbeOutcome,
+    /// How long the probe took (after its permit).
+    pub elapsed: Duration,
     /// SSH details.
     pub ssh: Option<Box<SshReport>>,
     /// The address a host name resolved to, to be cached.
@@ -251,10 +253,12 @@ impl ProbeState {
         let task = tokio::spawn(async move {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = ctx.permits.clone().acquire_owned().await;
+            let started = Instant::now();
             let (outcome, ssh, resolved) = run_once(&ctx, &target, cached, icmp_seq).await;
             let done = Finished {
                 seq,
                 outcome,
+                elapsed: started.elapsed(),
                 ssh,
                 resolved,
                 at: SystemTime::now(),
@@ -284,6 +288,7 @@ impl ProbeState {
             target: self.target.clone(),
             epoch: self.ctx.epoch(),
             outcome: done.outcome,
+            elapsed: done.elapsed,
             ssh: done.ssh,
         };
         self.ctx.send(SinkMsg::Record(result));

@@ -373,6 +373,7 @@ mod tests {
             outcome: ProbeOutcome::Up {
                 rtt: Duration::from_millis(1),
             },
+            elapsed: Duration::from_millis(1),
             ssh: None,
         }
     }

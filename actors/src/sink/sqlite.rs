@@ -195,6 +195,7 @@ mod tests {
                         reason: DownReason::Timeout,
                     }
                 },
+                elapsed: Duration::from_millis(1),
                 ssh: None,
             })
         };
