@@ -24,7 +24,7 @@ use std::path::Path;
 pub use defaults::*;
 pub use error::{ConfigError, Locator};
 use raw::RawConfig;
-pub use settings::{CookieSource, Overrides, Settings};
+pub use settings::{CookieSource, LogFormat, Overrides, Settings};
 use sources::SourceReader;
 
 /// Reads, parses and validates `path` with `overrides` applied; every source must be good.

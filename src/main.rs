@@ -74,7 +74,7 @@ fn main() -> ExitCode {
         },
         Command::Sweep(args) => {
             if std::env::var_os("RUST_LOG").is_some() {
-                telemetry::init();
+                telemetry::init(config::LogFormat::Text);
             }
             // As fping: 0 when every target is up, 1 when any is down, 2 for a wrong command
             // line or config; 3 when the probes could not run at all.
@@ -92,7 +92,6 @@ fn main() -> ExitCode {
             }
         }
         Command::Node(args) => {
-            telemetry::init();
             let overrides = Overrides {
                 name: args.name,
                 listen: args.listen,
@@ -102,6 +101,7 @@ fn main() -> ExitCode {
                 cookie_env: std::env::var(config::COOKIE_ENV).ok(),
                 http_token_env: std::env::var(config::HTTP_TOKEN_ENV).ok(),
                 host_name: config::host_name(),
+                log_format: args.log_format,
             };
             let loaded = config::read(&args.config).and_then(|text| {
                 let base = config::base_of(&args.config);
@@ -114,6 +114,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // Logging starts once the config says how (its errors above go to stderr as text).
+            telemetry::init(settings.log_format);
             match run(settings, args.config, text, overrides) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {

@@ -91,6 +91,7 @@ pub fn needs_restart(started: &Settings, new: &Settings) -> Vec<String> {
     );
     check("results", started.results != new.results);
     check("supervision", started.supervision != new.supervision);
+    check("log.format", started.log_format != new.log_format);
     keys
 }
 

@@ -1,4 +1,5 @@
-//! Logging: structured `tracing` events to stderr, INFO by default, `RUST_LOG` to change.
+//! Logging: structured `tracing` events to stderr, INFO by default, `RUST_LOG` to change; as
+//! text lines, or one JSON object per line (`[log] format = "json"`, `--log-format json`).
 //!
 //! ractor's own per-actor spans and session chatter stay at WARN (ractor_cluster's at ERROR,
 //! since membership logs every change that matters) whatever `RUST_LOG` says, unless it names
@@ -9,6 +10,8 @@
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
 
 /// The filter when `RUST_LOG` is unset or empty.
 const DEFAULT: &str = "info";
@@ -42,18 +45,27 @@ fn filter(spec: Option<&str>) -> (EnvFilter, Option<String>) {
     (filter, complaint)
 }
 
-/// Installs the global subscriber.
-pub fn init() {
+/// Installs the global subscriber, writing `format` to stderr.
+pub fn init(format: LogFormat) {
     let (filter, complaint) = filter(std::env::var("RUST_LOG").ok().as_deref());
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
         // A log line that cannot be written (stderr is a pipe nobody reads any more: a closed
         // terminal, a dead collector) is dropped. Reporting it would be eprintln!, which
         // panics on the same broken pipe and took the node down with it.
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        // One object per line, the event's fields beside timestamp, level, target and message
+        // (no span nesting: ringpoll's events carry what they mean in their own fields).
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
     if let Some(c) = complaint {
         tracing::warn!("{c}");
     }

@@ -245,7 +245,14 @@ fn a_fourth_node_takes_a_quarter_without_gaps_or_false_state_changes() {
     let before = owners_in(&all_results(&[&n1, &n2, &n3]), before_from, 2);
 
     let joined_at = now_ms();
-    let n4 = start(4, 4, &[1], 1, &[]);
+    // Per-target first results are DEBUG lines (INFO has one summary per ring change).
+    let n4 = start(
+        4,
+        4,
+        &[1],
+        1,
+        &[("RUST_LOG", "info,ringpoll_actors::probe::actor=debug")],
+    );
     wait_converged(&[&n1, &n2, &n3, &n4], 4, Duration::from_secs(15));
     let after_from = now_ms() + INTERVAL_MS;
     wait_until("two rounds", Duration::from_secs(6), || {

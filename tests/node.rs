@@ -114,8 +114,8 @@ port = {closed_port}
             assert_eq!(r["probe"], "tcp");
         }
     }
-    // A state change is logged once: the refused target's first result, not every probe.
-    node.wait_log("target down (first result)", 1, Duration::from_secs(2));
+    // A state change is logged once: the first results, summarised, not every probe.
+    node.wait_log("first results: 2 up, 1 down", 1, Duration::from_secs(2));
     wait_until("three rounds", Duration::from_secs(5), || {
         (by_target(&node.results())
             .get(&refused)
@@ -123,12 +123,10 @@ port = {closed_port}
             >= 3)
             .then_some(())
     });
-    assert_eq!(
-        node.log().matches("target down").count(),
-        1,
-        "{}",
-        node.log()
-    );
+    // Three failures of the refused target later: still that one line, no per-probe lines.
+    let log = node.log();
+    assert_eq!(log.matches("first results").count(), 1, "{log}");
+    assert_eq!(log.matches("target down").count(), 0, "{log}");
     drop(open);
 }
 
@@ -241,7 +239,7 @@ probe = "icmp"
     let mut node = Node::start(config, &[]);
     node.wait_log("targets owned", 1, Duration::from_secs(5));
     // With a 5 s flush interval, results are still buffered when the signal comes.
-    node.wait_log("target up (first result)", 256, Duration::from_secs(5));
+    node.wait_log("first results: 256 up, 0 down", 1, Duration::from_secs(5));
     node.signal(libc::SIGTERM);
     let status = node.wait_exit(Duration::from_secs(8));
     assert_eq!(status.code(), Some(0), "{}", node.log());
@@ -441,4 +439,50 @@ fn a_closed_terminal_and_sigpipe_do_not_kill_a_node() {
         child.try_wait().unwrap()
     });
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_event_fields() {
+    let config = "[node]\nname = \"js\"\n[log]\nformat = \"json\"\n[probe]\ninterval = \"2s\"\n\
+                  [[targets]]\nhosts = [\"127.0.0.1\", \"127.0.0.2\"]\nprobe = \"icmp\"\n";
+    let node = Node::start_args(config, &["--http", "off"], &[]);
+    node.wait_log("first results: 2 up, 0 down", 1, Duration::from_secs(5));
+    let log = node.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for v in &lines {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(v[key].is_string(), "{key} missing: {v}");
+        }
+    }
+    let event = |message: &str| {
+        lines
+            .iter()
+            .find(|v| v["message"].as_str().unwrap().starts_with(message))
+            .unwrap_or_else(|| panic!("no {message:?} in:\n{log}"))
+    };
+    // The event's fields are keys of their own, with their types.
+    let ring = event("ring rebuilt");
+    assert_eq!(ring["level"], "INFO");
+    assert_eq!(ring["target"], "ringpoll_actors::ring::owner");
+    assert_eq!(ring["members"], 1);
+    assert_eq!(ring["owned"], 2);
+    let first = event("first results");
+    assert_eq!(
+        (first["up"].as_u64(), first["down"].as_u64()),
+        (Some(2), Some(0))
+    );
+    drop(node);
+
+    // The command line overrides the file.
+    let node = Node::start_args(config, &["--http", "off", "--log-format", "text"], &[]);
+    node.wait_log("first results: 2 up, 0 down", 1, Duration::from_secs(5));
+    let log = node.log();
+    assert!(log.lines().all(|l| !l.starts_with('{')), "{log}");
+    assert!(
+        log.contains("INFO ringpoll_actors::ring::owner: ring rebuilt"),
+        "{log}"
+    );
 }

@@ -204,7 +204,7 @@ fn rise_and_fall_give_exactly_one_down_and_one_up_event() {
         addr.port()
     );
     let mut node = Node::start_args(&config, &["--http", "off"], &[]);
-    node.wait_log("target up (first result)", 1, Duration::from_secs(5));
+    node.wait_log("first results: 1 up, 0 down", 1, Duration::from_secs(5));
     // Close the listener: refused, twice in a row → one "down" event.
     drop(listener);
     wait_until("a down event", Duration::from_secs(5), || {

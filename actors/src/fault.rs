@@ -38,7 +38,7 @@ impl FaultInjection {
         };
         tracing::warn!(
             env = PANIC_PROBE_ENV,
-            target,
+            host = target,
             count,
             "test fault injection is on"
         );

@@ -8,8 +8,10 @@
 //!   restart, so a restarted child is found by the others without global names.
 //! - [`probes`]: one probe actor per owned target; restarts per target, quarantines a target
 //!   whose actor keeps failing, never escalates.
+//! - [`first_results`]: the first results of newly owned targets, summarised per ring change.
 //! - [`msg`]: both supervisors' messages.
 
+pub mod first_results;
 pub mod msg;
 pub mod probes;
 pub mod root;

@@ -42,6 +42,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub(super) supervision: RawSupervision,
     #[serde(default)]
+    pub(super) log: RawLog,
+    #[serde(default)]
     pub(super) sinks: Vec<Spanned<RawSink>>,
     #[serde(default)]
     pub(super) targets: Vec<Spanned<RawGroup>>,
@@ -197,6 +199,12 @@ pub(super) struct RawResults {
     pub(super) path: Option<Spanned<String>>,
     pub(super) buffer: Option<Spanned<usize>>,
     pub(super) flush_interval: Option<Spanned<Dur>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLog {
+    pub(super) format: Option<Spanned<super::settings::LogFormat>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

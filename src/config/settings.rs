@@ -61,6 +61,27 @@ pub struct ClusterNet {
     pub redial_max: Duration,
 }
 
+/// How log lines are written (`[log] format`, `--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event (colours on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target, message and the event's fields.
+    Json,
+}
+
+impl LogFormat {
+    /// The name used in the config and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
 /// What the command line can override.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
@@ -81,6 +102,8 @@ pub struct Overrides {
     /// This machine's host name: the node's name when neither `--name` nor `[node] name`
     /// gives one (see [`host_name`](super::host_name)).
     pub host_name: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
 }
 
 /// `[http]`, validated (None when `off`).
@@ -138,6 +161,8 @@ pub struct Settings {
     pub groups: Vec<GroupSummary>,
     /// What reading the target sources found: their content, failures, what to watch.
     pub sources: SourceReport,
+    /// `[log] format`, or `--log-format`.
+    pub log_format: LogFormat,
 }
 
 impl fmt::Display for Settings {
@@ -219,6 +244,7 @@ impl fmt::Display for Settings {
             d(self.supervision.backoff_max),
             d(self.supervision.quarantine)
         )?;
+        writeln!(f, "log            {}", self.log_format.as_str())?;
         for (i, g) in self.groups.iter().enumerate() {
             writeln!(
                 f,

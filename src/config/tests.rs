@@ -112,6 +112,7 @@ fn overrides_win_over_the_file() {
         cookie_env: None,
         http_token_env: None,
         host_name: Some("host".into()),
+        log_format: None,
     };
     let text = format!("{NODE}[cluster]\nlisten = \"127.0.0.1:1\"\nseeds = [\"127.0.0.1:2\"]\n");
     let s = parse(Path::new("t.toml"), &text, Path::new("."), &ov).unwrap();
@@ -1145,4 +1146,26 @@ fn a_source_that_breaks_keeps_its_last_good_content_when_refreshed() {
     let ids: Vec<&str> = fixed.targets.iter().map(|t| &*t.id).collect();
     assert_eq!(ids, ["127.0.0.1", "127.0.0.4"]);
     assert!(fixed.sources.errors.is_empty());
+}
+
+#[test]
+fn log_format_is_text_or_json_and_the_flag_wins() {
+    let group = "[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n";
+    assert_eq!(
+        parse_str(&format!("{NODE}{group}")).unwrap().log_format,
+        LogFormat::Text
+    );
+    let json = format!("{NODE}[log]\nformat = \"json\"\n{group}");
+    assert_eq!(parse_str(&json).unwrap().log_format, LogFormat::Json);
+    let ov = Overrides {
+        log_format: Some(LogFormat::Text),
+        ..Overrides::default()
+    };
+    let s = parse(Path::new("t.toml"), &json, Path::new("."), &ov).unwrap();
+    assert_eq!(s.log_format, LogFormat::Text);
+    let e = err(&format!("{NODE}[log]\nformat = \"xml\"\n{group}"));
+    assert!(
+        e.contains(":4:10: unknown variant `xml`, expected `text` or `json`"),
+        "{e}"
+    );
 }

@@ -69,6 +69,10 @@ pub(super) fn validate(
         targets,
         groups,
         sources: sources.report,
+        log_format: ov
+            .log_format
+            .or(raw.log.format.as_ref().map(|f| *f.get_ref()))
+            .unwrap_or_default(),
     })
 }
 

@@ -364,7 +364,8 @@ impl ProbeState {
             ProbeOutcome::Up { .. } => String::new(),
         };
         let Some(from) = t.from else {
-            tracing::info!(
+            // Summarised per ring change by the probe supervisor (`first results: …`).
+            tracing::debug!(
                 host,
                 probe,
                 state = t.to.as_str(),

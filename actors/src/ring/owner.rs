@@ -251,7 +251,7 @@ impl RingOwnerState {
                     specs.insert(keys[i].clone(), s);
                 }
                 None => {
-                    tracing::warn!(target = %keys[i], "placed on this node without a spec of its own; skipped")
+                    tracing::warn!(host = %keys[i], "placed on this node without a spec of its own; skipped")
                 }
             }
         }

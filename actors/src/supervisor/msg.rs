@@ -118,6 +118,8 @@ pub enum ProbeSupMsg {
     },
     /// Check the overrun counter.
     RoundCheck,
+    /// Check whether the newly owned targets all have their first result (then log them).
+    FirstResults,
     /// Many probe actors stopped: hand the memory they freed back to the operating system.
     Trim,
     /// Stop every probe actor and reply with how many were running (shutdown).

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::watch;
 
+use super::first_results::FirstResults;
 use super::msg::{ProbeSupMsg, ProbeSupStatus};
 use crate::catalog::set::settings_digest;
 use crate::heavy::heavy;
@@ -41,6 +42,8 @@ const ROUND_CHECK: Duration = Duration::from_secs(5);
 const TRIM_AFTER_STOPPING: usize = 1_000;
 /// Time for retired actors to finish their probe in flight and stop before the trim.
 const TRIM_DELAY: Duration = Duration::from_secs(5);
+/// How often an open batch of first results is checked.
+const FIRST_RESULTS_CHECK: Duration = Duration::from_secs(1);
 
 /// The probe supervisor.
 #[derive(Debug)]
@@ -85,6 +88,7 @@ pub struct ProbeSupState {
     overrun_seen: u64,
     overrunning: bool,
     stopping: bool,
+    first: FirstResults,
 }
 
 impl Actor for ProbeSupervisor {
@@ -112,6 +116,7 @@ impl Actor for ProbeSupervisor {
             overrun_seen,
             overrunning: false,
             stopping: false,
+            first: FirstResults::default(),
         })
     }
 
@@ -167,6 +172,7 @@ impl Actor for ProbeSupervisor {
                 }
             }
             ProbeSupMsg::RoundCheck => state.round_check(),
+            ProbeSupMsg::FirstResults => state.first_results(&myself),
             ProbeSupMsg::Trim => {
                 // glibc keeps freed memory for reuse; after a hand-off of thousands of targets
                 // (or a takeover that ended) that is a high-water mark the node would carry
@@ -240,7 +246,15 @@ impl ProbeSupState {
         let (to_start, updated, stopped) = heavy("probe assignment", || {
             self.reconcile(myself, targets, keep, missed)
         });
+        let now = tokio::time::Instant::now().into_std();
         for key in &to_start {
+            if self.ctx.state.confirmed(key).is_none() {
+                let t = &self.children[key].target;
+                let by = now + t.interval + t.timeout + Duration::from_secs(1);
+                if self.first.expect(key.clone(), by) {
+                    myself.send_after(FIRST_RESULTS_CHECK, || ProbeSupMsg::FirstResults);
+                }
+            }
             self.spawn(myself, key, missed.get(key).copied()).await;
         }
         tracing::info!(
@@ -274,6 +288,7 @@ impl ProbeSupState {
             .cloned()
             .collect();
         for key in &gone {
+            self.first.forget(key);
             if let Some(child) = self.children.remove(key) {
                 if let Some(actor) = child.actor {
                     self.by_id.remove(&actor.get_id());
@@ -325,6 +340,37 @@ impl ProbeSupState {
             to_start.push(key);
         }
         (to_start, updated, gone.len())
+    }
+
+    /// Logs the first results of the targets this node started without a state, once they all
+    /// have one (or their time is up); checks again later while some are still to come.
+    fn first_results(&mut self, myself: &ActorRef<ProbeSupMsg>) {
+        let now = tokio::time::Instant::now().into_std();
+        let state = &self.ctx.state;
+        match self.first.check(now, |k| state.confirmed(k)) {
+            Some(s) if s.missing == 0 => tracing::info!(
+                epoch = self.epoch,
+                up = s.up,
+                down = s.down,
+                "first results: {} up, {} down",
+                s.up,
+                s.down
+            ),
+            Some(s) => tracing::info!(
+                epoch = self.epoch,
+                up = s.up,
+                down = s.down,
+                missing = s.missing,
+                "first results: {} up, {} down, {} without a result within their interval",
+                s.up,
+                s.down,
+                s.missing
+            ),
+            None if self.first.is_open() => {
+                myself.send_after(FIRST_RESULTS_CHECK, || ProbeSupMsg::FirstResults);
+            }
+            None => {}
+        }
     }
 
     /// Sends the states of targets now owned elsewhere to the other nodes.
