@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// ringpoll: poll many hosts by ICMP or TCP, forever, from a cluster of nodes.
 #[derive(Debug, Parser)]
@@ -35,6 +35,44 @@ pub enum Command {
     /// Probe targets once, as fast as the limits allow, and print a summary (like fping or
     /// parallel-ssh): the config's targets, or the ones given.
     Sweep(SweepArgs),
+    /// Print a shell completion script (e.g. `ringpoll completions bash >
+    /// /usr/share/bash-completion/completions/ringpoll`).
+    Completions(CompletionsArgs),
+    /// Write the man pages: ringpoll.1 and one per command (ringpoll-node.1, …) into DIR, or
+    /// ringpoll.1 to stdout without --dir.
+    Man(ManArgs),
+}
+
+/// `ringpoll completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `ringpoll man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write every page into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Writes the completion script for `shell` to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "ringpoll", out);
+}
+
+/// Writes the man pages into `dir`, or ringpoll.1 to `out` without one.
+pub fn man(dir: Option<&std::path::Path>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(Cli::command(), dir)
+        }
+        None => clap_mangen::Man::new(Cli::command()).render(out),
+    }
 }
 
 /// `ringpoll sweep`.
@@ -171,7 +209,6 @@ pub struct CheckArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_cli_is_consistent() {

@@ -91,6 +91,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Completions(args) => {
+            cli::completions(args.shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man(args) => match cli::man(args.dir.as_deref(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                let place = args
+                    .dir
+                    .as_deref()
+                    .map_or("stdout".into(), |d| d.display().to_string());
+                eprintln!("ringpoll man: cannot write to {place}: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Node(args) => {
             let overrides = Overrides {
                 name: args.name,

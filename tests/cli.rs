@@ -308,3 +308,136 @@ fn a_million_line_hosts_file_gets_clear_errors_and_a_clear_limit() {
         "127.0.0.0/8 has 16777216 addresses, more than the 262144 left under probe.max_targets"
     ));
 }
+
+/// `ringpoll ARGS`: exit status and stdout; panics with stderr on failure.
+fn ringpoll_ok(args: &[&str]) -> String {
+    let out = Command::new(bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ringpoll {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `shell` with `args` and `script` on stdin... as a file: success and what it printed.
+fn run_shell(shell: &str, args: &[&str], script: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("script");
+    std::fs::write(&path, script).unwrap();
+    let out = Command::new(shell).args(args).arg(&path).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn completions_complete_commands_and_flags_in_bash_and_parse_in_zsh_and_fish() {
+    let bash = ringpoll_ok(&["completions", "bash"]);
+    // Loaded in a real bash, the completion function offers `node` for `ringpoll no` and
+    // `--log-format` for `ringpoll node --log-f`.
+    let complete = |line: &str| {
+        let script = format!(
+            "{bash}\nCOMP_LINE='{line}'; read -ra COMP_WORDS <<< \"$COMP_LINE\"; \
+             COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_POINT=${{#COMP_LINE}}; \
+             _ringpoll ringpoll \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"\n"
+        );
+        let (ok, said) = run_shell("bash", &[], &script);
+        assert!(ok, "{said}");
+        said
+    };
+    assert_eq!(complete("ringpoll no").trim(), "node");
+    assert_eq!(complete("ringpoll node --log-f").trim(), "--log-format");
+    assert!(complete("ringpoll comp").contains("completions"));
+
+    let zsh = ringpoll_ok(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef ringpoll"), "{zsh}");
+    let (ok, said) = run_shell("zsh", &["-n"], &zsh);
+    assert!(ok, "zsh -n: {said}");
+    let fish = ringpoll_ok(&["completions", "fish"]);
+    assert!(fish.contains("complete -c ringpoll"), "{fish}");
+    let (ok, said) = run_shell("fish", &["--no-execute"], &fish);
+    assert!(ok, "fish --no-execute: {said}");
+}
+
+/// Renders a man page file as `man` shows it.
+fn man_text(page: &std::path::Path) -> String {
+    let out = Command::new("man")
+        .arg("-l")
+        .arg(page)
+        .env("MANWIDTH", "100")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "man -l {}", page.display());
+    // Bold and underline are overstrikes (`N\x08N`): keep the last character of each.
+    let mut text = String::new();
+    for c in String::from_utf8_lossy(&out.stdout).chars() {
+        if c == '\x08' {
+            text.pop();
+        } else {
+            text.push(c);
+        }
+    }
+    text
+}
+
+#[test]
+fn man_pages_cover_every_command_and_the_systemd_unit_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let man1 = dir.path().join("man/man1");
+    ringpoll_ok(&["man", "--dir", man1.to_str().unwrap()]);
+    for page in [
+        "ringpoll.1",
+        "ringpoll-node.1",
+        "ringpoll-check-config.1",
+        "ringpoll-status.1",
+        "ringpoll-reload.1",
+        "ringpoll-owner.1",
+        "ringpoll-sweep.1",
+        "ringpoll-completions.1",
+        "ringpoll-man.1",
+    ] {
+        assert!(man1.join(page).is_file(), "{page} missing");
+    }
+    let top = man_text(&man1.join("ringpoll.1"));
+    assert!(top.contains("NAME") && top.contains("SUBCOMMANDS"), "{top}");
+    assert!(top.contains("ringpoll-node(1)"), "{top}");
+    let node = man_text(&man1.join("ringpoll-node.1"));
+    for flag in ["--config", "--seed", "--log-format"] {
+        assert!(node.contains(flag), "{flag} missing:\n{node}");
+    }
+    // Without --dir, the top page goes to stdout.
+    assert!(ringpoll_ok(&["man"]).starts_with(".ie \\n(.g .ds Aq"));
+
+    // The shipped unit passes systemd-analyze verify, which also checks that its binary exists
+    // and its Documentation= man pages are found (here: the ones just written).
+    let unit = std::fs::read_to_string(repo().join("contrib/systemd/ringpoll.service")).unwrap();
+    for line in [
+        "User=ringpoll",
+        "AmbientCapabilities=CAP_NET_RAW",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing");
+    }
+    let local = unit.replace("/usr/local/bin/ringpoll", bin());
+    assert_ne!(local, unit);
+    let path = dir.path().join("ringpoll.service");
+    std::fs::write(&path, local).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .env("MANPATH", dir.path().join("man"))
+        .env("SYSTEMD_LOG_LEVEL", "notice")
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify: {said}"
+    );
+}

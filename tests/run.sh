@@ -15,8 +15,10 @@ fi
 # Debian packages the tests use: openssl makes the TLS test certificates; iproute2's ss cuts
 # a cluster link and its ip makes network namespaces; openssh-server is the real sshd the SSH
 # probe is tested against (ssh-keygen makes its keys); nftables cuts a node off in the
-# partition test; prometheus brings promtool, which checks the metrics and the shipped rules.
-need=(openssl iproute2 openssh-server openssh-client nftables prometheus)
+# partition test; prometheus brings promtool, which checks the metrics and the shipped rules;
+# systemd's systemd-analyze verifies the shipped unit, man-db renders the man pages, and bash,
+# zsh and fish load the completion scripts.
+need=(openssl iproute2 openssh-server openssh-client nftables prometheus systemd man-db zsh fish)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -53,8 +53,9 @@ impl<'de> Deserialize<'de> for NodeName {
 }
 
 impl fmt::Display for NodeName {
+    /// The name, honouring width and alignment (`{:<16}` pads it, as tables need).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -562,6 +563,8 @@ mod tests {
         assert!(NodeName::new("").is_err());
         assert!(NodeName::new("a b").is_err());
         assert!(NodeName::new(&"x".repeat(65)).is_err());
+        // Tables pad names (`ringpoll status`).
+        assert_eq!(format!("{:<4}|", NodeName::new("n1").unwrap()), "n1  |");
     }
 
     #[test]
