@@ -195,6 +195,18 @@ pub fn owner(args: &OwnerArgs) -> anyhow::Result<()> {
         for m in &plan.moves {
             println!("  {:<16} -> {:<16} {:>7}", m.from, m.to, m.targets);
         }
+        if plan.unowned > 0 {
+            println!(
+                "{} of {} targets would have no owner (no remaining member lists them){}",
+                plan.unowned,
+                plan.targets,
+                if plan.unowned == plan.targets {
+                    ": nothing would probe them"
+                } else {
+                    ""
+                }
+            );
+        }
         if args.list {
             for t in &plan.moved_targets {
                 println!("  {t}");

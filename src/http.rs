@@ -265,17 +265,23 @@ async fn owner(
     let Some(mut answer) = local::owner(&app.view, key) else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no ring yet\n").into_response();
     };
-    if answer.last_result.is_none() {
-        // Ask the members: the owner has it.
+    // The owners have the fresh result: a node that is not one may hold a stale one of its
+    // own (from before a ring change). Ask them, and take the newest an owner has; a member
+    // that is no owner answers only when no owner has any.
+    if !answer.owners.contains(app.view.node()) || answer.last_result.is_none() {
         let q = PeerQuery::Latest {
             probe: key.probe,
             target: key.id.to_string(),
         };
         let (answers, _) = gather::<Option<TargetReport>>(&app.view, &q, PEER_TIMEOUT).await;
-        answer.last_result = answers
-            .into_values()
-            .flatten()
-            .max_by(|a, b| a.result.ts.cmp(&b.result.ts));
+        let newest = |from_owners: bool| {
+            answers
+                .iter()
+                .filter(|(node, _)| answer.owners.contains(node) == from_owners)
+                .filter_map(|(_, r)| r.clone())
+                .max_by(|a, b| a.result.ts.cmp(&b.result.ts))
+        };
+        answer.last_result = newest(true).or_else(|| newest(false));
     }
     Json(answer).into_response()
 }

@@ -320,6 +320,19 @@ fn health_readiness_and_the_index_need_no_token_and_show_no_data() {
     );
     assert!(!page.contains("127.0.0.1"), "no data on the index: {page}");
     assert_eq!(get("/status").0, 401, "the data still needs the token");
+
+    // The only member leaving: nothing moves, and every target is left without an owner.
+    let out = Command::new(bin())
+        .args(["owner", "--if-leaves", "hr", "--http", "127.99.3.2:9464"])
+        .env("RINGPOLL_HTTP_TOKEN", "s3cret")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("1 of 1 targets would have no owner (no remaining member lists them): nothing would probe them"),
+        "{said}"
+    );
 }
 
 /// Node `n{n}` on 127.99.4.N, with its HTTP endpoint on port 9464 of its address.
@@ -421,6 +434,28 @@ fn the_cluster_is_visible_from_any_node_and_owner_predicts_a_leave() {
         "{o}"
     );
     assert_eq!(o["last_result"]["ok"], true, "{o}");
+    // Asked of a node that does not own it (which may hold a stale result of its own, from
+    // before the others joined): the result is the owner's.
+    let (target, owner) = before
+        .iter()
+        .find(|(_, owner)| owner.as_str() != "n1")
+        .expect("a target n1 does not own");
+    let out = Command::new(bin())
+        .args([
+            "owner",
+            target.trim_start_matches("icmp/"),
+            "--http",
+            "127.99.4.1:9464",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        o["last_result"]["node"].as_str(),
+        Some(owner.as_str()),
+        "{o}"
+    );
 
     // `ringpoll owner --if-leaves n2` predicts exactly what moves when n2 then stops.
     let out = Command::new(bin())

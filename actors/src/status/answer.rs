@@ -261,6 +261,10 @@ pub struct Plan {
     pub targets: usize,
     /// Targets that would gain an owner.
     pub moved: usize,
+    /// Targets that would have no owner at all: listed by no remaining member (all of them when
+    /// the only member leaves).
+    #[serde(default)]
+    pub unowned: usize,
     /// Moves from member to member.
     pub moves: Vec<Flow>,
     /// The targets that would move (`probe/id`).

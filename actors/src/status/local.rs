@@ -173,6 +173,7 @@ pub fn plan(
     Ok(Plan {
         targets: snap.keys.len(),
         moved: moved_targets.len(),
+        unowned: placement.iter().filter(|owners| owners.is_empty()).count(),
         moves: moves
             .flows()
             .into_iter()
