@@ -193,6 +193,9 @@ pub struct NodeArgs {
     /// JSON-lines results file (overrides [results] path).
     #[arg(long, value_name = "PATH")]
     pub results: Option<PathBuf>,
+    /// SQLite database (overrides the path of the first sqlite [[sinks]], or adds one).
+    #[arg(long, value_name = "PATH")]
+    pub sqlite: Option<PathBuf>,
     /// Log line format (overrides [log] format; default text).
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<crate::config::LogFormat>,

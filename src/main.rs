@@ -113,6 +113,7 @@ fn main() -> ExitCode {
                 seeds: args.seeds,
                 http: args.http,
                 results: args.results,
+                sqlite: args.sqlite,
                 cookie_env: std::env::var(config::COOKIE_ENV).ok(),
                 http_token_env: std::env::var(config::HTTP_TOKEN_ENV).ok(),
                 host_name: config::host_name(),
@@ -134,8 +135,8 @@ fn main() -> ExitCode {
             match run(settings, args.config, text, overrides) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
-                    tracing::error!("{err:#}");
-                    eprintln!("ringpoll: {err:#}");
+                    // Once, as the node's last log line (stderr, in the configured format).
+                    tracing::error!("ringpoll stops: {err:#}");
                     ExitCode::FAILURE
                 }
             }

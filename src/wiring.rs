@@ -133,7 +133,7 @@ pub async fn run_node(
     };
     let (root, root_done) = Actor::spawn(None, RootSupervisor, args)
         .await
-        .map_err(|e| anyhow!("the supervision tree did not start: {e}"))?;
+        .map_err(|e| anyhow!("the supervision tree did not start: {}", startup_cause(&e)))?;
     // Reloads (SIGHUP, POST /-/reload) are served one at a time by the reloader.
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(16);
     let reloader = Reloader::new(
@@ -208,5 +208,23 @@ pub async fn run_node(
         Err(_) => Err(anyhow!(
             "shutdown did not complete within {SHUTDOWN_DEADLINE:?}"
         )),
+    }
+}
+
+/// The innermost reason a start failed: ractor wraps a child's failed start in its parent's
+/// (`Actor panicked during startup 'Actor panicked during startup '…''`); the operator needs
+/// only what went wrong.
+fn startup_cause(e: &ractor::SpawnErr) -> String {
+    let mut e = e;
+    loop {
+        match e {
+            ractor::SpawnErr::StartupFailed(inner) => {
+                match inner.downcast_ref::<ractor::SpawnErr>() {
+                    Some(deeper) => e = deeper,
+                    None => return inner.to_string(),
+                }
+            }
+            other => return other.to_string(),
+        }
     }
 }

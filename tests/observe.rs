@@ -191,42 +191,66 @@ fn events(node: &Node) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `sql` blocks of the README's section `section`.
+fn readme_sql(section: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    let body = readme
+        .split(&format!("\n## {section}\n"))
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the section");
+    body.split("```sql\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn rise_and_fall_give_exactly_one_down_and_one_up_event() {
     let listener = TcpListener::bind("127.99.2.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    // A second target is refused from its first result on: one event from "unknown".
+    let refused = TcpListener::bind("127.99.2.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let sqlite = tempfile::tempdir().unwrap();
     let db = sqlite.path().join("history.db");
     let extra = format!("[[sinks]]\nkind = \"jsonl\"\npath = \"results.jsonl\"\n[[sinks]]\nkind = \"sqlite\"\npath = \"{}\"\nretention = \"1h\"\n", db.display());
     let config = format!(
         "[node]\nname = \"rf\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"200ms\"\nretry_interval = \"200ms\"\nfall = 2\nrise = 2\n{extra}\n\
-         [[targets]]\nhosts = [\"127.99.2.1\"]\nprobe = \"tcp\"\nport = {}\n",
+         [[targets]]\nhosts = [\"127.99.2.1\"]\nprobe = \"tcp\"\nport = {}\n\
+         [[targets]]\nhosts = [\"127.99.2.1\"]\nprobe = \"tcp\"\nport = {refused}\n",
         addr.port()
     );
     let mut node = Node::start_args(&config, &["--http", "off"], &[]);
-    node.wait_log("first results: 1 up, 0 down", 1, Duration::from_secs(5));
+    node.wait_log("first results: 1 up, 1 down", 1, Duration::from_secs(5));
+    let unknown = || ("unknown".to_string(), "down".to_string());
+    wait_until("the first-result event", Duration::from_secs(5), || {
+        (events(&node) == [unknown()]).then_some(())
+    });
     // Close the listener: refused, twice in a row → one "down" event.
     drop(listener);
     wait_until("a down event", Duration::from_secs(5), || {
-        (!events(&node).is_empty()).then_some(())
+        (events(&node).len() >= 2).then_some(())
     });
     // Reopen on the same address: two successes → one "up" event.
     let listener = TcpListener::bind(addr).unwrap();
     wait_until("an up event", Duration::from_secs(5), || {
-        (events(&node).len() >= 2).then_some(())
+        (events(&node).len() >= 3).then_some(())
     });
     // A few more rounds: nothing else happens.
     let n = node.results().len();
     wait_until("more rounds", Duration::from_secs(5), || {
         (node.results().len() >= n + 6).then_some(())
     });
-    assert_eq!(
-        events(&node),
-        [
-            ("up".to_string(), "down".to_string()),
-            ("down".to_string(), "up".to_string())
-        ]
-    );
+    let expected = [
+        unknown(),
+        ("up".to_string(), "down".to_string()),
+        ("down".to_string(), "up".to_string()),
+    ];
+    assert_eq!(events(&node), expected);
     assert_eq!(
         node.log().matches("target down (2 consecutive)").count(),
         1,
@@ -234,7 +258,7 @@ fn rise_and_fall_give_exactly_one_down_and_one_up_event() {
         node.log()
     );
 
-    // SQLite: SIGKILL, then the database opens cleanly with both events.
+    // SQLite: SIGKILL, then the database opens cleanly with the three events.
     node.kill9();
     let conn = rusqlite::Connection::open(&db).unwrap();
     let check: String = conn
@@ -248,17 +272,62 @@ fn rise_and_fall_give_exactly_one_down_and_one_up_event() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(
-        evs,
-        [
-            ("up".to_string(), "down".to_string()),
-            ("down".to_string(), "up".to_string())
-        ]
-    );
+    assert_eq!(evs, expected);
     let latest: i64 = conn
         .query_row("SELECT count(*) FROM latest", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(latest, 1);
+    assert_eq!(latest, 2);
+
+    // The README's queries, on this database (its example target swapped for this one's).
+    let (flapped, down) = (addr.to_string(), format!("127.99.2.1:{refused}"));
+    let queries = readme_sql("Results");
+    assert_eq!(queries.len(), 3, "{queries:?}");
+    let rows = |sql: &str| -> Vec<Vec<String>> {
+        let sql = sql.replace("127.0.0.1:22", &flapped);
+        let mut q = conn.prepare(&sql).unwrap_or_else(|e| panic!("{e}: {sql}"));
+        let n = q.column_count();
+        q.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                        rusqlite::types::ValueRef::Blob(_) => "BLOB".to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    // Outages: the flapping target's ended, the refused one's still open.
+    let outages = rows(&queries[0]);
+    assert_eq!(outages.len(), 2, "{outages:?}");
+    let of = |t: &str| {
+        outages
+            .iter()
+            .find(|r| r.contains(&t.to_string()))
+            .unwrap()
+            .clone()
+    };
+    let (ended, open) = (of(&flapped), of(&down));
+    assert!(
+        ended.last().unwrap().parse::<f64>().unwrap() > 0.0,
+        "{ended:?}"
+    );
+    assert_eq!(open.last().unwrap(), "NULL", "{open:?}");
+    // Latency by hour: this hour, with results and a failed share above 0 (it was down).
+    let hours = rows(&queries[1]);
+    assert_eq!(hours.len(), 1, "{hours:?}");
+    assert!(hours[0][1].parse::<u64>().unwrap() >= 6, "{hours:?}");
+    assert!(hours[0][4].parse::<f64>().unwrap() > 0.0, "{hours:?}");
+    // Down now: only the refused one.
+    let now = rows(&queries[2]);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert!(now[0].contains(&down), "{now:?}");
     drop(listener);
 }
 

@@ -414,8 +414,8 @@ pub struct StateEvent {
     pub target: Arc<TargetSpec>,
     /// The ownership epoch.
     pub epoch: u64,
-    /// State before.
-    pub from: TargetState,
+    /// State before; `None` for a target down from its first result (written `"unknown"`).
+    pub from: Option<TargetState>,
     /// State now.
     pub to: TargetState,
 }
@@ -433,8 +433,8 @@ pub struct EventLine<'a> {
     pub probe: ProbeKind,
     /// Always `"state"`.
     pub event: &'static str,
-    /// State before.
-    pub from: TargetState,
+    /// State before: `up`, `down`, or `unknown` (the target's first result).
+    pub from: &'static str,
     /// State now.
     pub to: TargetState,
     /// Ownership epoch.
@@ -452,7 +452,7 @@ impl StateEvent {
             target: &self.target.id,
             probe: self.target.kind(),
             event: "state",
-            from: self.from,
+            from: self.from.map_or("unknown", TargetState::as_str),
             to: self.to,
             epoch: self.epoch,
             labels: &self.target.labels,
@@ -690,5 +690,27 @@ mod tests {
         let back: ResultLine<'static> = serde_json::from_str(icmp).unwrap();
         assert!(back.ssh.is_none() && back.detail.is_none());
         assert_eq!(serde_json::to_string(&back).unwrap(), icmp);
+    }
+
+    #[test]
+    fn ssh_stages_are_written_in_the_order_they_happen() {
+        use crate::probe::ssh::report::SshStage;
+        let mut report = SshReport::default();
+        for (i, s) in [
+            SshStage::Command,
+            SshStage::Auth,
+            SshStage::Hostkey,
+            SshStage::Handshake,
+            SshStage::Connect,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            report.stages_ms.insert(s, i as f64);
+        }
+        let text = serde_json::to_string(&report).unwrap();
+        let at = |k: &str| text.find(&format!("\"{k}\":")).unwrap();
+        let order = ["connect", "handshake", "hostkey", "auth", "command"].map(at);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
     }
 }

@@ -95,6 +95,8 @@ pub struct Overrides {
     pub http: Option<String>,
     /// `--results`.
     pub results: Option<PathBuf>,
+    /// `--sqlite`.
+    pub sqlite: Option<PathBuf>,
     /// The value of `RINGPOLL_COOKIE`, if set.
     pub cookie_env: Option<String>,
     /// The value of `RINGPOLL_HTTP_TOKEN`, if set.
@@ -257,7 +259,11 @@ impl fmt::Display for Settings {
                 g.source
             )?;
             if let Some((user, policy)) = &g.ssh {
-                writeln!(f, "                    ssh as {user}, host keys {policy:?}")?;
+                writeln!(
+                    f,
+                    "                    ssh as {user}, host keys {}",
+                    policy.as_str()
+                )?;
             }
         }
         if count(ProbeKind::Ssh) > 0 {

@@ -109,6 +109,7 @@ fn overrides_win_over_the_file() {
         seeds: vec!["127.0.0.1:4701".into(), "[::1]:4702".into()],
         http: Some("off".into()),
         results: Some(PathBuf::from("/tmp/x.jsonl")),
+        sqlite: None,
         cookie_env: None,
         http_token_env: None,
         host_name: Some("host".into()),
@@ -562,7 +563,23 @@ fn a_non_loopback_listener_needs_a_cookie() {
     let e = parse(Path::new("t.toml"), NODE, Path::new("."), &ov)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("set cluster.advertise"), "{e}");
+    assert_eq!(
+        e,
+        "--listen: 0.0.0.0:4701 is a wildcard address: set cluster.advertise to the IP:PORT other nodes reach this node at",
+        "the flag is named, not the file"
+    );
+    // So is --seed without any listen address.
+    let ov = Overrides {
+        seeds: vec!["127.0.0.1:4701".into()],
+        ..Default::default()
+    };
+    let e = parse(Path::new("t.toml"), NODE, Path::new("."), &ov)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("--seed: needs cluster.listen (or --listen)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -692,7 +709,7 @@ fn ssh_groups_take_defaults_from_probe_ssh() {
         std::sync::Arc::ptr_eq(&a.identity, &b.identity),
         "a key file is loaded once"
     );
-    assert!(s.to_string().contains("ssh as monitor, host keys Strict"));
+    assert!(s.to_string().contains("ssh as monitor, host keys strict"));
 }
 
 #[test]
@@ -1167,5 +1184,41 @@ fn log_format_is_text_or_json_and_the_flag_wins() {
     assert!(
         e.contains(":4:10: unknown variant `xml`, expected `text` or `json`"),
         "{e}"
+    );
+}
+
+#[test]
+fn sqlite_flag_replaces_the_first_sqlite_sink_or_adds_one() {
+    let group = "[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n";
+    let ov = Overrides {
+        sqlite: Some(PathBuf::from("/tmp/n2.db")),
+        ..Overrides::default()
+    };
+    let with_sink = format!(
+        "{NODE}[[sinks]]\nkind = \"sqlite\"\npath = \"shared.db\"\nretention = \"1h\"\n{group}"
+    );
+    let s = parse(Path::new("t.toml"), &with_sink, Path::new("/etc/rp"), &ov).unwrap();
+    assert!(s.results.sinks.contains(&SinkSpec::Sqlite {
+        path: PathBuf::from("/tmp/n2.db"),
+        retention: Some(Duration::from_secs(3600)),
+    }));
+    assert!(!s
+        .results
+        .sinks
+        .iter()
+        .any(|k| matches!(k, SinkSpec::Sqlite { path, .. } if path.ends_with("shared.db"))));
+    let s = parse(
+        Path::new("t.toml"),
+        &format!("{NODE}{group}"),
+        Path::new("."),
+        &ov,
+    )
+    .unwrap();
+    assert_eq!(
+        s.results.sinks.last(),
+        Some(&SinkSpec::Sqlite {
+            path: PathBuf::from("/tmp/n2.db"),
+            retention: None,
+        })
     );
 }

@@ -140,7 +140,7 @@ fn probe(p: &RawProbe, loc: &Locator<'_>) -> Result<ProbeDefaults, ConfigError> 
     })
 }
 
-/// `[results]` and `[[sinks]]`, with `--results`.
+/// `[results]` and `[[sinks]]`, with `--results` and `--sqlite`.
 fn results(
     r: &RawResults,
     raw_sinks: &[Spanned<RawSink>],
@@ -199,6 +199,21 @@ fn results(
                 path: p.unwrap_or_else(|| PathBuf::from(DEFAULT_RESULTS)),
             },
         ),
+    }
+    // The SQLite database: --sqlite replaces the first sqlite sink's path, or adds one (kept
+    // without a retention, as a sink written without one).
+    if let Some(p) = &ov.sqlite {
+        let first_sqlite = sinks.iter_mut().find_map(|s| match s {
+            SinkSpec::Sqlite { path, .. } => Some(path),
+            _ => None,
+        });
+        match first_sqlite {
+            Some(path) => *path = p.clone(),
+            None => sinks.push(SinkSpec::Sqlite {
+                path: p.clone(),
+                retention: None,
+            }),
+        }
     }
     let buffer = or(&r.buffer, DEFAULT_BUFFER);
     if buffer == 0 {
@@ -482,10 +497,14 @@ fn cluster(
     }
     let Some(listen) = listen else {
         if !seeds.is_empty() {
-            return Err(loc.at(
-                    c.seeds.first().map_or(0, |s| s.span().start),
-                    "cluster.seeds needs cluster.listen (or --listen): a node joins a cluster over its own listen address",
-                ));
+            let msg = "cluster.seeds needs cluster.listen (or --listen): a node joins a cluster over its own listen address";
+            if !ov.seeds.is_empty() {
+                return Err(ConfigError::Flag {
+                    flag: "--seed",
+                    msg: msg.trim_start_matches("cluster.seeds ").to_string(),
+                });
+            }
+            return Err(loc.at(c.seeds.first().map_or(0, |s| s.span().start), msg));
         }
         return Ok(ClusterConfig {
             net: None,
@@ -496,20 +515,29 @@ fn cluster(
         });
     };
     let advertise = match &c.advertise {
-            Some(a) => a
-                .get_ref()
-                .parse::<SocketAddr>()
-                .ok()
-                .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
-                .ok_or_else(|| loc.at(a.span().start, "cluster.advertise: expected the IP:PORT other nodes reach this node at"))?,
-            None if listen.ip().is_unspecified() => {
-                return Err(loc.at(
-                    pos(&c.listen),
-                    "cluster.listen is a wildcard address: set cluster.advertise to the IP:PORT other nodes reach this node at",
-                ))
-            }
-            None => listen,
-        };
+        Some(a) => a
+            .get_ref()
+            .parse::<SocketAddr>()
+            .ok()
+            .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+            .ok_or_else(|| {
+                loc.at(
+                    a.span().start,
+                    "cluster.advertise: expected the IP:PORT other nodes reach this node at",
+                )
+            })?,
+        None if listen.ip().is_unspecified() => {
+            let msg = "is a wildcard address: set cluster.advertise to the IP:PORT other nodes reach this node at";
+            return Err(match ov.listen {
+                Some(_) => ConfigError::Flag {
+                    flag: "--listen",
+                    msg: format!("{listen} {msg}"),
+                },
+                None => loc.at(pos(&c.listen), format!("cluster.listen {msg}")),
+            });
+        }
+        None => listen,
+    };
     let (cookie, cookie_source) = match (&ov.cookie_env, &c.cookie_file) {
         (Some(c), _) if !c.trim().is_empty() => (c.trim().to_string(), CookieSource::Env),
         (_, Some(f)) => {

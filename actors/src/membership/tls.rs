@@ -32,14 +32,14 @@ pub struct TlsFiles {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("cluster.tls.{key}: cannot read {}: {source}", path.display())]
+    #[error("cluster.tls.{key}: cannot read {}: {error}", path.display())]
     Read {
         /// The config key.
         key: &'static str,
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file holds nothing usable.
     #[error("cluster.tls.{key}: {}: {what}", path.display())]
@@ -76,10 +76,10 @@ impl std::fmt::Debug for ClusterTls {
 }
 
 fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|error| TlsError::Read {
         key,
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }
 

@@ -135,6 +135,9 @@ pub struct ProbeState {
     retrying: bool,
     /// The generation of the ticks scheduled now.
     tick_gen: u64,
+    /// Taken over from a member that died: its state was known there, so a first result here
+    /// is no event.
+    taken_over: bool,
 }
 
 impl Actor for ProbeActor {
@@ -184,6 +187,7 @@ impl Actor for ProbeActor {
             retiring: false,
             retrying: false,
             tick_gen: 0,
+            taken_over: missed_since.is_some(),
             target,
             ctx,
         })
@@ -363,39 +367,47 @@ impl ProbeState {
             ProbeOutcome::Down { reason } => reason.to_string(),
             ProbeOutcome::Up { .. } => String::new(),
         };
-        let Some(from) = t.from else {
-            // Summarised per ring change by the probe supervisor (`first results: …`).
-            tracing::debug!(
-                host,
-                probe,
-                state = t.to.as_str(),
-                reason,
-                "target {} (first result)",
-                t.to.as_str()
-            );
-            return;
-        };
-        // A confirmed change: one event, logged and written beside the results.
-        let needed = match t.to {
-            TargetState::Up => self.target.thresholds.rise,
-            TargetState::Down => self.target.thresholds.fall,
-        };
-        tracing::info!(
-            host,
-            probe,
-            from = from.as_str(),
-            to = t.to.as_str(),
-            reason,
-            "target {} ({} consecutive)",
-            t.to.as_str(),
-            needed
-        );
+        match t.from {
+            None => {
+                // Summarised per ring change by the probe supervisor (`first results: …`).
+                tracing::debug!(
+                    host,
+                    probe,
+                    state = t.to.as_str(),
+                    reason,
+                    "target {} (first result)",
+                    t.to.as_str()
+                );
+                // A target down from its first result is an event (from "unknown"), unless it
+                // was taken over from a member that died, which knew its state.
+                if t.to == TargetState::Up || self.taken_over {
+                    return;
+                }
+            }
+            Some(from) => {
+                // A confirmed change: one event, logged and written beside the results.
+                let needed = match t.to {
+                    TargetState::Up => self.target.thresholds.rise,
+                    TargetState::Down => self.target.thresholds.fall,
+                };
+                tracing::info!(
+                    host,
+                    probe,
+                    from = from.as_str(),
+                    to = t.to.as_str(),
+                    reason,
+                    "target {} ({} consecutive)",
+                    t.to.as_str(),
+                    needed
+                );
+            }
+        }
         let event = StateEvent {
             ts: at,
             node: self.ctx.node.clone(),
             target: self.target.clone(),
             epoch: self.ctx.epoch(),
-            from,
+            from: t.from,
             to: t.to,
         };
         self.ctx.send(SinkMsg::Event(event));
@@ -562,7 +574,7 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .map(|e| (e.from.as_str(), e.to.as_str()))
+            .map(|e| (e.from.map_or("unknown", TargetState::as_str), e.to.as_str()))
             .collect();
         assert_eq!(events, [("up", "down"), ("down", "up")]);
         assert_eq!(

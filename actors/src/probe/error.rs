@@ -4,9 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeSetupError {
     /// Neither a raw nor a datagram ICMP socket could be opened.
-    #[error("cannot open an ICMP socket: {source}")]
+    #[error("cannot open an ICMP socket: {error}")]
     IcmpSocket {
         /// The system's error, with what to do for permission errors.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }

@@ -45,7 +45,7 @@ impl IcmpEngine {
     /// Opens the sockets. Must run inside a Tokio runtime (the receive loops are tasks).
     /// IPv6 is optional: without it, IPv6 targets report `unreachable`.
     pub fn open() -> Result<Self, ProbeSetupError> {
-        let v4 = open_client(ICMP::V4).map_err(|source| ProbeSetupError::IcmpSocket { source })?;
+        let v4 = open_client(ICMP::V4).map_err(|error| ProbeSetupError::IcmpSocket { error })?;
         let raw = v4.get_socket().get_type() == socket2::Type::RAW;
         let v6 = match open_client(ICMP::V6) {
             Ok(c) => Some(c),

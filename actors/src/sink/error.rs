@@ -6,11 +6,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The results file cannot be opened for appending.
-    #[error("cannot open results file {path}: {source}")]
+    #[error("cannot open results file {path}: {error}")]
     Open {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }

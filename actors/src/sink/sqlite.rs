@@ -1,7 +1,7 @@
-//! The SQLite sink (`[[sinks]] kind = "sqlite"`): a `latest` table with one row per target and an
-//! append-only `events` table of confirmed state changes, in WAL mode, one transaction per batch
-//! (so a killed node leaves a database that opens cleanly with every committed row), pruned by
-//! age.
+//! The SQLite sink (`[[sinks]] kind = "sqlite"`): a `latest` table with one row per target, a
+//! `results` table with every result (the history: RTT over time, outages), and an append-only
+//! `events` table of confirmed state changes, in WAL mode, one transaction per batch (so a
+//! killed node leaves a database that opens cleanly with every committed row), pruned by age.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,6 +29,15 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts_ms);
 CREATE INDEX IF NOT EXISTS events_target ON events (probe, target, ts_ms);
+CREATE TABLE IF NOT EXISTS results (
+    ts_ms INTEGER NOT NULL, node TEXT NOT NULL, probe TEXT NOT NULL, target TEXT NOT NULL,
+    ok INTEGER NOT NULL, rtt_ms REAL, duration_ms REAL NOT NULL, error TEXT, stage TEXT,
+    exit_code INTEGER, epoch INTEGER NOT NULL,
+    sent INTEGER, received INTEGER, loss REAL,
+    rtt_min_ms REAL, rtt_max_ms REAL, rtt_stddev_ms REAL
+);
+CREATE INDEX IF NOT EXISTS results_target ON results (probe, target, ts_ms);
+CREATE INDEX IF NOT EXISTS results_ts ON results (ts_ms);
 ";
 
 /// Prune at most this often.
@@ -54,7 +63,7 @@ impl SqliteWriter {
     pub fn open(path: &Path, retention: Option<Duration>) -> Result<Self, SinkError> {
         let err = |e: rusqlite::Error| SinkError::Open {
             path: path.to_path_buf(),
-            source: std::io::Error::other(e),
+            error: std::io::Error::other(e),
         };
         let conn = Connection::open(path).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -83,6 +92,8 @@ impl SqliteWriter {
         self.conn
             .execute("DELETE FROM events WHERE ts_ms < ?1", [cutoff])?;
         self.conn
+            .execute("DELETE FROM results WHERE ts_ms < ?1", [cutoff])?;
+        self.conn
             .execute("DELETE FROM latest WHERE ts_ms < ?1", [cutoff])?;
         Ok(())
     }
@@ -103,6 +114,12 @@ impl ResultWriter for SqliteWriter {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                      ON CONFLICT (probe, target) DO UPDATE SET node = ?3, ts = ?4, ts_ms = ?5, ok = ?6,
                        rtt_ms = ?7, error = ?8, detail = ?9, stage = ?10, exit_code = ?11, epoch = ?12, labels = ?13",
+                )
+                .map_err(io)?;
+            let mut history = tx
+                .prepare_cached(
+                    "INSERT INTO results (ts_ms, node, probe, target, ok, rtt_ms, duration_ms, error, stage, exit_code, epoch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
                 .map_err(io)?;
             let mut event = tx
@@ -137,6 +154,21 @@ impl ResultWriter for SqliteWriter {
                                 serde_json::to_string(&l.labels).unwrap_or_default(),
                             ])
                             .map_err(io)?;
+                        history
+                            .execute(params![
+                                ms(r.ts),
+                                l.node,
+                                l.probe.as_str(),
+                                l.target,
+                                l.ok,
+                                l.rtt_ms,
+                                (r.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                                l.error,
+                                stage.as_ref().and_then(|v| v.as_str()),
+                                l.ssh.as_ref().and_then(|s| s.exit_code),
+                                l.epoch as i64,
+                            ])
+                            .map_err(io)?;
                     }
                     Record::Event(e) => {
                         let l = e.line();
@@ -147,7 +179,7 @@ impl ResultWriter for SqliteWriter {
                                 l.node,
                                 l.probe.as_str(),
                                 l.target,
-                                l.from.as_str(),
+                                l.from,
                                 l.to.as_str(),
                                 l.epoch as i64,
                                 serde_json::to_string(l.labels).unwrap_or_default(),
@@ -205,7 +237,7 @@ mod tests {
                 node: node.clone(),
                 target: target(id),
                 epoch: 1,
-                from: TargetState::Up,
+                from: Some(TargetState::Up),
                 to: TargetState::Down,
             })
         };
@@ -239,6 +271,22 @@ mod tests {
             )
             .unwrap();
         assert_eq!(n, 2);
+        // The history keeps every result, in order, with the time spent.
+        let mut q = conn
+            .prepare("SELECT ok, rtt_ms, duration_ms, error FROM results WHERE target = '127.0.0.1' ORDER BY ts_ms, rowid")
+            .unwrap();
+        let rows: Vec<(bool, Option<f64>, f64, Option<String>)> = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (true, Some(2.0), 1.0, None),
+                (false, None, 1.0, Some("timeout".into()))
+            ]
+        );
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();

@@ -42,9 +42,9 @@ impl JsonLinesWriter {
                 let len = cut_partial_line(&file, path, len)?;
                 Ok((file, len))
             })
-            .map_err(|source| SinkError::Open {
+            .map_err(|error| SinkError::Open {
                 path: path.to_path_buf(),
-                source,
+                error,
             })?;
         Ok(JsonLinesWriter {
             path: path.to_path_buf(),

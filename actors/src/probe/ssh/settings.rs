@@ -25,6 +25,17 @@ pub enum HostKeyPolicy {
     Off,
 }
 
+impl HostKeyPolicy {
+    /// The name used in the config (`host_key_policy`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostKeyPolicy::Strict => "strict",
+            HostKeyPolicy::AcceptNew => "accept-new",
+            HostKeyPolicy::Off => "off",
+        }
+    }
+}
+
 /// The SSH part of the node cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SshSetupError {
@@ -45,12 +56,12 @@ pub enum SshSetupError {
         why: String,
     },
     /// known_hosts could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     KnownHosts {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -98,9 +109,9 @@ impl SshIdentity {
 pub fn load_known_hosts(path: &Path) -> Result<Arc<KnownHosts>, SshSetupError> {
     KnownHosts::load(path)
         .map(Arc::new)
-        .map_err(|source| SshSetupError::KnownHosts {
+        .map_err(|error| SshSetupError::KnownHosts {
             path: path.into(),
-            source,
+            error,
         })
 }
 
