@@ -95,8 +95,44 @@ fn settings(args: &SweepArgs) -> anyhow::Result<Settings> {
             toml_str(&file.display().to_string())
         ));
     }
-    config::parse(Path::new("(command line)"), &text, Path::new("."), &ov)
-        .map_err(|e| anyhow!("{e}"))
+    config::parse(Path::new(GENERATED), &text, Path::new("."), &ov)
+        .map_err(|e| anyhow!("{}", in_flags(&e.to_string())))
+}
+
+/// The name the config made of the command line is parsed under.
+const GENERATED: &str = "(command line)";
+
+/// An error about the config made of the command line, said in its flags: the keys the flags
+/// became (`targets[0].port`, `probe = "tcp"`) are named as the flags (`--port`, `--probe tcp`),
+/// and the place in the generated text is dropped. Errors in a `--file` or `--config` file keep
+/// their `PATH:LINE:COL`.
+fn in_flags(msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix(GENERATED) else {
+        return msg.to_string();
+    };
+    // `:LINE:COL: ` of the generated text.
+    let rest = rest.splitn(4, ':').nth(3).unwrap_or(rest).trim_start();
+    let mut out = rest.to_string();
+    for (key, flag) in [
+        (
+            r"under probe\.max_targets = (\d+); use a smaller block or raise probe\.max_targets",
+            "under the sweep's limit of $1; use a smaller block",
+        ),
+        (r"targets\[\d+\]\.(?:hosts|cidr)", "TARGET"),
+        (r"targets\[\d+\]\.file", "--file"),
+        (r"targets\[\d+\]\.known_hosts", "--known-hosts"),
+        (r"targets\[\d+\]\.host_key_policy", "--host-key-policy"),
+        (r"targets\[\d+\]\.(port|user|identity|command)", "--$1"),
+        (r"probe\.(?:interval|timeout)", "--timeout"),
+        (r"probe\.max_in_flight", "--max-in-flight"),
+        (r"probe\.ssh\.max_concurrent_ssh", "--max-concurrent-ssh"),
+        (r#"probe = "(\w+)""#, "--probe $1"),
+        (r#"\b(port|user) = "?([\w.-]+)"?"#, "--$1 $2"),
+    ] {
+        let re = regex::Regex::new(key).expect("a valid pattern");
+        out = re.replace_all(&out, flag).into_owned();
+    }
+    out
 }
 
 /// The in-flight slots of a sweep: which probes are young (holding a slot), in start order.
@@ -332,6 +368,45 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
         );
         Ok(down.values().sum())
     })
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::in_flags;
+
+    #[test]
+    fn errors_about_the_command_line_name_its_flags() {
+        for (config, flags) in [
+            (
+                "(command line):10:9: targets[0].port: probe = \"tcp\" needs a port, e.g. port = 22",
+                "--port: --probe tcp needs a port, e.g. --port 22",
+            ),
+            (
+                "(command line):9:10: targets[0].hosts: \"300.1.1.1\" is not a valid IPv4 address",
+                "TARGET: \"300.1.1.1\" is not a valid IPv4 address",
+            ),
+            (
+                "(command line):8:1: targets[0].user: probe = \"ssh\" needs user (in the group or in [probe.ssh]), e.g. user = \"monitor\"",
+                "--user: --probe ssh needs user (in the group or in [probe.ssh]), e.g. --user monitor",
+            ),
+            (
+                "(command line):5:12: probe.interval must be more than 0",
+                "--timeout must be more than 0",
+            ),
+            (
+                "(command line):13:12: targets[0].identity: /nonexist: No such file or directory (os error 2)",
+                "--identity: /nonexist: No such file or directory (os error 2)",
+            ),
+            (
+                "(command line):9:8: targets[0].cidr: 127.0.0.0/8 has 16777216 addresses, more than the 1048576 left under probe.max_targets = 1048576; use a smaller block or raise probe.max_targets",
+                "TARGET: 127.0.0.0/8 has 16777216 addresses, more than the 1048576 left under the sweep's limit of 1048576; use a smaller block",
+            ),
+            // A hosts file keeps its own place.
+            ("/tmp/h.txt:3:1: \"x y\" is not a host", "/tmp/h.txt:3:1: \"x y\" is not a host"),
+        ] {
+            assert_eq!(in_flags(config), flags);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -189,6 +189,16 @@ fn sweep_probes_every_target_once_and_summarises() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("is neither an IP address nor a valid host name"));
+    // An error about a flag names the flag, not the config made of the command line.
+    let out = Command::new(bin())
+        .args(["sweep", "--probe", "tcp", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "ringpoll sweep: --port: --probe tcp needs a port, e.g. --port 22\n"
+    );
 
     // Targets from a file, one per line, as fping -f; a bad line is named by its line.
     let list = dir.path().join("targets.txt");
