@@ -11,7 +11,11 @@
 //!   membership it sees stops growing), so a node does not claim targets it will hand over a
 //!   moment later.
 //! - **Bounded.** However changes keep coming, a rebuild is never later than `max_wait` after
-//!   the first change it covers (the targets of a dead member must move).
+//!   the first change it covers.
+//! - **A loss is not damped.** A member that left the ring (died or left) is rebuilt for
+//!   `base` after the first such loss, however the quiet time has grown and whatever comes
+//!   after: its targets have no prober until then. (A member crash-looping every 100 ms kept
+//!   the damped rebuild from ever seeing it gone.)
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +28,8 @@ pub struct Damper {
     quiet: Duration,
     /// The first change not yet rebuilt for, and the last one.
     pending: Option<(Instant, Instant)>,
+    /// The first loss of a member not yet rebuilt for.
+    loss: Option<Instant>,
     last_rebuild: Option<Instant>,
 }
 
@@ -42,6 +48,7 @@ impl Damper {
             max_wait,
             quiet: first_quiet,
             pending: None,
+            loss: None,
             last_rebuild: None,
         }
     }
@@ -66,10 +73,22 @@ impl Damper {
         self.due().unwrap_or(now)
     }
 
+    /// A change at `now` that took a member out of the ring (it died or left). Returns when the
+    /// rebuild is due: at most `base` after the first loss not yet rebuilt for (once a first
+    /// ring was built).
+    pub fn lost(&mut self, now: Instant) -> Instant {
+        if self.last_rebuild.is_some() {
+            self.loss.get_or_insert(now);
+        }
+        self.changed(now)
+    }
+
     /// When the pending rebuild is due, if one is pending.
     pub fn due(&self) -> Option<Instant> {
-        self.pending
-            .map(|(first, last)| (last + self.quiet).min(first + self.max_wait))
+        let damped = self
+            .pending
+            .map(|(first, last)| (last + self.quiet).min(first + self.max_wait))?;
+        Some(self.loss.map_or(damped, |l| damped.min(l + self.base)))
     }
 
     /// Whether to rebuild at `now`.
@@ -86,6 +105,7 @@ impl Damper {
     /// The ring was rebuilt at `now`.
     pub fn rebuilt(&mut self, now: Instant) {
         self.pending = None;
+        self.loss = None;
         if self.last_rebuild.is_none() {
             self.quiet = self.base;
         }
@@ -150,6 +170,32 @@ mod tests {
         // A calm of four quiet times: back to base.
         d.changed(at + 8001 * MS);
         assert_eq!(d.quiet(), 100 * MS);
+    }
+
+    #[test]
+    fn a_loss_is_rebuilt_after_base_however_damped_and_whatever_follows() {
+        let t0 = Instant::now();
+        let mut d = damper();
+        d.changed(t0);
+        d.rebuilt(t0 + 1000 * MS);
+        // A storm has grown the quiet time to 2 s.
+        let mut at = t0 + 1000 * MS;
+        for _ in 0..5 {
+            at += 50 * MS;
+            d.changed(at);
+            at = d.due().unwrap();
+            d.rebuilt(at);
+        }
+        assert_eq!(d.quiet(), 2000 * MS);
+        // A member dies, and rejoins 80 ms later (a crash loop): the rebuild is still due
+        // 100 ms after the death, not 2 s after the rejoin.
+        let death = at + 10 * MS;
+        assert_eq!(d.lost(death), death + 100 * MS);
+        assert_eq!(d.changed(death + 80 * MS), death + 100 * MS);
+        d.rebuilt(death + 100 * MS);
+        // The rejoin's own rebuild is damped as before.
+        let next = death + 150 * MS;
+        assert_eq!(d.changed(next), next + 2000 * MS);
     }
 
     proptest! {

@@ -70,6 +70,8 @@ pub struct RingOwnerState {
     catalog: Option<Arc<CatalogView>>,
     /// A `Rebuild` timer is set.
     rebuild_pending: bool,
+    /// When the earliest `Rebuild` timer set fires.
+    armed_for: Option<std::time::Instant>,
     damper: Damper,
     started: bool,
     built: Option<Built>,
@@ -78,6 +80,13 @@ pub struct RingOwnerState {
     /// The spec each running target (owned or kept) was assigned with.
     specs: HashMap<TargetKey, Arc<TargetSpec>>,
     peers: BTreeMap<NodeName, u64>,
+    /// Members of the ring built last that have left the view since (died or left). The next
+    /// rebuild leaves them out even if they are back by then: one that rejoined (a restart, a
+    /// crash loop) runs no ring yet, so it is added by a later rebuild, as a newcomer whose
+    /// targets the others keep probing until it announces that ring.
+    lost: BTreeMap<NodeName, Option<SystemTime>>,
+    /// The last rebuild left out a lost member that is back: another rebuild is to add it.
+    readd: bool,
     left: bool,
     leave_reply: Option<RpcReplyPort<()>>,
 }
@@ -156,8 +165,11 @@ impl RingOwnerState {
         due: std::time::Instant,
         now: std::time::Instant,
     ) {
-        if !self.rebuild_pending {
+        // A timer set for later than `due` (a loss brought the rebuild forward) fires early
+        // through a second one; the later one then finds nothing due, or re-arms.
+        if !self.rebuild_pending || self.armed_for.is_some_and(|at| due < at) {
             self.rebuild_pending = true;
+            self.armed_for = Some(due);
             myself.send_after(due.saturating_duration_since(now), || RingOwnerMsg::Rebuild);
         }
     }
@@ -170,11 +182,18 @@ impl RingOwnerState {
     /// The catalog's next view brings the rebuild back.
     fn rebuild_when_due(&mut self, myself: &ActorRef<RingOwnerMsg>) {
         self.rebuild_pending = false;
+        self.armed_for = None;
         let now = now();
         if self.damper.ready(now) {
             match self.damper.deadline().filter(|_| self.catalog_lags()) {
                 Some(deadline) if now < deadline => self.arm(myself, deadline, now),
-                _ => self.rebuild(),
+                _ => {
+                    self.rebuild();
+                    if std::mem::take(&mut self.readd) {
+                        // A lost member is back: add it as a newcomer.
+                        self.schedule_rebuild(myself);
+                    }
+                }
             }
         } else if let Some(due) = self.damper.due() {
             self.arm(myself, due, now);
@@ -212,6 +231,17 @@ impl RingOwnerState {
         if self.left {
             members.remove(me);
         }
+        // Members lost since the last build stay out of this one, even if back already; the
+        // slots of those that died count as missed from when they were last heard, as for any
+        // dead member (one that is back is no longer in the view's dead).
+        let lost = std::mem::take(&mut self.lost);
+        let rejoined = lost.keys().any(|m| members.remove(m).is_some());
+        let mut dead = view.dead.clone();
+        for (m, at) in lost {
+            if let Some(at) = at {
+                dead.entry(m).or_insert(at);
+            }
+        }
         let ring = Ring::new(members, self.args.settings.replicas);
         let keys: Arc<Vec<TargetKey>> =
             Arc::new(catalog.targets.iter().map(|t| t.key.clone()).collect());
@@ -230,10 +260,10 @@ impl RingOwnerState {
         let change =
             Reassignment::between(before, after).for_node(&self.assignment, old_keys, after, me);
         let missed = match before {
-            Some(old) if !view.dead.is_empty() => missed_by_dead_owners(
+            Some(old) if !dead.is_empty() => missed_by_dead_owners(
                 change.gained.iter().map(|&i| &keys[i]),
                 old,
-                &view.dead,
+                &dead,
                 self.args.settings.unflushed,
             ),
             _ => BTreeMap::new(),
@@ -292,6 +322,7 @@ impl RingOwnerState {
         }
         self.send_assignment(handed_off, missed);
         self.check_release();
+        self.readd = rejoined;
     }
 
     /// Ends the hand-off once every other member runs the current ring and catalog view.
@@ -345,6 +376,7 @@ impl Actor for RingOwner {
             view: None,
             catalog: None,
             rebuild_pending: false,
+            armed_for: None,
             damper,
             started: false,
             built: None,
@@ -352,6 +384,8 @@ impl Actor for RingOwner {
             assignment: Assignment::default(),
             specs: HashMap::new(),
             peers: BTreeMap::new(),
+            lost: BTreeMap::new(),
+            readd: false,
             left: false,
             leave_reply: None,
         })
@@ -378,8 +412,26 @@ impl Actor for RingOwner {
             RingOwnerMsg::MembershipChanged(view) => {
                 if state.view.as_ref().map(|v| &v.members) != Some(&view.members) || !state.started
                 {
+                    // With when each was last heard, if it died (one that left hands its
+                    // targets over; it missed no slot).
+                    let gone: Vec<(NodeName, Option<SystemTime>)> = state
+                        .built
+                        .iter()
+                        .flat_map(|b| b.ring.members())
+                        .map(|(n, _)| n)
+                        .filter(|n| **n != state.args.me && !view.members.contains_key(*n))
+                        .map(|n| (n.clone(), view.dead.get(n).copied()))
+                        .collect();
                     state.view = Some(view);
-                    state.schedule_rebuild(&myself);
+                    if gone.is_empty() {
+                        state.schedule_rebuild(&myself);
+                    } else {
+                        for (n, at) in gone {
+                            state.lost.entry(n).or_insert(at);
+                        }
+                        let (now, due) = (now(), state.damper.lost(now()));
+                        state.arm(&myself, due, now);
+                    }
                 }
             }
             RingOwnerMsg::Catalog(catalog) => {
