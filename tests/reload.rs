@@ -38,7 +38,7 @@ type ByTarget = BTreeMap<String, Vec<(i64, bool)>>;
 
 /// Results and state events after `after` (ms), by target.
 fn after(node: &Node, after: i64) -> (ByTarget, Vec<Value>) {
-    let all = node.results();
+    let all = node.lines();
     let ts = |r: &Value| {
         humantime::parse_rfc3339(r["ts"].as_str().unwrap())
             .unwrap()
@@ -122,10 +122,7 @@ fn sighup_applies_a_new_target_list_and_leaves_the_rest_undisturbed() {
     }
     // The relabelled target carries its new label from its next probe on.
     let lines = node.results();
-    let last = lines
-        .iter()
-        .rfind(|l| l["target"] == "127.0.0.2" && l.get("event").is_none())
-        .unwrap();
+    let last = lines.iter().rfind(|l| l["target"] == "127.0.0.2").unwrap();
     assert_eq!(last["labels"]["site"], "moved");
     // The target with a new interval: 2 s apart now.
     let three: Vec<i64> = r["127.0.0.3"].iter().map(|x| x.0).collect();
@@ -302,7 +299,7 @@ fn a_rolling_reload_across_three_nodes_leaves_no_hole() {
     let nodes = [&n1, &n2, &n3];
     let mut all = Vec::new();
     for n in nodes {
-        all.extend(n.results());
+        all.extend(n.lines());
     }
     let only = |ids: &[String]| -> Vec<Value> {
         all.iter()

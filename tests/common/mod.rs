@@ -152,8 +152,24 @@ impl Node {
         }
     }
 
-    /// Every complete line of the results file, parsed (panics on a line that does not parse).
+    /// The probe results in the results file (its state events left out).
     pub fn results(&self) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.get("event").is_none())
+            .collect()
+    }
+
+    /// The state events in the results file (`"event": "state"`).
+    pub fn events(&self) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.get("event").is_some())
+            .collect()
+    }
+
+    /// Every complete line of the results file, parsed (panics on a line that does not parse).
+    pub fn lines(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.results).unwrap_or_default();
         let complete = match text.rfind('\n') {
             Some(i) => &text[..=i],
