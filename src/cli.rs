@@ -94,9 +94,19 @@ pub struct SweepArgs {
     /// Port for tcp and ssh.
     #[arg(long)]
     pub port: Option<u16>,
-    /// Time one probe may take.
+    /// Time one probe may take (ICMP: each echo).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// ICMP echoes per target (as fping -C); the result carries loss and latency statistics.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub count: u16,
+    /// Time between one target's echoes (the echoes of different targets interleave).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub packet_interval: std::time::Duration,
+    /// A target is down when more than this share of its echoes is lost (default: only when
+    /// all are).
+    #[arg(long, value_name = "SHARE")]
+    pub max_loss: Option<f64>,
     /// Probes in flight at once (a probe unanswered after 50 ms gives its slot up and waits on,
     /// so silent targets do not hold up live ones).
     #[arg(long, value_name = "N", default_value_t = 512)]

@@ -15,7 +15,7 @@ use anyhow::{anyhow, Context};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use ringpoll_actors::model::{NodeName, ProbeResult, Record};
-use ringpoll_actors::probe::{resolve, ProbeEngine};
+use ringpoll_actors::probe::{resolve, CheckReport, ProbeEngine};
 use ringpoll_actors::sink::{JsonLinesWriter, ResultWriter};
 
 use crate::cli::SweepArgs;
@@ -44,13 +44,20 @@ fn settings(args: &SweepArgs) -> anyhow::Result<Settings> {
         })?;
         return config::load(path, &ov).map_err(|e| anyhow!("{e}"));
     }
-    // Interval is irrelevant to a sweep; it only has to exceed the timeout.
+    // Interval is irrelevant to a sweep; it only has to exceed the time a probe can take.
+    let dur = |d: std::time::Duration| toml_str(&humantime::format_duration(d).to_string());
+    let span = args.timeout + args.packet_interval * u32::from(args.count.saturating_sub(1));
     let mut text = format!(
-        "[node]\nname = \"sweep\"\n[probe]\ntimeout = {}\ninterval = {}\nmax_in_flight = {}\nmax_targets = {MAX_SWEEP}\n",
-        toml_str(&humantime::format_duration(args.timeout).to_string()),
-        toml_str(&humantime::format_duration(args.timeout * 2).to_string()),
-        args.max_in_flight.max(1)
+        "[node]\nname = \"sweep\"\n[probe]\ntimeout = {}\ninterval = {}\nmax_in_flight = {}\nmax_targets = {MAX_SWEEP}\ncount = {}\npacket_interval = {}\n",
+        dur(args.timeout),
+        dur(span * 2),
+        args.max_in_flight.max(1),
+        args.count,
+        dur(args.packet_interval),
     );
+    if let Some(l) = args.max_loss {
+        text.push_str(&format!("max_loss = {l:?}\n"));
+    }
     if let Some(n) = args.max_concurrent_ssh {
         text.push_str(&format!("[probe.ssh]\nmax_concurrent_ssh = {n}\n"));
     }
@@ -278,7 +285,14 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
         {
             std::time::Duration::from_secs(3600)
         } else {
-            SLOT_HOLD
+            // A probe of several echoes holds its slot while it sends them.
+            let spread = settings
+                .targets
+                .iter()
+                .map(|t| t.check.span(std::time::Duration::ZERO))
+                .max()
+                .unwrap_or_default();
+            SLOT_HOLD + spread
         };
         let mut probes: FuturesUnordered<Probe> = FuturesUnordered::new();
         let mut slots = Slots::new(total, window);
@@ -312,20 +326,25 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
                 let (engine, node) = (engine.clone(), node.clone());
                 probes.push(Box::pin(async move {
                     let started = Instant::now();
-                    let (outcome, ssh) = match resolve(&target.host).await {
-                        Ok(addr) => engine.check(&target, addr, i as u16).await,
-                        Err(reason) => {
-                            (ringpoll_actors::model::ProbeOutcome::Down { reason }, None)
-                        }
+                    // Each target takes as many sequence numbers as it sends echoes.
+                    let seq = (i as u16).wrapping_mul(target.check.echoes());
+                    let report = match resolve(&target.host).await {
+                        Ok(addr) => engine.check(&target, addr, seq).await,
+                        Err(reason) => CheckReport {
+                            outcome: ringpoll_actors::model::ProbeOutcome::Down { reason },
+                            ssh: None,
+                            echo: None,
+                        },
                     };
                     let r = ProbeResult {
                         ts: SystemTime::now(),
                         node,
                         target,
                         epoch: 0,
-                        outcome,
+                        outcome: report.outcome,
                         elapsed: started.elapsed(),
-                        ssh,
+                        ssh: report.ssh,
+                        echo: report.echo,
                     };
                     (i, r)
                 }));

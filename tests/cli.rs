@@ -150,6 +150,26 @@ fn sweep_probes_every_target_once_and_summarises() {
         summary.contains("swept 17 target(s)") && summary.contains("up 17, down 0"),
         "{summary}"
     );
+    // One echo each by default, as fping; --count sends several, as fping -C.
+    assert!(lines.iter().all(|l| l["sent"] == 1 && l["received"] == 1));
+    let out = Command::new(bin())
+        .args([
+            "sweep",
+            "--count",
+            "4",
+            "--packet-interval",
+            "10ms",
+            "127.0.0.1",
+        ])
+        .output()
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (line["sent"].as_u64(), line["received"].as_u64()),
+        (Some(4), Some(4)),
+        "{line}"
+    );
+    assert!(line["rtt_stddev_ms"].as_f64().unwrap() >= 0.0, "{line}");
 
     // A closed TCP port, results to a file, reasons in the summary.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

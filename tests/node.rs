@@ -34,6 +34,22 @@ fn the_shipped_config_gives_256_ok_results_within_one_interval() {
     assert_eq!(first["labels"]["site"], "loopback");
     assert!(first["rtt_ms"].as_f64().unwrap() >= 0.0);
     assert_eq!(first["error"], serde_json::Value::Null);
+    // Three echoes per probe by default, with their statistics (real loopback echoes).
+    for r in results.iter().filter(|r| r["ok"] == true) {
+        assert_eq!(
+            (r["sent"].as_u64(), r["received"].as_u64()),
+            (Some(3), Some(3)),
+            "{r}"
+        );
+        assert_eq!(r["loss"].as_f64(), Some(0.0), "{r}");
+        let ms = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("{k}: {r}"));
+        assert!(
+            ms("rtt_min_ms") <= ms("rtt_avg_ms") && ms("rtt_avg_ms") <= ms("rtt_max_ms"),
+            "{r}"
+        );
+        assert!(ms("rtt_stddev_ms") >= 0.0, "{r}");
+        assert_eq!(ms("rtt_ms"), ms("rtt_avg_ms"), "{r}");
+    }
     // The supervisor logs say what started, in order, and how many targets are owned.
     let log = node.log();
     let order: Vec<usize> = [

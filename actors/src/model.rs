@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::probe::echo::{EchoLine, EchoStats, Echoes};
 use crate::probe::health::{TargetState, Thresholds};
 use crate::probe::ssh::report::SshReport;
 use crate::probe::ssh::settings::SshTarget;
@@ -154,8 +155,8 @@ pub type Labels = Arc<BTreeMap<String, String>>;
 /// How a target is checked, with that kind's settings.
 #[derive(Clone, Debug)]
 pub enum Check {
-    /// ICMP echo.
-    Icmp,
+    /// ICMP echo: several echoes per probe.
+    Icmp(Echoes),
     /// A TCP connect.
     Tcp {
         /// The port.
@@ -174,16 +175,32 @@ impl Check {
     /// The kind of check.
     pub fn kind(&self) -> ProbeKind {
         match self {
-            Check::Icmp => ProbeKind::Icmp,
+            Check::Icmp(_) => ProbeKind::Icmp,
             Check::Tcp { .. } => ProbeKind::Tcp,
             Check::Ssh { .. } => ProbeKind::Ssh,
+        }
+    }
+
+    /// Echoes a probe sends (ICMP), else 1.
+    pub fn echoes(&self) -> u16 {
+        match self {
+            Check::Icmp(e) => e.count,
+            _ => 1,
+        }
+    }
+
+    /// The longest one probe can take with `timeout`: each echo waits up to it (ICMP).
+    pub fn span(&self, timeout: Duration) -> Duration {
+        match self {
+            Check::Icmp(e) => e.span(timeout),
+            _ => timeout,
         }
     }
 
     /// The port, for the kinds that have one.
     pub fn port(&self) -> Option<u16> {
         match self {
-            Check::Icmp => None,
+            Check::Icmp(_) => None,
             Check::Tcp { port } | Check::Ssh { port, .. } => Some(*port),
         }
     }
@@ -312,6 +329,10 @@ pub enum DownReason {
     OutputMismatch,
     /// SSH: a protocol error.
     Protocol(String),
+    /// ICMP: some echoes came back, but more were lost than `max_loss` allows.
+    Loss,
+    /// ICMP: the echoes came back, slower on average than `max_rtt`.
+    Slow,
 }
 
 impl DownReason {
@@ -329,6 +350,8 @@ impl DownReason {
             DownReason::ExitCode(_) => "exit_code",
             DownReason::OutputMismatch => "output_mismatch",
             DownReason::Protocol(_) => "protocol",
+            DownReason::Loss => "loss",
+            DownReason::Slow => "slow",
         }
     }
 
@@ -399,6 +422,8 @@ pub struct ProbeResult {
     /// The time the probe took, success or failure (not counting a wait for a probe permit):
     /// what `probe_duration_seconds` reports, as blackbox_exporter's does.
     pub elapsed: Duration,
+    /// The echoes' loss and latency statistics (ICMP probes only).
+    pub echo: Option<EchoStats>,
     /// SSH details (SSH probes only).
     pub ssh: Option<Box<SshReport>>,
 }
@@ -497,6 +522,9 @@ pub struct ResultLine<'a> {
     /// SSH fields, flattened into the line (SSH probes only).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<Cow<'a, SshReport>>,
+    /// Echo statistics, flattened into the line (ICMP probes only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<EchoLine>,
 }
 
 impl ProbeResult {
@@ -518,6 +546,7 @@ impl ProbeResult {
             epoch: self.epoch,
             labels: Cow::Borrowed(&self.target.labels),
             ssh: self.ssh.as_deref().map(Cow::Borrowed),
+            echo: self.echo.as_ref().map(EchoStats::line),
         }
     }
 }
@@ -537,6 +566,7 @@ impl ResultLine<'_> {
             epoch: self.epoch,
             labels: Cow::Owned(self.labels.into_owned()),
             ssh: self.ssh.map(|s| Cow::Owned(s.into_owned())),
+            echo: self.echo,
         }
     }
 }
@@ -604,7 +634,13 @@ mod tests {
             l.clone(),
         );
         assert_eq!(&*t.id, "[::1]:22");
-        let t = TargetSpec::new(Host::parse("127.0.0.1").unwrap(), Check::Icmp, s * 2, s, l);
+        let t = TargetSpec::new(
+            Host::parse("127.0.0.1").unwrap(),
+            Check::Icmp(Echoes::default()),
+            s * 2,
+            s,
+            l,
+        );
         assert_eq!(&*t.id, "127.0.0.1");
         assert_eq!(t.key().to_string(), "icmp/127.0.0.1");
     }
@@ -613,7 +649,7 @@ mod tests {
     fn result_lines_have_the_documented_fields() {
         let t = Arc::new(TargetSpec::new(
             Host::parse("127.0.0.1").unwrap(),
-            Check::Icmp,
+            Check::Icmp(Echoes::default()),
             Duration::from_secs(10),
             Duration::from_secs(1),
             Arc::new([("site".to_string(), "lo".to_string())].into()),
@@ -627,6 +663,7 @@ mod tests {
                 rtt: Duration::from_micros(1234),
             },
             elapsed: Duration::from_millis(1),
+            echo: None,
             ssh: None,
         };
         let v: serde_json::Value = serde_json::to_value(r.line()).unwrap();
@@ -672,6 +709,7 @@ mod tests {
             epoch: 1,
             labels: Cow::Owned(BTreeMap::new()),
             ssh: Some(Cow::Owned(report)),
+            echo: None,
         };
         let v: serde_json::Value = serde_json::to_value(&line).unwrap();
         assert_eq!(v["target"], "127.0.0.1:2222");

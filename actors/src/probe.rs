@@ -2,6 +2,7 @@
 //!
 //! - [`schedule`]: when a target is probed (pure).
 //! - [`health`]: confirmed up/down state with rise/fall thresholds (pure).
+//! - [`echo`]: several echoes per ICMP probe, their loss and latency statistics (pure).
 //! - [`icmp`], [`tcp`], [`ssh`]: the checks, each an async function returning a
 //!   [`ProbeOutcome`](crate::model::ProbeOutcome); [`engine`] opens them once and dispatches
 //!   on the target's [`Check`](crate::model::Check).
@@ -16,6 +17,7 @@
 //! with its settings, and one arm in [`engine`]; no actor changes.
 
 pub mod actor;
+pub mod echo;
 pub mod engine;
 pub mod error;
 #[cfg(test)]
@@ -27,5 +29,5 @@ pub mod ssh;
 pub mod tcp;
 
 pub use actor::{ProbeActor, ProbeArgs, ProbeContext, ProbeMsg};
-pub use engine::{resolve, ProbeEngine, RESOLVE_TTL};
+pub use engine::{resolve, CheckReport, ProbeEngine, RESOLVE_TTL};
 pub use error::ProbeSetupError;

@@ -62,7 +62,7 @@ pub(crate) fn keys(m: usize) -> Vec<TargetKey> {
 pub(crate) fn target(id: &str, interval: Duration, timeout: Duration) -> Arc<TargetSpec> {
     Arc::new(TargetSpec::new(
         Host::parse(id).unwrap(),
-        Check::Icmp,
+        Check::Icmp(crate::model::Echoes::default()),
         interval,
         timeout,
         Arc::default(),

@@ -117,6 +117,10 @@ pub(super) struct RawProbe {
     pub(super) rise: Option<Spanned<u32>>,
     pub(super) fall: Option<Spanned<u32>>,
     pub(super) retry_interval: Option<Spanned<Dur>>,
+    pub(super) count: Option<Spanned<u16>>,
+    pub(super) packet_interval: Option<Spanned<Dur>>,
+    pub(super) max_loss: Option<Spanned<f64>>,
+    pub(super) max_rtt: Option<Spanned<Dur>>,
     #[serde(default)]
     pub(super) ssh: RawSshDefaults,
 }
@@ -235,6 +239,10 @@ pub struct RawGroup {
     pub(super) rise: Option<Spanned<u32>>,
     pub(super) fall: Option<Spanned<u32>>,
     pub(super) retry_interval: Option<Spanned<Dur>>,
+    pub(super) count: Option<Spanned<u16>>,
+    pub(super) packet_interval: Option<Spanned<Dur>>,
+    pub(super) max_loss: Option<Spanned<f64>>,
+    pub(super) max_rtt: Option<Spanned<Dur>>,
     #[serde(default)]
     pub(super) labels: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) user: Option<Spanned<String>>,

@@ -592,7 +592,7 @@ fn sd_target(target: &str, check: &Check) -> Result<(Host, Option<u16>), String>
     let port = match port {
         None => None,
         Some(p) => {
-            if matches!(check, Check::Icmp) {
+            if matches!(check, Check::Icmp(_)) {
                 return Err(format!("{target:?}: icmp targets take no port"));
             }
             match p.parse::<u16>() {

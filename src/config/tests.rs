@@ -1222,3 +1222,53 @@ fn sqlite_flag_replaces_the_first_sqlite_sink_or_adds_one() {
         })
     );
 }
+
+#[test]
+fn icmp_echoes_default_to_three_and_are_checked() {
+    let icmp = |extra: &str| {
+        format!("{NODE}[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n{extra}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n")
+    };
+    let echoes = |s: &Settings| match &s.targets[0].check {
+        Check::Icmp(e) => *e,
+        other => panic!("{other:?}"),
+    };
+    let e = echoes(&parse_str(&icmp("")).unwrap());
+    assert_eq!(
+        (e.count, e.packet_interval, e.max_loss),
+        (3, Duration::from_millis(100), None)
+    );
+    let e = echoes(
+        &parse_str(&icmp(
+            "count = 5\npacket_interval = \"20ms\"\nmax_loss = 0.2\nmax_rtt = \"50ms\"\n",
+        ))
+        .unwrap(),
+    );
+    assert_eq!(
+        (e.count, e.packet_interval, e.max_loss, e.max_rtt),
+        (
+            5,
+            Duration::from_millis(20),
+            Some(0.2),
+            Some(Duration::from_millis(50))
+        )
+    );
+    for (extra, want) in [
+        ("count = 0\n", "test.toml:6:9: targets[0].count: expected 1 to 100 echoes per probe"),
+        ("max_loss = 1.5\n", "targets[0].max_loss: expected the share of echoes that may be lost, from 0 to 1"),
+        ("max_rtt = \"2s\"\n", "targets[0].max_rtt must be more than 0 and at most the timeout (500ms)"),
+        ("packet_interval = \"0s\"\n", "targets[0].packet_interval must be at least 1ms"),
+        ("count = 10\n", "targets[0]: 10 echoes 100ms apart, each waited for up to the timeout (500ms), take up to 1s 400ms: not less than the interval (1s)"),
+    ] {
+        let e = err(&icmp(extra));
+        assert!(e.contains(want), "{extra}: {e}");
+    }
+    // A tcp group's own count is an error; [probe]'s applies to icmp groups only.
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = 22\ncount = 3\n"
+    ));
+    assert!(
+        e.contains("targets[0].count is for icmp probes, not tcp"),
+        "{e}"
+    );
+    assert!(parse_str(&format!("{NODE}[probe]\ncount = 5\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = 22\n")).is_ok());
+}

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use ringpoll_actors::membership::tls::TlsFiles;
 use ringpoll_actors::model::{default_retry_interval, Check, Host, Labels, NodeName, ProbeKind};
+use ringpoll_actors::probe::echo::{Echoes, MAX_COUNT};
 use ringpoll_actors::probe::health::Thresholds;
 use ringpoll_actors::probe::ssh::DEFAULT_MAX_CONCURRENT;
 use ringpoll_actors::restart::RestartPolicy;
@@ -296,6 +297,16 @@ fn groups(
         let port = port_of(group, raw.probe.ssh.port, loc, &key)?;
         let labels = labels_of(group, loc, &key)?;
         let health = health_of(loc, &raw.probe, group, i, interval)?;
+        let echoes = echoes_of(
+            loc,
+            &raw.probe,
+            group,
+            *group.probe.get_ref(),
+            i,
+            interval,
+            timeout,
+            g.span().start,
+        )?;
         let (check, ssh) = match (probe, port) {
             (ProbeKind::Ssh, Some(port)) => {
                 let (settings, policy) = ssh_loader.group(i, group.ssh_keys(), g.span().start)?;
@@ -307,7 +318,7 @@ fn groups(
                 match port {
                     Some(port) => (Check::Tcp { port }, None),
                     // port_of refuses a port on icmp groups.
-                    None => (Check::Icmp, None),
+                    None => (Check::Icmp(echoes), None),
                 }
             }
         };
@@ -762,4 +773,107 @@ pub fn check_host_port(s: &str, allow_port_zero: bool) -> Result<String, String>
         return Err(format!("{s:?} has an invalid host; {expected}"));
     }
     Ok(s.to_string())
+}
+
+/// The echoes of an ICMP group: its own keys over `[probe]`'s. Other kinds take none (a
+/// group's own `count` on a tcp group is an error; `[probe]`'s apply to the icmp groups only).
+#[allow(clippy::too_many_arguments)]
+fn echoes_of(
+    loc: &Locator<'_>,
+    probe: &RawProbe,
+    group: &RawGroup,
+    kind: ProbeKind,
+    i: usize,
+    interval: Duration,
+    timeout: Duration,
+    group_at: usize,
+) -> Result<Echoes, ConfigError> {
+    let own = [
+        ("count", group.count.as_ref().map(|v| v.span().start)),
+        (
+            "packet_interval",
+            group.packet_interval.as_ref().map(|v| v.span().start),
+        ),
+        ("max_loss", group.max_loss.as_ref().map(|v| v.span().start)),
+        ("max_rtt", group.max_rtt.as_ref().map(|v| v.span().start)),
+    ];
+    if kind != ProbeKind::Icmp {
+        if let Some((name, Some(at))) = own.iter().find(|(_, at)| at.is_some()) {
+            return Err(loc.at(
+                *at,
+                format!(
+                    "targets[{i}].{name} is for icmp probes, not {}",
+                    kind.as_str()
+                ),
+            ));
+        }
+        return Ok(Echoes::default());
+    }
+    let mut e = Echoes::default();
+    let count = group.count.as_ref().or(probe.count.as_ref());
+    if let Some(c) = count {
+        if !(1..=MAX_COUNT).contains(c.get_ref()) {
+            return Err(loc.at(
+                c.span().start,
+                format!("targets[{i}].count: expected 1 to {MAX_COUNT} echoes per probe"),
+            ));
+        }
+        e.count = *c.get_ref();
+    }
+    let spacing = group
+        .packet_interval
+        .as_ref()
+        .or(probe.packet_interval.as_ref());
+    if let Some(p) = spacing {
+        if p.get_ref().0 < Duration::from_millis(1) {
+            return Err(loc.at(
+                p.span().start,
+                format!("targets[{i}].packet_interval must be at least 1ms"),
+            ));
+        }
+        e.packet_interval = p.get_ref().0;
+    }
+    if let Some(l) = group.max_loss.as_ref().or(probe.max_loss.as_ref()) {
+        let v = *l.get_ref();
+        if !(0.0..=1.0).contains(&v) {
+            return Err(loc.at(
+                l.span().start,
+                format!("targets[{i}].max_loss: expected the share of echoes that may be lost, from 0 to 1 (0.2: 20 %)"),
+            ));
+        }
+        e.max_loss = Some(v);
+    }
+    if let Some(r) = group.max_rtt.as_ref().or(probe.max_rtt.as_ref()) {
+        let d = r.get_ref().0;
+        if d.is_zero() || d > timeout {
+            return Err(loc.at(
+                r.span().start,
+                format!(
+                    "targets[{i}].max_rtt must be more than 0 and at most the timeout ({})",
+                    humantime::format_duration(timeout)
+                ),
+            ));
+        }
+        e.max_rtt = Some(d);
+    }
+    let span = e.span(timeout);
+    if span >= interval {
+        let at = count
+            .map(|c| c.span().start)
+            .or(spacing.map(|s| s.span().start))
+            .unwrap_or(group_at);
+        let d = |d: Duration| humantime::format_duration(d).to_string();
+        return Err(loc.at(
+            at,
+            format!(
+                "targets[{i}]: {} echoes {} apart, each waited for up to the timeout ({}), take up to {}: not less than the interval ({}); send fewer or closer echoes, or lengthen the interval",
+                e.count,
+                d(e.packet_interval),
+                d(timeout),
+                d(span),
+                d(interval)
+            ),
+        ));
+    }
+    Ok(e)
 }

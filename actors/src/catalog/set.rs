@@ -96,7 +96,12 @@ pub fn settings_digest(spec: &TargetSpec) -> u64 {
         text(&mut h, v.as_bytes());
     }
     match &spec.check {
-        Check::Icmp => h.update(b"icmp"),
+        Check::Icmp(e) => {
+            h.update(b"icmp");
+            for part in e.digest_parts() {
+                h.update(&part.to_le_bytes());
+            }
+        }
         Check::Tcp { port } => {
             h.update(b"tcp");
             h.update(&port.to_le_bytes());

@@ -17,7 +17,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::engine::{resolve, ProbeEngine, RESOLVE_TTL};
+use super::echo::EchoStats;
+use super::engine::{resolve, CheckReport, ProbeEngine, RESOLVE_TTL};
 use super::health::{HealthTracker, TargetState};
 use super::schedule::ProbeSchedule;
 use super::ssh::SshReport;
@@ -111,6 +112,8 @@ pub struct Finished {
     pub elapsed: Duration,
     /// SSH details.
     pub ssh: Option<Box<SshReport>>,
+    /// Echo statistics.
+    pub echo: Option<EchoStats>,
     /// The address a host name resolved to, to be cached.
     pub resolved: Option<IpAddr>,
     /// When it finished.
@@ -247,7 +250,10 @@ impl ProbeState {
         }
         self.seq += 1;
         let seq = self.seq;
-        let icmp_seq = self.seq_base.wrapping_add(seq as u16);
+        // Each probe takes as many sequence numbers as it sends echoes.
+        let icmp_seq = self
+            .seq_base
+            .wrapping_add((seq as u16).wrapping_mul(self.target.check.echoes()));
         let cached = self
             .resolved
             .filter(|(_, at)| at.elapsed() < RESOLVE_TTL)
@@ -258,12 +264,13 @@ impl ProbeState {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = ctx.permits.clone().acquire_owned().await;
             let started = Instant::now();
-            let (outcome, ssh, resolved) = run_once(&ctx, &target, cached, icmp_seq).await;
+            let (report, resolved) = run_once(&ctx, &target, cached, icmp_seq).await;
             let done = Finished {
                 seq,
-                outcome,
+                outcome: report.outcome,
                 elapsed: started.elapsed(),
-                ssh,
+                ssh: report.ssh,
+                echo: report.echo,
                 resolved,
                 at: SystemTime::now(),
             };
@@ -293,6 +300,7 @@ impl ProbeState {
             epoch: self.ctx.epoch(),
             outcome: done.outcome,
             elapsed: done.elapsed,
+            echo: done.echo,
             ssh: done.ssh,
         };
         self.ctx.send(SinkMsg::Record(result));
@@ -422,9 +430,11 @@ async fn run_once(
     target: &TargetSpec,
     cached: Option<IpAddr>,
     icmp_seq: u16,
-) -> (ProbeOutcome, Option<Box<SshReport>>, Option<IpAddr>) {
-    let timed_out = || ProbeOutcome::Down {
-        reason: DownReason::Timeout,
+) -> (CheckReport, Option<IpAddr>) {
+    let down = |reason| CheckReport {
+        outcome: ProbeOutcome::Down { reason },
+        ssh: None,
+        echo: None,
     };
     let (addr, fresh) = match (cached, &target.host) {
         (Some(ip), _) => (ip, None),
@@ -432,21 +442,20 @@ async fn run_once(
         (None, host @ Host::Name(_)) => {
             match tokio::time::timeout(target.timeout, resolve(host)).await {
                 Ok(Ok(ip)) => (ip, Some(ip)),
-                Ok(Err(reason)) => return (ProbeOutcome::Down { reason }, None, None),
-                Err(_) => return (timed_out(), None, None),
+                Ok(Err(reason)) => return (down(reason), None),
+                Err(_) => return (down(DownReason::Timeout), None),
             }
         }
     };
     if matches!(target.check, Check::Ssh { .. }) {
-        let (outcome, ssh) = ctx.engine.check(target, addr, icmp_seq).await;
-        return (outcome, ssh, fresh);
+        return (ctx.engine.check(target, addr, icmp_seq).await, fresh);
     }
-    // The checks bound themselves by the timeout; a little slack lets them report their own,
-    // more precise, outcome first.
-    let limit = target.timeout + Duration::from_millis(50);
+    // The checks bound themselves by the timeout (ICMP: each echo); a little slack lets them
+    // report their own, more precise, outcome first.
+    let limit = target.check.span(target.timeout) + Duration::from_millis(50);
     match tokio::time::timeout(limit, ctx.engine.check(target, addr, icmp_seq)).await {
-        Ok((outcome, ssh)) => (outcome, ssh, fresh),
-        Err(_) => (timed_out(), None, fresh),
+        Ok(report) => (report, fresh),
+        Err(_) => (down(DownReason::Timeout), fresh),
     }
 }
 

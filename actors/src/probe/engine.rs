@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::echo::EchoStats;
 use super::error::ProbeSetupError;
 use super::icmp::IcmpEngine;
 use super::ssh::{SshEngine, SshReport};
@@ -11,6 +12,27 @@ use crate::model::{Check, DownReason, Host, ProbeKind, ProbeOutcome, TargetSpec}
 
 /// How long a resolved host name is used before it is resolved again.
 pub const RESOLVE_TTL: Duration = Duration::from_secs(60);
+
+/// What one check found: the outcome, and the details of its kind.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// Up or down.
+    pub outcome: ProbeOutcome,
+    /// SSH details (SSH checks).
+    pub ssh: Option<Box<SshReport>>,
+    /// Echo statistics (ICMP checks).
+    pub echo: Option<EchoStats>,
+}
+
+impl CheckReport {
+    fn plain(outcome: ProbeOutcome) -> Self {
+        CheckReport {
+            outcome,
+            ssh: None,
+            echo: None,
+        }
+    }
+}
 
 /// The checks the node can run, opened once at start.
 #[derive(Debug, Default)]
@@ -41,36 +63,47 @@ impl ProbeEngine {
     }
 
     /// Runs one check of `target` at `addr`, bounded by the target's timeout (for SSH, counted
-    /// from when a session slot is free).
-    pub async fn check(
-        &self,
-        target: &TargetSpec,
-        addr: IpAddr,
-        seq: u16,
-    ) -> (ProbeOutcome, Option<Box<SshReport>>) {
+    /// from when a session slot is free; for ICMP, per echo). `seq` is the ICMP sequence
+    /// number of the first echo; the others follow it.
+    pub async fn check(&self, target: &TargetSpec, addr: IpAddr, seq: u16) -> CheckReport {
         #[cfg(test)]
         if let Some(fake) = &self.fake {
-            return (fake.check(target).await, None);
+            return CheckReport::plain(fake.check(target).await);
         }
-        let unavailable = |why: &str| ProbeOutcome::Down {
-            reason: DownReason::Io(why.into()),
+        let unavailable = |why: &str| {
+            CheckReport::plain(ProbeOutcome::Down {
+                reason: DownReason::Io(why.into()),
+            })
         };
         match &target.check {
-            Check::Icmp => match &self.icmp {
-                Some(icmp) => (icmp.ping(addr, seq, target.timeout).await, None),
-                None => (unavailable("ICMP sockets are not open"), None),
+            Check::Icmp(echoes) => match &self.icmp {
+                Some(icmp) => {
+                    let (outcome, stats) = icmp.echoes(addr, seq, echoes, target.timeout).await;
+                    CheckReport {
+                        outcome,
+                        ssh: None,
+                        echo: Some(stats),
+                    }
+                }
+                None => unavailable("ICMP sockets are not open"),
             },
-            Check::Tcp { port } => (tcp::connect(addr, *port, target.timeout).await, None),
+            Check::Tcp { port } => {
+                CheckReport::plain(tcp::connect(addr, *port, target.timeout).await)
+            }
             Check::Ssh { port, settings } => {
                 let Some(engine) = &self.ssh else {
-                    return (unavailable("SSH is not set up"), None);
+                    return unavailable("SSH is not set up");
                 };
                 // Boxed: the SSH session's state machine is several KiB, and inlined it would
                 // make every probe's future (ICMP and TCP too) that large.
                 let host = target.host.to_string();
                 let (outcome, report) =
                     Box::pin(engine.check(&host, addr, *port, settings, target.timeout)).await;
-                (outcome, Some(Box::new(report)))
+                CheckReport {
+                    outcome,
+                    ssh: Some(Box::new(report)),
+                    echo: None,
+                }
             }
         }
     }

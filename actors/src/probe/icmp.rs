@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
 
+use super::echo::{EchoStats, Echoes};
 use super::error::ProbeSetupError;
 use crate::model::{DownReason, ProbeOutcome};
 
@@ -67,25 +68,46 @@ impl IcmpEngine {
         self.raw
     }
 
-    /// Sends one echo request to `addr` and waits up to `timeout` for the reply.
-    pub async fn ping(&self, addr: IpAddr, seq: u16, timeout: Duration) -> ProbeOutcome {
+    /// Sends `echoes.count` echo requests to `addr`, `packet_interval` apart, with the
+    /// sequence numbers from `first_seq` on, and waits up to `timeout` for each reply (the
+    /// echoes are in flight together). Returns the verdict and the statistics.
+    pub async fn echoes(
+        &self,
+        addr: IpAddr,
+        first_seq: u16,
+        echoes: &Echoes,
+        timeout: Duration,
+    ) -> (ProbeOutcome, EchoStats) {
         let client = match (addr, &self.v6) {
             (IpAddr::V4(_), _) => &self.v4,
             (IpAddr::V6(_), Some(v6)) => v6,
             (IpAddr::V6(_), None) => {
-                return ProbeOutcome::Down {
-                    reason: DownReason::Unreachable,
-                }
+                let stats = EchoStats::of(0, &[]);
+                return (echoes.verdict(&stats, Some(DownReason::Unreachable)), stats);
             }
         };
-        let mut pinger = client.pinger(addr, self.ident).await;
-        pinger.timeout(timeout);
-        match pinger.ping(PingSequence(seq), &PAYLOAD).await {
-            Ok((_packet, rtt)) => ProbeOutcome::Up { rtt },
-            Err(err) => ProbeOutcome::Down {
-                reason: reason_of(err),
-            },
+        let one = |i: u16| async move {
+            if i > 0 {
+                tokio::time::sleep(echoes.packet_interval * u32::from(i)).await;
+            }
+            let mut pinger = client.pinger(addr, self.ident).await;
+            pinger.timeout(timeout);
+            pinger
+                .ping(PingSequence(first_seq.wrapping_add(i)), &PAYLOAD)
+                .await
+                .map(|(_packet, rtt)| rtt)
+        };
+        let replies = futures_util::future::join_all((0..echoes.count).map(one)).await;
+        let mut rtts = Vec::with_capacity(replies.len());
+        let mut lost = None;
+        for r in replies {
+            match r {
+                Ok(rtt) => rtts.push(rtt),
+                Err(err) => lost = Some(reason_of(err)),
+            }
         }
+        let stats = EchoStats::of(echoes.count, &rtts);
+        (echoes.verdict(&stats, lost), stats)
     }
 }
 

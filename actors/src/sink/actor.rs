@@ -374,6 +374,7 @@ mod tests {
                 rtt: Duration::from_millis(1),
             },
             elapsed: Duration::from_millis(1),
+            echo: None,
             ssh: None,
         }
     }

@@ -118,8 +118,9 @@ impl ResultWriter for SqliteWriter {
                 .map_err(io)?;
             let mut history = tx
                 .prepare_cached(
-                    "INSERT INTO results (ts_ms, node, probe, target, ok, rtt_ms, duration_ms, error, stage, exit_code, epoch)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT INTO results (ts_ms, node, probe, target, ok, rtt_ms, duration_ms, error, stage, exit_code, epoch,
+                       sent, received, loss, rtt_min_ms, rtt_max_ms, rtt_stddev_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )
                 .map_err(io)?;
             let mut event = tx
@@ -167,6 +168,12 @@ impl ResultWriter for SqliteWriter {
                                 stage.as_ref().and_then(|v| v.as_str()),
                                 l.ssh.as_ref().and_then(|s| s.exit_code),
                                 l.epoch as i64,
+                                l.echo.map(|e| e.sent),
+                                l.echo.map(|e| e.received),
+                                l.echo.map(|e| e.loss),
+                                l.echo.and_then(|e| e.rtt_min_ms),
+                                l.echo.and_then(|e| e.rtt_max_ms),
+                                l.echo.and_then(|e| e.rtt_stddev_ms),
                             ])
                             .map_err(io)?;
                     }
@@ -228,6 +235,7 @@ mod tests {
                     }
                 },
                 elapsed: Duration::from_millis(1),
+                echo: None,
                 ssh: None,
             })
         };
