@@ -33,19 +33,7 @@ fn start_probing(ns: &Netns, n: u8, seeds: &[u8], cidr: &str) -> Node {
 }
 
 fn nft(ns: &Netns, script: &str) {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "nft", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("nft (the test command installs nftables)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "nft: {script}");
+    ns.nft(script);
 }
 
 /// Targets with a result from one of `nodes` after `after` (ms).

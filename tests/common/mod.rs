@@ -324,6 +324,23 @@ impl Netns {
         );
         Netns { name }
     }
+
+    /// Loads the nftables `script` into the namespace (the test command installs nftables).
+    pub fn nft(&self, script: &str) {
+        use std::io::Write;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft (the test command installs nftables)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "nft: {script}");
+    }
 }
 
 impl Drop for Netns {

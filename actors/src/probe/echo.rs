@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{DownReason, ProbeOutcome};
-
 /// Default echoes per probe (as the seed's `ping -c 3`).
 pub const DEFAULT_COUNT: u16 = 3;
 /// Default spacing of one target's echoes.
@@ -60,29 +58,38 @@ impl Echoes {
         ]
     }
 
-    /// The outcome of a probe whose echoes gave `stats`; `lost_reason` is why the last lost
-    /// echo was lost (a timeout, or an error such as unreachable).
-    pub fn verdict(&self, stats: &EchoStats, lost_reason: Option<DownReason>) -> ProbeOutcome {
+    /// What a probe whose echoes gave `stats` found.
+    pub fn verdict(&self, stats: &EchoStats) -> Verdict {
         let Some(avg) = stats.avg else {
-            return ProbeOutcome::Down {
-                reason: lost_reason.unwrap_or(DownReason::Timeout),
-            };
+            return Verdict::AllLost;
         };
         if self
             .max_loss
             .is_some_and(|max| stats.loss > max + f64::EPSILON)
         {
-            return ProbeOutcome::Down {
-                reason: DownReason::Loss,
-            };
+            return Verdict::Loss;
         }
         if self.max_rtt.is_some_and(|max| avg > max) {
-            return ProbeOutcome::Down {
-                reason: DownReason::Slow,
-            };
+            return Verdict::Slow;
         }
-        ProbeOutcome::Up { rtt: avg }
+        Verdict::Up { rtt: avg }
     }
+}
+
+/// The verdict on a probe's echoes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Up, at the average round trip.
+    Up {
+        /// The mean round trip.
+        rtt: Duration,
+    },
+    /// No echo came back (down as the last one was lost: timeout, unreachable, …).
+    AllLost,
+    /// Some came back, more were lost than `max_loss` allows (down, reason `loss`).
+    Loss,
+    /// The average round trip is above `max_rtt` (down, reason `slow`).
+    Slow,
 }
 
 /// What one probe's echoes found.
@@ -207,46 +214,27 @@ mod tests {
     #[test]
     fn the_verdict_fails_on_total_loss_then_max_loss_then_max_rtt() {
         let e = Echoes::default();
-        let all_lost = EchoStats::of(3, &[]);
-        assert_eq!(
-            e.verdict(&all_lost, None),
-            ProbeOutcome::Down {
-                reason: DownReason::Timeout
-            }
-        );
-        assert_eq!(
-            e.verdict(&all_lost, Some(DownReason::Unreachable)),
-            ProbeOutcome::Down {
-                reason: DownReason::Unreachable
-            }
-        );
+        assert_eq!(e.verdict(&EchoStats::of(3, &[])), Verdict::AllLost);
         // Default: one reply of three is up, at its time.
         let one = EchoStats::of(3, &[us(800)]);
-        assert_eq!(e.verdict(&one, None), ProbeOutcome::Up { rtt: us(800) });
+        assert_eq!(e.verdict(&one), Verdict::Up { rtt: us(800) });
         // max_loss 0.2: a 50 % loss fails with reason loss; exactly 0.2 does not.
         let strict = Echoes {
             max_loss: Some(0.2),
             ..e
         };
         let half = EchoStats::of(4, &[us(100), us(100)]);
-        assert_eq!(
-            strict.verdict(&half, None),
-            ProbeOutcome::Down {
-                reason: DownReason::Loss
-            }
-        );
+        assert_eq!(strict.verdict(&half), Verdict::Loss);
         let fifth = EchoStats::of(5, &[us(100); 4]);
-        assert!(strict.verdict(&fifth, None).is_up());
+        assert_eq!(strict.verdict(&fifth), Verdict::Up { rtt: us(100) });
         // max_rtt: an average above it fails with reason slow.
         let fast = Echoes {
             max_rtt: Some(us(500)),
             ..e
         };
         assert_eq!(
-            fast.verdict(&EchoStats::of(2, &[us(400), us(800)]), None),
-            ProbeOutcome::Down {
-                reason: DownReason::Slow
-            }
+            fast.verdict(&EchoStats::of(2, &[us(400), us(800)])),
+            Verdict::Slow
         );
         assert_eq!(e.span(Duration::from_secs(1)), Duration::from_millis(1200));
     }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
 
-use super::echo::{EchoStats, Echoes};
+use super::echo::{EchoStats, Echoes, Verdict};
 use super::error::ProbeSetupError;
 use crate::model::{DownReason, ProbeOutcome};
 
@@ -82,8 +82,8 @@ impl IcmpEngine {
             (IpAddr::V4(_), _) => &self.v4,
             (IpAddr::V6(_), Some(v6)) => v6,
             (IpAddr::V6(_), None) => {
-                let stats = EchoStats::of(0, &[]);
-                return (echoes.verdict(&stats, Some(DownReason::Unreachable)), stats);
+                let reason = DownReason::Unreachable;
+                return (ProbeOutcome::Down { reason }, EchoStats::of(0, &[]));
             }
         };
         let one = |i: u16| async move {
@@ -107,7 +107,14 @@ impl IcmpEngine {
             }
         }
         let stats = EchoStats::of(echoes.count, &rtts);
-        (echoes.verdict(&stats, lost), stats)
+        let down = |reason| ProbeOutcome::Down { reason };
+        let outcome = match echoes.verdict(&stats) {
+            Verdict::Up { rtt } => ProbeOutcome::Up { rtt },
+            Verdict::AllLost => down(lost.unwrap_or(DownReason::Timeout)),
+            Verdict::Loss => down(DownReason::Loss),
+            Verdict::Slow => down(DownReason::Slow),
+        };
+        (outcome, stats)
     }
 }
 
