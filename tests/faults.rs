@@ -15,8 +15,10 @@ const INTERVAL_MS: i64 = 1_000;
 const SILENT_DETECTION_MS: i64 = 3_000;
 /// Detection of a closed connection (kill -9) is bounded by 1 s.
 const CLOSED_DETECTION_MS: i64 = 1_000;
-/// Room for a probe's own duration and the ring's debounce in a gap bound.
-const SLACK_MS: i64 = 500;
+/// Room for a probe's own duration and the ring's debounce in a gap bound: 500 ms, plus the
+/// 200 ms over which an ICMP probe sends its three echoes (100 ms apart, by default), since a
+/// result is written when its probe ends (and a starved node's probes end late).
+const SLACK_MS: i64 = 700;
 
 /// Node `n{n}` on 127.66.0.N inside the test's namespace, seeded with the given nodes, probing
 /// the 64 targets of 127.0.0.0/26.
