@@ -28,6 +28,7 @@ fn check_config_summarises_a_valid_file() {
     assert!(text.contains("node           n1"), "{text}");
     assert!(text.contains("256 (icmp 256, tcp 0, ssh 0)"), "{text}");
     assert!(text.contains("interval 10s, timeout 1s"), "{text}");
+    assert!(text.contains("3 echo(es) 100ms apart"), "{text}");
 }
 
 #[test]

@@ -132,6 +132,8 @@ pub struct GroupSummary {
     pub timeout: Duration,
     /// SSH groups: login name and host-key policy.
     pub ssh: Option<(String, ringpoll_actors::probe::ssh::HostKeyPolicy)>,
+    /// ICMP groups: their echoes.
+    pub echoes: Option<ringpoll_actors::model::Echoes>,
 }
 
 /// A validated configuration.
@@ -258,6 +260,20 @@ impl fmt::Display for Settings {
                 d(g.timeout),
                 g.source
             )?;
+            if let Some(e) = &g.echoes {
+                let mut line = format!(
+                    "                    {} echo(es) {} apart",
+                    e.count,
+                    d(e.packet_interval)
+                );
+                if let Some(l) = e.max_loss {
+                    line += &format!(", down above {} % loss", (l * 100.0).round());
+                }
+                if let Some(r) = e.max_rtt {
+                    line += &format!(", down above {} average", d(r));
+                }
+                writeln!(f, "{line}")?;
+            }
             if let Some((user, policy)) = &g.ssh {
                 writeln!(
                     f,

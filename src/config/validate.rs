@@ -338,6 +338,7 @@ fn groups(
             interval,
             timeout,
             ssh,
+            echoes: (probe == ProbeKind::Icmp).then_some(echoes),
         });
     }
     Ok((expander.finish()?, groups))

@@ -429,8 +429,9 @@ impl Actor for RingOwner {
                         for (n, at) in gone {
                             state.lost.entry(n).or_insert(at);
                         }
-                        let (now, due) = (now(), state.damper.lost(now()));
-                        state.arm(&myself, due, now);
+                        let at = now();
+                        let due = state.damper.lost(at);
+                        state.arm(&myself, due, at);
                     }
                 }
             }
