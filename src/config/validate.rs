@@ -297,16 +297,7 @@ fn groups(
         let port = port_of(group, raw.probe.ssh.port, loc, &key)?;
         let labels = labels_of(group, loc, &key)?;
         let health = health_of(loc, &raw.probe, group, i, interval)?;
-        let echoes = echoes_of(
-            loc,
-            &raw.probe,
-            group,
-            *group.probe.get_ref(),
-            i,
-            interval,
-            timeout,
-            g.span().start,
-        )?;
+        let echoes = echoes_of(loc, &raw.probe, g, i, interval, timeout)?;
         let (check, ssh) = match (probe, port) {
             (ProbeKind::Ssh, Some(port)) => {
                 let (settings, policy) = ssh_loader.group(i, group.ssh_keys(), g.span().start)?;
@@ -778,17 +769,16 @@ pub fn check_host_port(s: &str, allow_port_zero: bool) -> Result<String, String>
 
 /// The echoes of an ICMP group: its own keys over `[probe]`'s. Other kinds take none (a
 /// group's own `count` on a tcp group is an error; `[probe]`'s apply to the icmp groups only).
-#[allow(clippy::too_many_arguments)]
 fn echoes_of(
     loc: &Locator<'_>,
     probe: &RawProbe,
-    group: &RawGroup,
-    kind: ProbeKind,
+    g: &Spanned<RawGroup>,
     i: usize,
     interval: Duration,
     timeout: Duration,
-    group_at: usize,
 ) -> Result<Echoes, ConfigError> {
+    let group = g.get_ref();
+    let kind = *group.probe.get_ref();
     let own = [
         ("count", group.count.as_ref().map(|v| v.span().start)),
         (
@@ -862,7 +852,7 @@ fn echoes_of(
         let at = count
             .map(|c| c.span().start)
             .or(spacing.map(|s| s.span().start))
-            .unwrap_or(group_at);
+            .unwrap_or(g.span().start);
         let d = |d: Duration| humantime::format_duration(d).to_string();
         return Err(loc.at(
             at,

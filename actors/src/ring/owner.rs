@@ -68,9 +68,7 @@ pub struct RingOwnerState {
     args: RingOwnerArgs,
     view: Option<MembershipView>,
     catalog: Option<Arc<CatalogView>>,
-    /// A `Rebuild` timer is set.
-    rebuild_pending: bool,
-    /// When the earliest `Rebuild` timer set fires.
+    /// When the earliest `Rebuild` timer set fires (None: no timer is set).
     armed_for: Option<std::time::Instant>,
     damper: Damper,
     started: bool,
@@ -167,8 +165,7 @@ impl RingOwnerState {
     ) {
         // A timer set for later than `due` (a loss brought the rebuild forward) fires early
         // through a second one; the later one then finds nothing due, or re-arms.
-        if !self.rebuild_pending || self.armed_for.is_some_and(|at| due < at) {
-            self.rebuild_pending = true;
+        if self.armed_for.is_none_or(|at| due < at) {
             self.armed_for = Some(due);
             myself.send_after(due.saturating_duration_since(now), || RingOwnerMsg::Rebuild);
         }
@@ -181,7 +178,6 @@ impl RingOwnerState {
     /// a moment later (at a cluster's cold start, the seed claimed every target this way).
     /// The catalog's next view brings the rebuild back.
     fn rebuild_when_due(&mut self, myself: &ActorRef<RingOwnerMsg>) {
-        self.rebuild_pending = false;
         self.armed_for = None;
         let now = now();
         if self.damper.ready(now) {
@@ -375,7 +371,6 @@ impl Actor for RingOwner {
             args,
             view: None,
             catalog: None,
-            rebuild_pending: false,
             armed_for: None,
             damper,
             started: false,
