@@ -870,6 +870,69 @@ def soak(d, minutes, n_targets, interval_s=30, kill_every_s=300, down_s=10):
             print(f"  {k}: {v}")
 
 
+def echoes(d, reps, n_sweep, n_node, node_s=20):
+    """Issue 15: several echoes per target. The sweep beside fping -C; then a node's CPU per
+    echo in steady state beside the sweep's, measured in the same run."""
+    hf = hosts_file(d, n_sweep)
+
+    def rp():
+        r = timed([RINGPOLL, "sweep", "--file", hf, "--count", "3", "--packet-interval", "20ms",
+                   "--timeout", "100ms", "--results", "/dev/null"])
+        assert f"up {n_sweep}," in r["err"], r["err"]
+        return r
+
+    def fp():
+        # -C prints every target's times on stderr; -q keeps stdout quiet.
+        r = timed(["fping", "-C", "3", "-p", "20", "-i", "0", "-r", "0", "-t", "100", "-q", "-f", hf])
+        assert r["err"].count("\n") >= n_sweep, r["err"][-300:]
+        return r
+
+    a, b = repeat(rp, reps), repeat(fp, reps)
+    rows = []
+    for label, runs in (("ringpoll sweep --count 3", a), ("fping -C 3 -p 20 -i 0", b)):
+        rows.append((label, {
+            "wall_s": stats([r["wall"] for r in runs]),
+            "cpu_us_per_echo": stats([r["cpu"] / (3 * n_sweep) * 1e6 for r in runs]),
+            "rss_mb": stats([r["rss_kb"] / 1024 for r in runs]),
+        }))
+    wall = statistics.median(r["wall"] for r in a) / statistics.median(r["wall"] for r in b)
+    cpu = statistics.median(r["cpu"] for r in a) / statistics.median(r["cpu"] for r in b)
+    report(f"9a. ICMP sweep, 3 echoes, {n_sweep} loopback targets", rows,
+           f"ringpoll/fping: wall {wall:.2f}x, CPU {cpu:.2f}x (below 1 = ringpoll better)")
+
+    # Steady state: a node polling n_node targets every 10 s with 3 echoes each, beside a
+    # sweep of the same targets with 3 echoes, CPU per echo.
+    hf = hosts_file(d, n_node, prefix="127.2")
+    sweeps = repeat(lambda: timed([RINGPOLL, "sweep", "--file", hf, "--count", "3", "--packet-interval", "20ms",
+                                   "--timeout", "100ms", "--results", "/dev/null"]), reps)
+    sweep_us = statistics.median(r["cpu"] / (3 * n_node) * 1e6 for r in sweeps)
+    cfg = write(os.path.join(d, f"echo-node-{n_node}.toml"),
+                f'[node]\nname = "echoes"\n[http]\nlisten = "off"\n[probe]\ninterval = "10s"\ntimeout = "1s"\n'
+                f'count = 3\nmax_targets = 1048576\n[[targets]]\nfile = "{hf}"\nprobe = "icmp"\n')
+    res = os.path.join(d, f"echo-node-{n_node}.jsonl")
+    p = subprocess.Popen([RINGPOLL, "node", "--config", cfg, "--results", res], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
+    samples = []
+    try:
+        time.sleep(12)  # start-up and a first full round
+        for _ in range(max(reps, 3)):
+            lines0, cpu0 = sum(1 for _ in open(res)), cpu_s(p.pid)
+            time.sleep(node_s / max(reps, 3))
+            lines1, cpu1 = sum(1 for _ in open(res)), cpu_s(p.pid)
+            samples.append((cpu1 - cpu0) / max(3 * (lines1 - lines0), 1) * 1e6)
+        rss = rss_kb(p.pid)
+    finally:
+        p.terminate()
+        p.wait()
+    node_us = statistics.median(samples)
+    rows = [
+        (f"node, {n_node} targets / 10 s, 3 echoes", {"cpu_us_per_echo": stats(samples), "rss_mb": round(rss / 1024, 1)}),
+        (f"sweep, {n_node} targets, 3 echoes", {"cpu_us_per_echo": stats([r["cpu"] / (3 * n_node) * 1e6 for r in sweeps])}),
+    ]
+    report(f"9b. Steady state, {n_node} targets, 3 echoes", rows,
+           f"node/sweep CPU per echo: {node_us / sweep_us:.2f}x (target: at most 2x)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repetitions")
@@ -882,7 +945,7 @@ def main():
     a.out = a.out or os.path.join(ROOT, "bench", "soak-last-run.json" if a.soak else "last-run.json")
     if os.geteuid() != 0:
         sys.exit("bench: run as root (raw ICMP sockets, network namespaces, sshd)")
-    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6", "7", "8"}
+    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6", "7", "8", "9"}
     reps = 2 if a.quick else 5
     global QUICK
     QUICK = a.quick
@@ -910,6 +973,8 @@ def main():
             reload(d, 20000 if a.quick else 100000)
         if "8" in only:
             cold_start(d, [10] if a.quick else [10, 30], 8192 if a.quick else 32768, 20 if a.quick else 60)
+        if "9" in only:
+            echoes(d, reps, 16384, 16384 if a.quick else 65536)
     if a.only and os.path.exists(a.out):
         # A partial run replaces its scenarios in the file and keeps the others (each scenario
         # carries its own date).

@@ -107,6 +107,13 @@ pub struct SweepArgs {
     /// all are).
     #[arg(long, value_name = "SHARE")]
     pub max_loss: Option<f64>,
+    /// ICMP echoes per second into one /24 (IPv4) or /64 (IPv6); 0: no limit. Targets are
+    /// sent in an order that takes one of each network in turn.
+    #[arg(long, value_name = "N", default_value_t = ringpoll_actors::probe::pace::DEFAULT_PER_NETWORK)]
+    pub max_rate_per_network: u32,
+    /// ICMP echoes per second in all (default: no limit).
+    #[arg(long, value_name = "N")]
+    pub max_pps: Option<u32>,
     /// Probes in flight at once (a probe unanswered after 50 ms gives its slot up and waits on,
     /// so silent targets do not hold up live ones).
     #[arg(long, value_name = "N", default_value_t = 512)]

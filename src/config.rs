@@ -82,9 +82,43 @@ pub fn parse_with(
     let loc = Locator::new(path, text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
-        loc.at(offset, e.message().trim_end().to_string())
+        let msg = e.message().trim_end();
+        match key_at(text, offset) {
+            Some(key) if !msg.contains(&key) => loc.at(offset, format!("{key}: {msg}")),
+            _ => loc.at(offset, msg.to_string()),
+        }
     })?;
     validate::validate(raw, &loc, base, overrides, sources)
+}
+
+/// The dotted key whose value starts at `offset` (`probe.max_pps` for the `-5` of
+/// `max_pps = -5` under `[probe]`), when the value is on its key's line; for messages from
+/// serde, which name the type expected but not the key.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let key = before[line_start..].trim_end().strip_suffix('=')?.trim();
+    let valid = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    if !valid(key) {
+        return None;
+    }
+    // The table the line is in: the nearest header above it.
+    let table = before[..line_start].lines().rev().find_map(|l| {
+        let l = l.trim();
+        let name = l
+            .strip_prefix("[[")
+            .and_then(|r| r.strip_suffix("]]"))
+            .or_else(|| l.strip_prefix('[').and_then(|r| r.strip_suffix(']')))?;
+        Some(name.trim().to_string())
+    });
+    Some(match table {
+        Some(t) if valid(&t) => format!("{t}.{key}"),
+        _ => key.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@
 //! gets is [`Format::negotiate`]d from its `Accept` header, as client_golang does.
 //!
 //! Per target: blackbox_exporter's vocabulary (`probe_success`, `probe_duration_seconds`) plus
-//! `probe_last_result_timestamp_seconds`, for the targets this node probes now, labelled
-//! `target`, `probe` and the group's labels. Per node: build, membership, ownership, restarts,
+//! `probe_last_result_timestamp_seconds`, and for ICMP targets smokeping_prober's
+//! (`smokeping_requests_total`, the `smokeping_response_duration_seconds` histogram), for the
+//! targets this node probes now, labelled `target`, `probe` and the group's labels. Per node: build, membership, ownership, restarts,
 //! drops, overruns, state changes, and the cluster's coverage.
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use prometheus::Encoder;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 
 use ringpoll_actors::membership::MemberState;
+use ringpoll_actors::model::TargetSpec;
+use ringpoll_actors::probe::echo::{EchoTotals, RTT_BUCKETS};
 use ringpoll_actors::supervisor::Role;
 use ringpoll_actors::view::NodeView;
 
@@ -140,7 +143,8 @@ impl prometheus_client::collector::Collector for OpenMetrics {
             let kind = match family.get_field_type() {
                 MetricType::COUNTER => prometheus_client::metrics::MetricType::Counter,
                 MetricType::GAUGE => prometheus_client::metrics::MetricType::Gauge,
-                // Only counters and gauges are built here or by the process collector.
+                MetricType::HISTOGRAM => prometheus_client::metrics::MetricType::Histogram,
+                // Nothing else is built here or by the process collector.
                 _ => continue,
             };
             // OpenMetrics names a counter's family without the `_total` of its sample.
@@ -164,6 +168,27 @@ impl prometheus_client::collector::Collector for OpenMetrics {
                             &metric.get_counter().get_value(),
                             None,
                         )?,
+                    prometheus_client::metrics::MetricType::Histogram => {
+                        let h = metric.get_histogram();
+                        // prometheus-client takes each bucket's own count, +Inf included.
+                        let mut below = 0;
+                        let mut buckets: Vec<(f64, u64)> = h
+                            .get_bucket()
+                            .iter()
+                            .map(|b| {
+                                let n = b.cumulative_count() - below;
+                                below = b.cumulative_count();
+                                (b.upper_bound(), n)
+                            })
+                            .collect();
+                        buckets.push((f64::INFINITY, h.get_sample_count() - below));
+                        one.encode_histogram::<NoLabelSet>(
+                            h.get_sample_sum(),
+                            h.get_sample_count(),
+                            &buckets,
+                            None,
+                        )?
+                    }
                     _ => one.encode_gauge(&metric.get_gauge().get_value())?,
                 }
             }
@@ -173,6 +198,31 @@ impl prometheus_client::collector::Collector for OpenMetrics {
 }
 
 type Labels = Vec<(String, String)>;
+
+/// A sample's labels, its value to be set.
+fn metric(labels: Labels) -> proto::Metric {
+    proto::Metric::from_label(
+        labels
+            .into_iter()
+            .map(|(k, v)| {
+                let mut l = proto::LabelPair::default();
+                l.set_name(k);
+                l.set_value(v);
+                l
+            })
+            .collect(),
+    )
+}
+
+/// A target's labels: `target`, `probe` and its group's.
+fn target_labels(t: &TargetSpec) -> Labels {
+    let mut labels: Labels = vec![
+        ("target".into(), t.id.to_string()),
+        ("probe".into(), t.kind().as_str().into()),
+    ];
+    labels.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels
+}
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
@@ -193,24 +243,10 @@ impl Families {
         kind: MetricType,
         rows: impl IntoIterator<Item = (Labels, f64)>,
     ) {
-        let mut family = MetricFamily::default();
-        family.set_name(name.into());
-        family.set_help(help.into());
-        family.set_field_type(kind);
-        let metrics: Vec<proto::Metric> = rows
+        let metrics = rows
             .into_iter()
             .map(|(labels, v)| {
-                let mut m = proto::Metric::from_label(
-                    labels
-                        .into_iter()
-                        .map(|(k, v)| {
-                            let mut l = proto::LabelPair::default();
-                            l.set_name(k);
-                            l.set_value(v);
-                            l
-                        })
-                        .collect(),
-                );
+                let mut m = metric(labels);
                 if kind == MetricType::COUNTER {
                     let mut c = proto::Counter::default();
                     c.set_value(v);
@@ -223,11 +259,56 @@ impl Families {
                 m
             })
             .collect();
-        // A family without samples is left out (the text encoder refuses it).
-        if !metrics.is_empty() {
-            family.set_metric(metrics);
-            self.0.push(family);
+        self.family(name, help, kind, metrics);
+    }
+
+    /// Adds a family of `metrics`, unless it has none (the text encoder refuses that).
+    fn family(&mut self, name: &str, help: &str, kind: MetricType, metrics: Vec<proto::Metric>) {
+        if metrics.is_empty() {
+            return;
         }
+        let mut family = MetricFamily::default();
+        family.set_name(name.into());
+        family.set_help(help.into());
+        family.set_field_type(kind);
+        family.set_metric(metrics);
+        self.0.push(family);
+    }
+
+    /// A histogram over `bounds`: per series its labels, sum, and each bucket's own count
+    /// (`bounds.len() + 1` of them, the last above every bound).
+    fn histogram<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        bounds: &[f64],
+        rows: impl IntoIterator<Item = (Labels, f64, &'a [u64])>,
+    ) {
+        let metrics = rows
+            .into_iter()
+            .map(|(labels, sum, counts)| {
+                let mut h = proto::Histogram::default();
+                let mut cumulative = 0;
+                let buckets = bounds
+                    .iter()
+                    .zip(counts)
+                    .map(|(le, n)| {
+                        cumulative += n;
+                        let mut b = proto::Bucket::default();
+                        b.set_upper_bound(*le);
+                        b.set_cumulative_count(cumulative);
+                        b
+                    })
+                    .collect();
+                h.set_bucket(buckets);
+                h.set_sample_count(counts.iter().sum());
+                h.set_sample_sum(sum);
+                let mut m = metric(labels);
+                m.set_histogram(h);
+                m
+            })
+            .collect();
+        self.family(name, help, MetricType::HISTOGRAM, metrics);
     }
 
     fn gauge(&mut self, name: &str, help: &str, rows: impl IntoIterator<Item = (Labels, f64)>) {
@@ -251,11 +332,7 @@ fn node_families(view: &NodeView, f: &mut Families) {
     let state = view.state();
     let (mut success, mut duration, mut last) = (Vec::new(), Vec::new(), Vec::new());
     for (r, _) in state.running_latest() {
-        let mut labels: Labels = vec![
-            ("target".into(), r.target.id.to_string()),
-            ("probe".into(), r.target.kind().as_str().into()),
-        ];
-        labels.extend(r.target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let labels = target_labels(&r.target);
         let ok = if r.outcome.is_up() { 1.0 } else { 0.0 };
         let ts =
             r.ts.duration_since(UNIX_EPOCH)
@@ -279,6 +356,7 @@ fn node_families(view: &NodeView, f: &mut Families) {
         "Unix time of the target's last result",
         last,
     );
+    echo_families(&state.running_echoes(), f);
 
     let members = view.members();
     f.gauge(
@@ -420,6 +498,24 @@ fn node_families(view: &NodeView, f: &mut Families) {
             .refreshes
             .iter()
             .map(|(t, n)| (labels(&[("trigger", t)]), *n)),
+    );
+}
+
+/// ICMP targets' echoes, named as smokeping_prober names them: requests sent (a counter) and
+/// the replies' round trips (a histogram, whose `_count` is the replies received).
+fn echo_families(echoes: &[(Arc<TargetSpec>, EchoTotals)], f: &mut Families) {
+    f.counter(
+        "smokeping_requests_total",
+        "ICMP echo requests sent to the target since this node started probing it",
+        echoes.iter().map(|(t, e)| (target_labels(t), e.sent)),
+    );
+    f.histogram(
+        "smokeping_response_duration_seconds",
+        "Round trips of the target's echo replies (the count: replies received)",
+        &RTT_BUCKETS,
+        echoes
+            .iter()
+            .map(|(t, e)| (target_labels(t), e.rtt_sum, &e.buckets[..])),
     );
 }
 

@@ -86,6 +86,11 @@ pub fn needs_restart(started: &Settings, new: &Settings) -> Vec<String> {
         started.max_in_flight != new.max_in_flight,
     );
     check(
+        "probe.max_rate_per_network",
+        started.pace.per_network != new.pace.per_network,
+    );
+    check("probe.max_pps", started.pace.node != new.pace.node);
+    check(
         "probe.ssh.max_concurrent_ssh",
         started.max_concurrent_ssh != new.max_concurrent_ssh,
     );

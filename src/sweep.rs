@@ -14,7 +14,8 @@ use std::time::{Instant, SystemTime};
 use anyhow::{anyhow, Context};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use ringpoll_actors::model::{NodeName, ProbeResult, Record};
+use ringpoll_actors::model::{EchoIds, Host, NodeName, ProbeResult, Record};
+use ringpoll_actors::probe::pace::interleave_networks;
 use ringpoll_actors::probe::{resolve, CheckReport, ProbeEngine};
 use ringpoll_actors::sink::{JsonLinesWriter, ResultWriter};
 
@@ -57,6 +58,13 @@ fn settings(args: &SweepArgs) -> anyhow::Result<Settings> {
     );
     if let Some(l) = args.max_loss {
         text.push_str(&format!("max_loss = {l:?}\n"));
+    }
+    text.push_str(&format!(
+        "max_rate_per_network = {}\n",
+        args.max_rate_per_network
+    ));
+    if let Some(n) = args.max_pps {
+        text.push_str(&format!("max_pps = {n}\n"));
     }
     if let Some(n) = args.max_concurrent_ssh {
         text.push_str(&format!("[probe.ssh]\nmax_concurrent_ssh = {n}\n"));
@@ -132,6 +140,8 @@ fn in_flags(msg: &str) -> String {
         (r"targets\[\d+\]\.(port|user|identity|command)", "--$1"),
         (r"probe\.(?:interval|timeout)", "--timeout"),
         (r"probe\.max_in_flight", "--max-in-flight"),
+        (r"probe\.max_rate_per_network", "--max-rate-per-network"),
+        (r"probe\.max_pps", "--max-pps"),
         (r"probe\.ssh\.max_concurrent_ssh", "--max-concurrent-ssh"),
         (r#"probe = "(\w+)""#, "--probe $1"),
         (r#"\b(port|user) = "?([\w.-]+)"?"#, "--$1 $2"),
@@ -251,7 +261,8 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
         let kinds: std::collections::BTreeSet<_> =
             settings.targets.iter().map(|t| t.kind()).collect();
         let engine = Arc::new(
-            ProbeEngine::open(kinds, settings.max_concurrent_ssh).context("starting the probes")?,
+            ProbeEngine::open(kinds, settings.max_concurrent_ssh, settings.pace)
+                .context("starting the probes")?,
         );
         let node = NodeName::new("sweep").expect("valid");
         let total = settings.targets.len();
@@ -298,7 +309,16 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
         let mut slots = Slots::new(total, window);
         let aging = tokio::time::sleep(std::time::Duration::ZERO);
         tokio::pin!(aging);
-        let mut pending = settings.targets.iter().cloned().enumerate().peekable();
+        // One of each network in turn, so no /24 gets its targets in one burst; `i` stays the
+        // target's place in the list (its ICMP sequence numbers).
+        let order = interleave_networks(
+            settings.targets.iter().cloned().enumerate().collect(),
+            |(_, t)| match t.host {
+                Host::Ip(ip) => Some(ip),
+                Host::Name(_) => None,
+            },
+        );
+        let mut pending = order.into_iter().peekable();
         let mut batch = Vec::with_capacity(4096);
         let (mut up, mut down) = (0usize, BTreeMap::<String, usize>::new());
         let mut handle = |r: ProbeResult, batch: &mut Vec<Record>| -> anyhow::Result<()> {
@@ -326,10 +346,14 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
                 let (engine, node) = (engine.clone(), node.clone());
                 probes.push(Box::pin(async move {
                     let started = Instant::now();
-                    // Each target takes as many sequence numbers as it sends echoes.
-                    let seq = (i as u16).wrapping_mul(target.check.echoes());
+                    // Each target takes as many sequence numbers as it sends echoes; one round,
+                    // one identifier.
+                    let ids = EchoIds {
+                        round: 0,
+                        seq: (i as u16).wrapping_mul(target.check.echoes()),
+                    };
                     let report = match resolve(&target.host).await {
-                        Ok(addr) => engine.check(&target, addr, seq).await,
+                        Ok(addr) => engine.check(&target, addr, ids).await,
                         Err(reason) => CheckReport {
                             outcome: ringpoll_actors::model::ProbeOutcome::Down { reason },
                             ssh: None,

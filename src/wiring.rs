@@ -35,8 +35,12 @@ pub async fn run_node(
     overrides: Overrides,
 ) -> anyhow::Result<()> {
     let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.kind()).collect();
-    let engine = ProbeEngine::open(kinds.iter().copied(), settings.max_concurrent_ssh)
-        .context("starting the probes")?;
+    let engine = ProbeEngine::open(
+        kinds.iter().copied(),
+        settings.max_concurrent_ssh,
+        settings.pace,
+    )
+    .context("starting the probes")?;
     for (i, g) in settings.groups.iter().enumerate() {
         if let Some((_, HostKeyPolicy::Off)) = g.ssh {
             tracing::warn!(group = i, "targets[{i}]: host_key_policy = \"off\": SSH host keys are not checked for {} target(s)", g.count);

@@ -37,6 +37,26 @@ fn the_shipped_rules_and_scrape_config_pass_promtool_and_their_unit_tests() {
         assert!(ok, "promtool {args:?}:\n{said}");
     }
 
+    // The README's relabelling that drops the round-trip buckets fits under the shipped scrape
+    // config's job.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let relabel = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("metric_relabel_configs"))
+        .expect("the README's metric_relabel_configs block");
+    let relabelled = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(dir.join("prometheus.yml")).unwrap() + relabel;
+    std::fs::write(relabelled.path().join("prometheus.yml"), config).unwrap();
+    std::fs::copy(
+        dir.join("ringpoll.rules.yml"),
+        relabelled.path().join("ringpoll.rules.yml"),
+    )
+    .unwrap();
+    let (ok, said) = promtool(relabelled.path(), &["check", "config", "prometheus.yml"]);
+    assert!(ok, "the README's relabelling:\n{said}");
+
     // The unit tests tell the shipped alert from a naive one: alerting on the raw series, a
     // target that moves while down goes back to pending (its `instance` changed), so the same
     // tests fail at the move.
@@ -64,7 +84,7 @@ fn the_shipped_rules_and_scrape_config_pass_promtool_and_their_unit_tests() {
 /// Every name in `text` that looks like one of ringpoll's metrics or recording rules.
 fn metric_names(text: &str) -> BTreeSet<String> {
     let re = regex::Regex::new(
-        r"\b(?:probe_[a-z_]+|ringpoll_[a-z_]+|process_[a-z_]+|ringpoll:[a-z_:]+)",
+        r"\b(?:probe_[a-z_]+|ringpoll_[a-z_]+|process_[a-z_]+|smokeping_[a-z_]+|ringpoll:[a-z_:]+)",
     )
     .unwrap();
     re.find_iter(text).map(|m| m.as_str().to_string()).collect()
@@ -90,7 +110,15 @@ fn the_grafana_dashboard_is_valid_and_queries_only_what_ringpoll_exports() {
             ));
         }
     }
-    let sections = ["members", "ring", "unprobed", "down", "probe time"];
+    let sections = [
+        "members",
+        "ring",
+        "unprobed",
+        "down",
+        "probe time",
+        "loss",
+        "round trip",
+    ];
     for s in sections {
         assert!(
             panels
@@ -123,14 +151,20 @@ fn the_grafana_dashboard_is_valid_and_queries_only_what_ringpoll_exports() {
     let node = Node::start_args(
         &format!(
             "[node]\nname = \"g1\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"200ms\"\n\
-             [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = {port}\n"
+             [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = {port}\n\
+             [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\ncount = 1\n"
         ),
         &["--http", "127.99.6.1:9464"],
         &[],
     );
-    let scrape = wait_until("a scrape with a result", Duration::from_secs(10), || {
-        http_get("127.99.6.1:9464", "/metrics").filter(|t| t.contains("probe_success{"))
-    });
+    let scrape = wait_until(
+        "a scrape with both results",
+        Duration::from_secs(10),
+        || {
+            http_get("127.99.6.1:9464", "/metrics")
+                .filter(|t| t.matches("probe_success{").count() == 2)
+        },
+    );
     let exported: BTreeSet<String> = scrape
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -153,8 +187,13 @@ fn the_grafana_dashboard_is_valid_and_queries_only_what_ringpoll_exports() {
         )])
     {
         for name in metric_names(&text) {
+            // A histogram's series are its family's name with a suffix.
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
             assert!(
-                exported.contains(&name) || recorded.contains(&name),
+                exported.contains(&name) || exported.contains(family) || recorded.contains(&name),
                 "{what} queries {name}, which a node does not export:\n{scrape}"
             );
         }

@@ -1,7 +1,8 @@
 //! ICMP echoes through real sockets, inside a network namespace of the test's own where
 //! nftables drops echo requests: a random quarter of those to 1,024 targets, every one to one
 //! target, and every other one (even sequence numbers) to another. Loss is measured as sent,
-//! and a probe fails on it only as configured.
+//! and a probe fails on it only as configured. A firewall that learns the identifiers a node
+//! uses and drops them blinds it for one round, not for good.
 
 mod common;
 
@@ -126,4 +127,176 @@ fn loss_is_measured_as_sent_and_fails_a_probe_only_as_configured() {
         (Some(false), Some("loss")),
         "{r}"
     );
+}
+
+/// A firewall that learns: it records each echo request's identifier (`seen`) and drops those
+/// it was told to (`blocked`).
+const LEARNING: &str = "table inet learn {
+  set seen { typeof icmp id; flags dynamic; size 4096; }
+  set blocked { typeof icmp id; size 4096; }
+  chain in {
+    type filter hook input priority 0;
+    ip daddr 127.0.9.9 icmp type echo-request icmp id @blocked drop
+    ip daddr 127.0.9.9 icmp type echo-request add @seen { icmp id }
+  }
+}
+";
+
+/// The elements of nftables set `set` of table `learn` in `ns`.
+fn set_elements(ns: &Netns, set: &str) -> Vec<u16> {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "nft", "list", "set", "inet", "learn", set,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("elements = {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .map(|list| {
+            list.split(',')
+                .filter_map(|e| e.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_firewall_that_blocks_the_identifiers_it_has_seen_blinds_one_round_not_the_node() {
+    let ns = Netns::new("ident");
+    ns.nft(LEARNING);
+    let config =
+        "[node]\nname = \"ident\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"200ms\"\ncount = 1\n\
+                  [[targets]]\nhosts = [\"127.0.9.9\"]\nprobe = \"icmp\"\n";
+    let node = Node::start_in_netns(&ns.name, config, &["--http", "off"], &[]);
+    // The identifier changes from round to round.
+    let seen = wait_until("two rounds' identifiers", Duration::from_secs(5), || {
+        let ids = set_elements(&ns, "seen");
+        (ids.len() >= 2).then_some(ids)
+    });
+    // Block every identifier used so far, as a firewall that learnt them would.
+    let list: Vec<String> = seen.iter().map(u16::to_string).collect();
+    ns.nft(&format!(
+        "add element inet learn blocked {{ {} }}\n",
+        list.join(", ")
+    ));
+    assert_eq!(set_elements(&ns, "blocked").len(), seen.len());
+    let blocked_at = std::time::SystemTime::now();
+    // The next rounds use new identifiers, and their echoes are answered.
+    let after = wait_until(
+        "an answered echo after the block",
+        Duration::from_secs(5),
+        || {
+            node.results().into_iter().find(|r| {
+                let ts = humantime::parse_rfc3339(r["ts"].as_str().unwrap()).unwrap();
+                ts > blocked_at + Duration::from_millis(600) && r["ok"] == true
+            })
+        },
+    );
+    assert_eq!(after["received"].as_u64(), Some(1), "{after}");
+    assert!(set_elements(&ns, "seen").len() > seen.len());
+}
+
+/// Counts echo requests over a rate: into 127.0.20.0/24 over 120/s, into 127.0.20.0/23 over
+/// 330/s, into 127.0.22.0/24 over 120/s (each with a burst of 10, for timer jitter).
+const PACE_METER: &str = "table inet pace {
+  counter net20 {}
+  counter both {}
+  counter net22 {}
+  chain in {
+    type filter hook input priority 0;
+    ip daddr 127.0.20.0/24 icmp type echo-request limit rate over 120/second burst 10 packets counter name \"net20\"
+    ip daddr 127.0.20.0/23 icmp type echo-request limit rate over 330/second burst 10 packets counter name \"both\"
+    ip daddr 127.0.22.0/24 icmp type echo-request limit rate over 120/second burst 10 packets counter name \"net22\"
+  }
+}
+";
+
+/// Packets counted so far by named counter `name` of table `pace`.
+fn over(ns: &Netns, name: &str) -> u64 {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "nft", "list", "counter", "inet", "pace", name,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("packets ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("counter {name}: {text}"))
+}
+
+/// `ringpoll sweep ARGS` inside `ns`; asserts that every target was up.
+fn sweep_in(ns: &Netns, args: &[&str]) {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(bin())
+        .args(["sweep", "--timeout", "300ms", "--results", "/dev/null"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sweep {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn echoes_are_paced_per_network_and_per_node() {
+    let ns = Netns::new("pace");
+    ns.nft(PACE_METER);
+    // Unpaced (the default 10,000/s per network), a /24 of 256 targets goes out in a burst the
+    // meter sees: the check below can fail.
+    sweep_in(&ns, &["127.0.20.0/24"]);
+    let (net20, both) = (over(&ns, "net20"), over(&ns, "both"));
+    assert!(
+        net20 > 50 && both > 50,
+        "an unpaced sweep: {net20}, {both} over"
+    );
+
+    // 100 per second per /24: two /24s go out side by side, neither over its rate.
+    sweep_in(
+        &ns,
+        &[
+            "--max-rate-per-network",
+            "100",
+            "127.0.20.0/24",
+            "127.0.21.0/24",
+        ],
+    );
+    assert_eq!(over(&ns, "net20"), net20, "over 100/s into one /24");
+
+    // 300 per second from the node, networks unlimited.
+    let both = over(&ns, "both");
+    sweep_in(
+        &ns,
+        &[
+            "--max-rate-per-network",
+            "0",
+            "--max-pps",
+            "300",
+            "127.0.20.0/23",
+        ],
+    );
+    assert_eq!(over(&ns, "both"), both, "over 300/s from the node");
+
+    // A node: 256 targets of one /24 at random phases of a 4 s interval come in bursts; paced
+    // at 100/s, none is over.
+    let config = "[node]\nname = \"pace\"\n[probe]\ninterval = \"4s\"\ntimeout = \"300ms\"\ncount = 1\nmax_rate_per_network = 100\n\
+                  [[targets]]\ncidr = \"127.0.22.0/24\"\nprobe = \"icmp\"\n";
+    let node = Node::start_in_netns(&ns.name, config, &["--http", "off"], &[]);
+    wait_until("a round of 256 targets", Duration::from_secs(10), || {
+        let seen: std::collections::BTreeSet<String> = node
+            .results()
+            .iter()
+            .filter(|r| r["ok"] == true)
+            .map(|r| r["target"].as_str().unwrap().to_string())
+            .collect();
+        (seen.len() == 256).then_some(())
+    });
+    assert_eq!(over(&ns, "net22"), 0, "over 100/s into one /24 from a node");
 }

@@ -71,17 +71,25 @@ fn metrics_pass_promtool_in_both_formats_with_the_documented_families() {
         &tcp_config(
             "m1",
             port,
-            &format!("[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = {refused}\n"),
+            &format!(
+                "[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = {refused}\n\
+                 [[targets]]\nhosts = [\"127.0.0.2\"]\nprobe = \"icmp\"\ncount = 2\npacket_interval = \"50ms\"\n"
+            ),
         ),
         &["--http", "127.99.1.1:9464"],
         &[],
     );
     let text = wait_until(
-        "a scrape with both probe results",
+        "a scrape with the three targets' results, two ICMP probes of one",
         Duration::from_secs(10),
         || {
-            http_get("127.99.1.1:9464", "/metrics")
-                .filter(|t| t.matches("probe_success{").count() == 2)
+            http_get("127.99.1.1:9464", "/metrics").filter(|t| {
+                let sent = t
+                    .lines()
+                    .find_map(|l| l.strip_prefix("smokeping_requests_total{target=\"127.0.0.2\""))
+                    .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+                t.matches("probe_success{").count() == 3 && sent >= Some(4.0)
+            })
         },
     );
     let (ok, said) = promtool_check(&text);
@@ -109,6 +117,10 @@ fn metrics_pass_promtool_in_both_formats_with_the_documented_families() {
         "process_resident_memory_bytes",
         "process_start_time_seconds",
         "process_open_fds",
+        "smokeping_requests_total",
+        "smokeping_response_duration_seconds",
+        "smokeping_response_duration_seconds_count",
+        "smokeping_response_duration_seconds_sum",
     ] {
         assert!(names.contains(family), "{family} missing from:\n{text}");
     }
@@ -130,6 +142,30 @@ fn metrics_pass_promtool_in_both_formats_with_the_documented_families() {
         matches!(spent.value, prometheus_parse::Value::Gauge(v) if v > 0.0 && v < 0.2),
         "{spent:?}"
     );
+    // The ICMP target's echoes: two per probe, every one answered on loopback, each counted in
+    // the histogram's buckets up to +Inf.
+    let value = |metric: &str| match sample(metric, "127.0.0.2").value {
+        prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v) => v,
+        ref v => panic!("{metric}: {v:?}"),
+    };
+    let (sent, replies) = (
+        value("smokeping_requests_total"),
+        value("smokeping_response_duration_seconds_count"),
+    );
+    assert!(
+        sent >= 4.0 && sent % 2.0 == 0.0 && replies == sent,
+        "{sent} sent, {replies} replies"
+    );
+    match &sample("smokeping_response_duration_seconds", "127.0.0.2").value {
+        prometheus_parse::Value::Histogram(buckets) => {
+            assert_eq!(buckets.len(), 17, "{buckets:?}");
+            assert_eq!(buckets[0].less_than, 0.0001);
+            assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
+            assert_eq!(buckets[16].less_than, f64::INFINITY);
+            assert_eq!(buckets[16].count, replies);
+        }
+        v => panic!("{v:?}"),
+    }
     let members = scrape
         .samples
         .iter()
@@ -171,6 +207,11 @@ fn metrics_pass_promtool_in_both_formats_with_the_documented_families() {
     );
     assert!(
         open.contains("ringpoll_actor_restarts_total{role=\"probe\"} 0"),
+        "{open}"
+    );
+    assert!(
+        open.contains("# TYPE smokeping_response_duration_seconds histogram\n")
+            && open.contains("smokeping_response_duration_seconds_bucket{le=\"+Inf\",target=\"127.0.0.2\",probe=\"icmp\"} "),
         "{open}"
     );
     drop(node);

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::probe::echo::{EchoLine, EchoStats, Echoes};
+pub use crate::probe::echo::{EchoIds, EchoLine, EchoStats, Echoes};
 use crate::probe::health::{TargetState, Thresholds};
 use crate::probe::ssh::report::SshReport;
 use crate::probe::ssh::settings::SshTarget;

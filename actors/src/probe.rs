@@ -24,6 +24,7 @@ pub mod error;
 pub(crate) mod fake;
 pub mod health;
 pub mod icmp;
+pub mod pace;
 pub mod schedule;
 pub mod ssh;
 pub mod tcp;

@@ -13,13 +13,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::model::{ProbeResult, StateEvent, TargetKey};
+use crate::model::{ProbeResult, StateEvent, TargetKey, TargetSpec};
+use crate::probe::echo::EchoTotals;
 use crate::probe::health::TargetState;
 
 /// The node's observable state.
 #[derive(Debug, Default)]
 pub struct NodeState {
     latest: RwLock<HashMap<TargetKey, ProbeResult>>,
+    /// ICMP targets' echoes added up since this node started probing them.
+    echoes: Mutex<HashMap<TargetKey, EchoTotals>>,
     confirmed: RwLock<HashMap<TargetKey, TargetState>>,
     /// Targets this node probes, with when it started probing them.
     running: RwLock<HashMap<TargetKey, SystemTime>>,
@@ -41,6 +44,10 @@ fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|p| p.into_inner())
 }
 
+fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
@@ -48,7 +55,11 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl NodeState {
     /// A result was accepted by the sink.
     pub(crate) fn record_result(&self, r: &ProbeResult) {
-        write(&self.latest).insert(r.target.key(), r.clone());
+        let key = r.target.key();
+        if let Some(echo) = &r.echo {
+            lock(&self.echoes).entry(key.clone()).or_default().add(echo);
+        }
+        write(&self.latest).insert(key, r.clone());
     }
 
     /// A confirmed state change was accepted by the sink.
@@ -74,6 +85,8 @@ impl NodeState {
         let now = SystemTime::now();
         let mut running = write(&self.running);
         running.retain(|k, _| keys.contains(k));
+        // A target probed here again later starts its counters again (a counter reset).
+        lock(&self.echoes).retain(|k, _| keys.contains(k));
         for k in keys {
             running.entry(k).or_insert(now);
         }
@@ -101,20 +114,12 @@ impl NodeState {
 
     /// A restart of an actor of `role`.
     pub(crate) fn add_restart(&self, role: &'static str) {
-        *self
-            .restarts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(role)
-            .or_default() += 1;
+        *lock(&self.restarts).entry(role).or_default() += 1;
     }
 
     /// Restarts per role.
     pub fn restarts(&self) -> BTreeMap<&'static str, u64> {
-        self.restarts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.restarts).clone()
     }
 
     /// The sink's backlog: records waiting in its fullest lane (set every flush tick).
@@ -165,6 +170,18 @@ impl NodeState {
             .collect()
     }
 
+    /// The echo totals of the ICMP targets this node probes now, with their settings (of their
+    /// latest result).
+    pub fn running_echoes(&self) -> Vec<(std::sync::Arc<TargetSpec>, EchoTotals)> {
+        let running = read(&self.running);
+        let latest = read(&self.latest);
+        lock(&self.echoes)
+            .iter()
+            .filter(|(k, _)| running.contains_key(*k))
+            .filter_map(|(k, t)| latest.get(k).map(|r| (r.target.clone(), *t)))
+            .collect()
+    }
+
     /// The latest result of `key` with its confirmed state, if this node probes it now.
     pub fn running_latest_of(&self, key: &TargetKey) -> Option<(ProbeResult, Option<TargetState>)> {
         let running = read(&self.running);
@@ -193,7 +210,7 @@ impl NodeState {
     /// it scans every running target under the read locks the sink needs to write, and every
     /// heartbeat, scrape and status request asks for it.
     pub fn unprobed_now(&self) -> usize {
-        let mut cache = self.unprobed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = lock(&self.unprobed);
         if let Some((at, n)) = *cache {
             if at.elapsed() < UNPROBED_TTL {
                 return n;

@@ -121,6 +121,8 @@ pub(super) struct RawProbe {
     pub(super) packet_interval: Option<Spanned<Dur>>,
     pub(super) max_loss: Option<Spanned<f64>>,
     pub(super) max_rtt: Option<Spanned<Dur>>,
+    pub(super) max_rate_per_network: Option<Spanned<u32>>,
+    pub(super) max_pps: Option<Spanned<u32>>,
     #[serde(default)]
     pub(super) ssh: RawSshDefaults,
 }

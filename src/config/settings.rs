@@ -155,6 +155,8 @@ pub struct Settings {
     pub max_targets: usize,
     /// SSH sessions in flight at most.
     pub max_concurrent_ssh: usize,
+    /// ICMP pacing: `max_rate_per_network` and `max_pps`.
+    pub pace: ringpoll_actors::probe::pace::PaceLimits,
     /// The result sink.
     pub results: SinkSettings,
     /// Restart policy.
@@ -222,6 +224,13 @@ impl fmt::Display for Settings {
             d(self.interval),
             d(self.timeout),
             self.max_in_flight
+        )?;
+        let rate = |r: Option<u32>| r.map_or("unlimited".to_string(), |r| format!("{r}/s"));
+        writeln!(
+            f,
+            "icmp pacing    {} per /24 or /64, {} per node",
+            rate(self.pace.per_network),
+            rate(self.pace.node)
         )?;
         let sinks: Vec<String> = self
             .results

@@ -476,6 +476,35 @@ fn labels_are_checked() {
 }
 
 #[test]
+fn icmp_pacing_has_a_per_network_default_and_zero_lifts_a_limit() {
+    use ringpoll_actors::probe::pace::{PaceLimits, DEFAULT_PER_NETWORK};
+    let pace = |probe: &str| parse_str(&format!("{NODE}[probe]\n{probe}")).unwrap().pace;
+    assert_eq!(
+        pace(""),
+        PaceLimits {
+            per_network: Some(DEFAULT_PER_NETWORK),
+            node: None
+        }
+    );
+    assert_eq!(
+        pace("max_rate_per_network = 100\nmax_pps = 5000\n"),
+        PaceLimits {
+            per_network: Some(100),
+            node: Some(5000)
+        }
+    );
+    assert_eq!(
+        pace("max_rate_per_network = 0\nmax_pps = 0\n"),
+        PaceLimits::NONE
+    );
+    let e = err(&format!("{NODE}[probe]\nmax_pps = -5\n"));
+    assert!(
+        e.ends_with(":4:11: probe.max_pps: invalid value: integer `-5`, expected u32"),
+        "{e}"
+    );
+}
+
+#[test]
 fn limits_and_supervision_are_checked() {
     assert!(err(&format!("{NODE}[probe]\nmax_in_flight = 0\n"))
         .contains("probe.max_in_flight must be at least 1"));
@@ -990,6 +1019,10 @@ fn the_readme_defaults_match_the_code() {
         ("`[probe] timeout`", q(DEFAULT_TIMEOUT)),
         ("`[probe] max_in_flight`", c(&DEFAULT_MAX_IN_FLIGHT)),
         ("`[probe] max_targets`", c(&DEFAULT_MAX_TARGETS)),
+        (
+            "`[probe] max_rate_per_network`",
+            c(&ringpoll_actors::probe::pace::DEFAULT_PER_NETWORK),
+        ),
         ("`[results] path`", format!("`\"{DEFAULT_RESULTS}\"`")),
         ("`[results] buffer`", c(&DEFAULT_BUFFER)),
         ("`[results] flush_interval`", q(DEFAULT_FLUSH)),
@@ -1182,7 +1215,7 @@ fn log_format_is_text_or_json_and_the_flag_wins() {
     assert_eq!(s.log_format, LogFormat::Text);
     let e = err(&format!("{NODE}[log]\nformat = \"xml\"\n{group}"));
     assert!(
-        e.contains(":4:10: unknown variant `xml`, expected `text` or `json`"),
+        e.contains(":4:10: log.format: unknown variant `xml`, expected `text` or `json`"),
         "{e}"
     );
 }

@@ -12,6 +12,7 @@ use ringpoll_actors::membership::tls::TlsFiles;
 use ringpoll_actors::model::{default_retry_interval, Check, Host, Labels, NodeName, ProbeKind};
 use ringpoll_actors::probe::echo::{Echoes, MAX_COUNT};
 use ringpoll_actors::probe::health::Thresholds;
+use ringpoll_actors::probe::pace::{PaceLimits, DEFAULT_PER_NETWORK};
 use ringpoll_actors::probe::ssh::DEFAULT_MAX_CONCURRENT;
 use ringpoll_actors::restart::RestartPolicy;
 use ringpoll_actors::ring::placement::MAX_WEIGHT;
@@ -64,6 +65,7 @@ pub(super) fn validate(
         timeout: probe.timeout,
         max_in_flight: probe.max_in_flight,
         max_targets: probe.max_targets,
+        pace: probe.pace,
         max_concurrent_ssh,
         results,
         supervision,
@@ -108,6 +110,7 @@ struct ProbeDefaults {
     timeout: Duration,
     max_in_flight: usize,
     max_targets: usize,
+    pace: PaceLimits,
 }
 
 /// `[probe]`.
@@ -133,11 +136,20 @@ fn probe(p: &RawProbe, loc: &Locator<'_>) -> Result<ProbeDefaults, ConfigError> 
     if max_targets == 0 {
         return Err(loc.at(pos(&p.max_targets), "probe.max_targets must be at least 1"));
     }
+    // Echoes per second; 0 lifts the limit.
+    let rate = |v: &Option<Spanned<u32>>, default: Option<u32>| match v {
+        None => default,
+        Some(v) => Some(*v.get_ref()).filter(|r| *r > 0),
+    };
     Ok(ProbeDefaults {
         interval,
         timeout,
         max_in_flight,
         max_targets,
+        pace: PaceLimits {
+            per_network: rate(&p.max_rate_per_network, Some(DEFAULT_PER_NETWORK)),
+            node: rate(&p.max_pps, None),
+        },
     })
 }
 

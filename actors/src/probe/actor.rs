@@ -17,7 +17,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::echo::EchoStats;
+use super::echo::{EchoIds, EchoStats};
 use super::engine::{resolve, CheckReport, ProbeEngine, RESOLVE_TTL};
 use super::health::{HealthTracker, TargetState};
 use super::schedule::ProbeSchedule;
@@ -250,10 +250,17 @@ impl ProbeState {
         }
         self.seq += 1;
         let seq = self.seq;
-        // Each probe takes as many sequence numbers as it sends echoes.
-        let icmp_seq = self
-            .seq_base
-            .wrapping_add((seq as u16).wrapping_mul(self.target.check.echoes()));
+        // Each probe takes as many sequence numbers as it sends echoes, and the identifier of
+        // its round.
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let ids = EchoIds {
+            round: EchoIds::round_of(since_epoch, self.target.interval),
+            seq: self
+                .seq_base
+                .wrapping_add((seq as u16).wrapping_mul(self.target.check.echoes())),
+        };
         let cached = self
             .resolved
             .filter(|(_, at)| at.elapsed() < RESOLVE_TTL)
@@ -264,7 +271,7 @@ impl ProbeState {
             // The semaphore is never closed, so acquiring only waits.
             let _permit = ctx.permits.clone().acquire_owned().await;
             let started = Instant::now();
-            let (report, resolved) = run_once(&ctx, &target, cached, icmp_seq).await;
+            let (report, resolved) = run_once(&ctx, &target, cached, ids).await;
             let done = Finished {
                 seq,
                 outcome: report.outcome,
@@ -429,7 +436,7 @@ async fn run_once(
     ctx: &ProbeContext,
     target: &TargetSpec,
     cached: Option<IpAddr>,
-    icmp_seq: u16,
+    ids: EchoIds,
 ) -> (CheckReport, Option<IpAddr>) {
     let down = |reason| CheckReport {
         outcome: ProbeOutcome::Down { reason },
@@ -447,13 +454,15 @@ async fn run_once(
             }
         }
     };
-    if matches!(target.check, Check::Ssh { .. }) {
-        return (ctx.engine.check(target, addr, icmp_seq).await, fresh);
+    // SSH bounds each stage, ICMP each echo after its send (which may wait for its network's
+    // pace), both with their own backstops.
+    if matches!(target.check, Check::Ssh { .. } | Check::Icmp(_)) {
+        return (ctx.engine.check(target, addr, ids).await, fresh);
     }
-    // The checks bound themselves by the timeout (ICMP: each echo); a little slack lets them
-    // report their own, more precise, outcome first.
+    // TCP bounds itself by the timeout; a little slack lets it report its own, more precise,
+    // outcome first.
     let limit = target.check.span(target.timeout) + Duration::from_millis(50);
-    match tokio::time::timeout(limit, ctx.engine.check(target, addr, icmp_seq)).await {
+    match tokio::time::timeout(limit, ctx.engine.check(target, addr, ids)).await {
         Ok(report) => (report, fresh),
         Err(_) => (down(DownReason::Timeout), fresh),
     }

@@ -16,6 +16,25 @@ pub const DEFAULT_PACKET_INTERVAL: Duration = Duration::from_millis(100);
 /// Most echoes per probe.
 pub const MAX_COUNT: u16 = 100;
 
+/// Upper bounds, in seconds, of the round-trip histogram's buckets: classic 1-2-5 steps from
+/// 100 µs to 10 s. A last, unbounded bucket counts slower replies.
+pub const RTT_BUCKETS: [f64; 16] = [
+    0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+    10.0,
+];
+
+/// Replies per round-trip bucket (not cumulative; the last is above 10 s).
+pub type RttCounts = [u8; RTT_BUCKETS.len() + 1];
+
+/// The bucket of a round trip: the first whose upper bound it does not exceed.
+fn bucket_of(rtt: Duration) -> usize {
+    let s = rtt.as_secs_f64();
+    RTT_BUCKETS
+        .iter()
+        .position(|le| s <= *le)
+        .unwrap_or(RTT_BUCKETS.len())
+}
+
 /// How an ICMP probe measures.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Echoes {
@@ -76,6 +95,25 @@ impl Echoes {
     }
 }
 
+/// The ICMP identifier and sequence numbers of one probe's echoes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct EchoIds {
+    /// Added to the node's identifier. It changes every round (see [`EchoIds::round_of`]), so
+    /// a firewall that has learnt to drop one identifier drops one round, not every round after.
+    pub round: u16,
+    /// The first echo's sequence number; the others follow it.
+    pub seq: u16,
+}
+
+impl EchoIds {
+    /// The round of a probe started `since_epoch` (wall-clock) that repeats every `interval`:
+    /// the number of whole intervals since the Unix epoch, as every node counts them, so two
+    /// nodes probing one target at once use identifiers as far apart as their own.
+    pub fn round_of(since_epoch: Duration, interval: Duration) -> u16 {
+        (since_epoch.as_nanos() / interval.as_nanos().max(1)) as u16
+    }
+}
+
 /// The verdict on a probe's echoes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -109,6 +147,8 @@ pub struct EchoStats {
     pub max: Option<Duration>,
     /// Population standard deviation of the round trips (ping's `mdev`).
     pub stddev: Option<Duration>,
+    /// The replies by round-trip bucket, for the histogram of each target's round trips.
+    pub buckets: RttCounts,
 }
 
 impl EchoStats {
@@ -128,6 +168,11 @@ impl EchoStats {
                 ..EchoStats::default()
             };
         }
+        let mut buckets = RttCounts::default();
+        for rtt in &rtts[..usize::from(received)] {
+            let n = &mut buckets[bucket_of(*rtt)];
+            *n = n.saturating_add(1);
+        }
         let secs: Vec<f64> = rtts.iter().map(Duration::as_secs_f64).collect();
         let n = secs.len() as f64;
         let mean = secs.iter().sum::<f64>() / n;
@@ -141,6 +186,7 @@ impl EchoStats {
             avg: Some(Duration::from_secs_f64(mean)),
             max: rtts.iter().max().copied(),
             stddev: Some(Duration::from_secs_f64(stddev)),
+            buckets,
         }
     }
 
@@ -155,6 +201,34 @@ impl EchoStats {
             rtt_avg_ms: ms(self.avg),
             rtt_max_ms: ms(self.max),
             rtt_stddev_ms: ms(self.stddev),
+        }
+    }
+}
+
+/// A target's echoes added up over its probes on this node: what its packet counters and its
+/// round-trip histogram show.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct EchoTotals {
+    /// Echoes sent.
+    pub sent: u64,
+    /// Replies received.
+    pub received: u64,
+    /// Sum of the replies' round trips, seconds.
+    pub rtt_sum: f64,
+    /// Replies per bucket of [`RTT_BUCKETS`] (not cumulative; the last is above 10 s).
+    pub buckets: [u64; RTT_BUCKETS.len() + 1],
+}
+
+impl EchoTotals {
+    /// Adds one probe's echoes.
+    pub fn add(&mut self, s: &EchoStats) {
+        self.sent += u64::from(s.sent);
+        self.received += u64::from(s.received);
+        self.rtt_sum += s
+            .avg
+            .map_or(0.0, |a| a.as_secs_f64() * f64::from(s.received));
+        for (total, n) in self.buckets.iter_mut().zip(s.buckets) {
+            *total += u64::from(n);
         }
     }
 }
@@ -212,6 +286,37 @@ mod tests {
     }
 
     #[test]
+    fn the_round_changes_every_interval_and_is_the_same_on_every_node() {
+        let i = Duration::from_secs(10);
+        let r = |s: u64, ms: u64| {
+            EchoIds::round_of(Duration::from_secs(s) + Duration::from_millis(ms), i)
+        };
+        assert_eq!(r(1_000, 0), r(1_009, 999), "one round");
+        assert_eq!(r(1_010, 0), r(1_000, 0).wrapping_add(1), "the next");
+        // It wraps rather than overflows.
+        assert_eq!(r(655_360 * 10, 0), r(0, 0));
+    }
+
+    #[test]
+    fn replies_fall_in_the_first_bucket_that_holds_them_and_totals_add_up() {
+        // 1 ms is on a bound (le="0.001"); 2, 3 and 6 ms fall in le 0.002, 0.005 and 0.01.
+        let s = EchoStats::of(5, &[us(1000), us(2000), us(3000), us(6000)]);
+        let mut want = RttCounts::default();
+        for i in [3, 4, 5, 6] {
+            want[i] = 1;
+        }
+        assert_eq!(s.buckets, want);
+        // Slower than the last bound: the unbounded bucket.
+        assert_eq!(EchoStats::of(1, &[Duration::from_secs(11)]).buckets[16], 1);
+        let mut t = EchoTotals::default();
+        t.add(&s);
+        t.add(&EchoStats::of(3, &[]));
+        assert_eq!((t.sent, t.received), (8, 4));
+        assert!((t.rtt_sum - 0.012).abs() < 1e-9, "{}", t.rtt_sum);
+        assert_eq!(t.buckets.iter().sum::<u64>(), 4);
+    }
+
+    #[test]
     fn the_verdict_fails_on_total_loss_then_max_loss_then_max_rtt() {
         let e = Echoes::default();
         assert_eq!(e.verdict(&EchoStats::of(3, &[])), Verdict::AllLost);
@@ -248,6 +353,7 @@ mod tests {
             let sent = rtts.len() as u16 + lost;
             let s = EchoStats::of(sent, &rtts);
             prop_assert_eq!(s.received as usize, rtts.len());
+            prop_assert_eq!(s.buckets.iter().map(|n| usize::from(*n)).sum::<usize>(), rtts.len());
             prop_assert!((0.0..=1.0).contains(&s.loss));
             if let (Some(min), Some(avg), Some(max), Some(sd)) = (s.min, s.avg, s.max, s.stddev) {
                 // The mean goes through f64 seconds: allow a nanosecond either way.

@@ -3,9 +3,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::echo::EchoStats;
+use super::echo::{EchoIds, EchoStats};
 use super::error::ProbeSetupError;
 use super::icmp::IcmpEngine;
+use super::pace::PaceLimits;
 use super::ssh::{SshEngine, SshReport};
 use super::tcp;
 use crate::model::{Check, DownReason, Host, ProbeKind, ProbeOutcome, TargetSpec};
@@ -44,16 +45,18 @@ pub struct ProbeEngine {
 }
 
 impl ProbeEngine {
-    /// An engine for the given kinds; opens ICMP sockets only when `Icmp` is among them.
+    /// An engine for the given kinds; opens ICMP sockets only when `Icmp` is among them, and
+    /// paces their echoes within `pace`.
     /// Must run inside a Tokio runtime.
     pub fn open(
         kinds: impl IntoIterator<Item = ProbeKind>,
         max_concurrent_ssh: usize,
+        pace: PaceLimits,
     ) -> Result<Self, ProbeSetupError> {
         let mut engine = ProbeEngine::default();
         for kind in kinds {
             if kind == ProbeKind::Icmp && engine.icmp.is_none() {
-                engine.icmp = Some(IcmpEngine::open()?);
+                engine.icmp = Some(IcmpEngine::open(pace)?);
             }
             if kind == ProbeKind::Ssh && engine.ssh.is_none() {
                 engine.ssh = Some(SshEngine::new(max_concurrent_ssh));
@@ -63,9 +66,9 @@ impl ProbeEngine {
     }
 
     /// Runs one check of `target` at `addr`, bounded by the target's timeout (for SSH, counted
-    /// from when a session slot is free; for ICMP, per echo). `seq` is the ICMP sequence
-    /// number of the first echo; the others follow it.
-    pub async fn check(&self, target: &TargetSpec, addr: IpAddr, seq: u16) -> CheckReport {
+    /// from when a session slot is free; for ICMP, per echo). `ids` are the ICMP echoes'
+    /// identifier round and first sequence number.
+    pub async fn check(&self, target: &TargetSpec, addr: IpAddr, ids: EchoIds) -> CheckReport {
         #[cfg(test)]
         if let Some(fake) = &self.fake {
             return CheckReport::plain(fake.check(target).await);
@@ -78,7 +81,7 @@ impl ProbeEngine {
         match &target.check {
             Check::Icmp(echoes) => match &self.icmp {
                 Some(icmp) => {
-                    let (outcome, stats) = icmp.echoes(addr, seq, echoes, target.timeout).await;
+                    let (outcome, stats) = icmp.echoes(addr, ids, echoes, target.timeout).await;
                     CheckReport {
                         outcome,
                         ssh: None,

@@ -47,6 +47,14 @@ impl FakeProbe {
             .get_mut(&*target.id)
             .and_then(|q| q.pop_front())
             .unwrap_or_else(|| self.default.clone());
+        // Bounded as a real check bounds itself: by its timeout (ICMP: after its last echo).
+        let limit = target.check.span(target.timeout);
+        if step.0 > limit {
+            tokio::time::sleep(limit).await;
+            return ProbeOutcome::Down {
+                reason: DownReason::Timeout,
+            };
+        }
         tokio::time::sleep(step.0).await;
         step.1
     }

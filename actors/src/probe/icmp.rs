@@ -5,24 +5,31 @@
 //!   refuses to start and says what to do.
 //! - Matching: surge-ping matches replies on (address, identifier, sequence). The identifier is
 //!   this process's (pid-derived, so two ringpoll processes on one host do not take each other's
-//!   replies on raw sockets); each target keeps its own sequence counter, so requests to
-//!   different targets, or successive requests to one, never collide.
+//!   replies on raw sockets) plus the round ([`EchoIds::round_of`]): it changes every interval,
+//!   so a firewall that drops one identifier it has seen (blackbox_exporter #591) blinds one
+//!   round, not the node. (Datagram ping sockets: the kernel sets the identifier, one per
+//!   socket.) Each target keeps its own sequence counter, so requests to different targets, or
+//!   successive requests to one, never collide.
 //! - Receive buffer: raised to 8 MiB (`SO_RCVBUFFORCE` when permitted), because a raw socket on
 //!   loopback also receives a copy of every request it sends, and a small buffer drops replies,
 //!   which would look like timeouts. The node-wide `max_in_flight` cap bounds what is in flight.
 
 use std::net::IpAddr;
 use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
 
-use super::echo::{EchoStats, Echoes, Verdict};
+use super::echo::{EchoIds, EchoStats, Echoes, Verdict};
 use super::error::ProbeSetupError;
+use super::pace::{PaceLimits, Pacer};
 use crate::model::{DownReason, ProbeOutcome};
 
 const RECV_BUFFER: usize = 8 << 20;
 const PAYLOAD: [u8; 16] = *b"ringpoll-echo-16";
+/// How long past its timeout an echo is cut off, should it not end itself.
+const BACKSTOP: Duration = Duration::from_millis(50);
 
 /// The node's ICMP sockets.
 #[derive(Clone)]
@@ -31,6 +38,8 @@ pub struct IcmpEngine {
     v6: Option<Client>,
     ident: PingIdentifier,
     raw: bool,
+    /// Per-network and node-wide pacing (none when nothing is limited).
+    pacer: Option<Arc<Mutex<Pacer>>>,
 }
 
 impl std::fmt::Debug for IcmpEngine {
@@ -43,9 +52,10 @@ impl std::fmt::Debug for IcmpEngine {
 }
 
 impl IcmpEngine {
-    /// Opens the sockets. Must run inside a Tokio runtime (the receive loops are tasks).
-    /// IPv6 is optional: without it, IPv6 targets report `unreachable`.
-    pub fn open() -> Result<Self, ProbeSetupError> {
+    /// Opens the sockets, pacing echoes within `limits`. Must run inside a Tokio runtime (the
+    /// receive loops are tasks). IPv6 is optional: without it, IPv6 targets report
+    /// `unreachable`.
+    pub fn open(limits: PaceLimits) -> Result<Self, ProbeSetupError> {
         let v4 = open_client(ICMP::V4).map_err(|error| ProbeSetupError::IcmpSocket { error })?;
         let raw = v4.get_socket().get_type() == socket2::Type::RAW;
         let v6 = match open_client(ICMP::V6) {
@@ -60,7 +70,14 @@ impl IcmpEngine {
             socket = if raw { "raw" } else { "datagram" },
             "ICMP sockets open"
         );
-        Ok(IcmpEngine { v4, v6, ident, raw })
+        let pacer = (limits != PaceLimits::NONE).then(|| Arc::new(Mutex::new(Pacer::new(limits))));
+        Ok(IcmpEngine {
+            v4,
+            v6,
+            ident,
+            raw,
+            pacer,
+        })
     }
 
     /// True when the sockets are raw (false: datagram ping sockets).
@@ -69,12 +86,14 @@ impl IcmpEngine {
     }
 
     /// Sends `echoes.count` echo requests to `addr`, `packet_interval` apart, with the
-    /// sequence numbers from `first_seq` on, and waits up to `timeout` for each reply (the
-    /// echoes are in flight together). Returns the verdict and the statistics.
+    /// identifier of round `ids.round` and the sequence numbers from `ids.seq` on, and waits up
+    /// to `timeout` for each reply (the echoes are in flight together). An echo waits for its
+    /// turn in its network's and the node's pace, so a probe can take longer than its span.
+    /// Returns the verdict and the statistics.
     pub async fn echoes(
         &self,
         addr: IpAddr,
-        first_seq: u16,
+        ids: EchoIds,
         echoes: &Echoes,
         timeout: Duration,
     ) -> (ProbeOutcome, EchoStats) {
@@ -90,12 +109,25 @@ impl IcmpEngine {
             if i > 0 {
                 tokio::time::sleep(echoes.packet_interval * u32::from(i)).await;
             }
-            let mut pinger = client.pinger(addr, self.ident).await;
+            // The echo's turn in its network's and the node's pace, taken when it is ready.
+            if let Some(pacer) = &self.pacer {
+                let wait = pacer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .reserve(addr, std::time::Instant::now());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            let ident = PingIdentifier(self.ident.0.wrapping_add(ids.round));
+            let mut pinger = client.pinger(addr, ident).await;
             pinger.timeout(timeout);
-            pinger
-                .ping(PingSequence(first_seq.wrapping_add(i)), &PAYLOAD)
-                .await
-                .map(|(_packet, rtt)| rtt)
+            let seq = PingSequence(ids.seq.wrapping_add(i));
+            // The ping ends itself at its timeout; the backstop is a little later.
+            match tokio::time::timeout(timeout + BACKSTOP, pinger.ping(seq, &PAYLOAD)).await {
+                Ok(reply) => reply.map(|(_packet, rtt)| rtt),
+                Err(_) => Err(SurgeError::Timeout { seq }),
+            }
         };
         let replies = futures_util::future::join_all((0..echoes.count).map(one)).await;
         let mut rtts = Vec::with_capacity(replies.len());
