@@ -256,9 +256,9 @@ fn a_rolling_reload_across_three_nodes_leaves_no_hole() {
             quoted.join(", ")
         )
     };
-    // One echo per probe: with three (the default), a round of a target handed over while the
-    // ring settles was seen probed by both owners (open in issue 15; see its notes).
-    let head = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\ncount = 1\n";
+    // Three echoes per probe (the default): a probe takes up to 200 ms + the timeout.
+    let head = "[node]\nname = \"x\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n";
+    let span_ms = 700;
     let old_config = format!("{head}{}", list(&old, ""));
     let new_config = format!(
         "{head}{}{}",
@@ -312,6 +312,27 @@ fn a_rolling_reload_across_three_nodes_leaves_no_hole() {
         n.wait_log(&again, 1, Duration::from_secs(5));
     }
     wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(10));
+    // Make-before-break: an old owner keeps probing a target it lost until every member runs
+    // the new ring (a round may be probed twice meanwhile, by design). Settled is when no node
+    // keeps any, and the last probe an old owner started has ended.
+    wait_until("every hand-off complete", Duration::from_secs(5), || {
+        [&n1, &n2, &n3]
+            .iter()
+            .all(|n| {
+                n.log()
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("targets owned:"))
+                    .is_some_and(|l| l.contains("(+0 kept"))
+            })
+            .then_some(())
+    });
+    let released = now_ms();
+    wait_until(
+        "the probes started before it ended",
+        Duration::from_secs(2),
+        || (now_ms() > released + span_ms).then_some(()),
+    );
     let settled = now_ms();
     wait_until("3 settled rounds", Duration::from_secs(6), || {
         (now_ms() > settled + 3_500).then_some(())
