@@ -35,6 +35,7 @@ pub async fn run_node(
     overrides: Overrides,
 ) -> anyhow::Result<()> {
     let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.kind()).collect();
+    raise_open_files(settings.max_in_flight);
     let engine = ProbeEngine::open(
         kinds.iter().copied(),
         settings.max_concurrent_ssh,
@@ -230,5 +231,41 @@ fn startup_cause(e: &ractor::SpawnErr) -> String {
             }
             other => return other.to_string(),
         }
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (as Go programs do at start): each TCP
+/// probe in flight holds a descriptor, and the usual soft limit of 1,024 is below the default
+/// `max_in_flight`. Warns when even the hard limit leaves less than `max_in_flight` + 1,024.
+fn raise_open_files(max_in_flight: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one struct passed, which lives here.
+    let raised = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        // An unlimited hard limit still stops at the kernel's nr_open (2^20 by default).
+        lim.rlim_max = lim.rlim_max.min(1 << 20);
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        lim.rlim_cur >= lim.rlim_max || libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0
+    };
+    let limit = if raised {
+        lim.rlim_max.max(lim.rlim_cur)
+    } else {
+        lim.rlim_cur
+    };
+    let needed = max_in_flight as u64 + 1024;
+    if limit < needed {
+        tracing::warn!(
+            limit,
+            max_in_flight,
+            "the open-files limit ({limit}) is below probe.max_in_flight + 1024: TCP probes may fail with \"too many open files\"; raise it (LimitNOFILE= in the systemd unit, ulimit -n) or lower max_in_flight"
+        );
     }
 }

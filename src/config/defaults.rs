@@ -8,7 +8,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 /// Default `[probe] timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Default `[probe] max_in_flight`.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8192;
 /// Default `[probe] max_targets`.
 pub const DEFAULT_MAX_TARGETS: usize = 262_144;
 /// Default `[results] path` (and `--results`).
