@@ -198,17 +198,18 @@ fn a_firewall_that_blocks_the_identifiers_it_has_seen_blinds_one_round_not_the_n
     assert!(set_elements(&ns, "seen").len() > seen.len());
 }
 
-/// Counts echo requests over a rate: into 127.0.20.0/24 over 120/s, into 127.0.20.0/23 over
-/// 330/s, into 127.0.22.0/24 over 120/s (each with a burst of 10, for timer jitter).
+/// Counts echo requests over a rate: into 127.0.20.0/24 over 100/s, into 127.0.20.0/23 over
+/// 300/s, into 127.0.22.0/24 over 100/s (token buckets with a burst of 5, for timer jitter: a
+/// send a few milliseconds late may be followed by one on time).
 const PACE_METER: &str = "table inet pace {
   counter net20 {}
   counter both {}
   counter net22 {}
   chain in {
     type filter hook input priority 0;
-    ip daddr 127.0.20.0/24 icmp type echo-request limit rate over 120/second burst 10 packets counter name \"net20\"
-    ip daddr 127.0.20.0/23 icmp type echo-request limit rate over 330/second burst 10 packets counter name \"both\"
-    ip daddr 127.0.22.0/24 icmp type echo-request limit rate over 120/second burst 10 packets counter name \"net22\"
+    ip daddr 127.0.20.0/24 icmp type echo-request limit rate over 100/second burst 5 packets counter name \"net20\"
+    ip daddr 127.0.20.0/23 icmp type echo-request limit rate over 300/second burst 5 packets counter name \"both\"
+    ip daddr 127.0.22.0/24 icmp type echo-request limit rate over 100/second burst 5 packets counter name \"net22\"
   }
 }
 ";

@@ -1,8 +1,10 @@
 //! The probe actor: one per owned target, a thin shell around [`ProbeSchedule`],
 //! [`HealthTracker`] and the [`ProbeEngine`](super::ProbeEngine).
 //!
-//! - At most one probe in flight: `Tick` starts one in a spawned task (so a slow target never
-//!   blocks the mailbox), `Finished` records it and schedules the next `Tick` for the next slot.
+//! - At most one probe in flight, in a spawned task (so a slow target never blocks the
+//!   mailbox) that waits for the probe's slot, probes, and reports `Finished`; the actor records
+//!   it and spawns the next probe's task for the next slot. One task and one message per probe:
+//!   no timer task or tick message of its own (each was a wake-up of the node per probe).
 //! - The task takes a permit of the node-wide `max_in_flight` semaphore before its timeout
 //!   starts; a probe that could not start before its next slot counts a round overrun.
 //! - A stale `Finished` (an older sequence) is ignored; stopping the actor aborts the task.
@@ -87,9 +89,6 @@ pub struct ProbeArgs {
 /// Messages of the probe actor (local only: per-host actors are never remotable).
 #[derive(Debug, RactorMessage)]
 pub enum ProbeMsg {
-    /// The target's slot has come: start a probe unless one is in flight. Ticks scheduled
-    /// before the schedule changed (an earlier generation) are ignored.
-    Tick(u64),
     /// The target's settings changed (a reload): probe with these from the next probe on,
     /// keeping the state, its counters and, unless the interval changed, the schedule.
     Update(Arc<TargetSpec>),
@@ -99,6 +98,9 @@ pub enum ProbeMsg {
     Inherit(TargetState),
     /// The target moved to another node: finish the probe in flight (if any), then stop.
     Retire,
+    /// Test hooks only: the probe's slot came and it is set to fail; the actor panics.
+    #[cfg(any(test, feature = "test-hooks"))]
+    InjectedPanic,
 }
 
 /// The report of one finished probe task.
@@ -130,14 +132,15 @@ pub struct ProbeState {
     due: Instant,
     seq: u64,
     seq_base: u16,
+    /// The task of the next or current probe (waiting for its slot, then probing).
     in_flight: Option<AbortHandle>,
+    /// When that task starts probing (before: it only waits, and may be dropped).
+    starts_at: Instant,
     resolved: Option<(IpAddr, Instant)>,
     health: HealthTracker,
     retiring: bool,
     /// The probe in flight is an early retry, off the slot schedule.
     retrying: bool,
-    /// The generation of the ticks scheduled now.
-    tick_gen: u64,
     /// Taken over from a member that died: its state was known there, so a first result here
     /// is no event.
     taken_over: bool,
@@ -169,31 +172,32 @@ impl Actor for ProbeActor {
         let missed_since = missed_since.and_then(|t| t.duration_since(UNIX_EPOCH).ok());
         let first = schedule.first_slot(since_epoch, missed_since);
         let now = Instant::now();
-        let due = if first.catch_up {
+        let (due, start) = if first.catch_up {
             // The previous slot was missed: probe now, as that slot; the next follows on phase.
-            myself.send_message(ProbeMsg::Tick(0))?;
-            (now + first.delay)
+            let due = (now + first.delay)
                 .checked_sub(target.interval)
-                .unwrap_or(now)
+                .unwrap_or(now);
+            (due, now)
         } else {
-            myself.send_after(first.delay, || ProbeMsg::Tick(0));
-            now + first.delay
+            (now + first.delay, now + first.delay)
         };
-        Ok(ProbeState {
+        let mut state = ProbeState {
             schedule,
             due,
             seq: 0,
             seq_base: target_hash(&key) as u16,
             in_flight: None,
+            starts_at: start,
             resolved: None,
             health: HealthTracker::new(target.thresholds, initial),
             retiring: false,
             retrying: false,
-            tick_gen: 0,
             taken_over: missed_since.is_some(),
             target,
             ctx,
-        })
+        };
+        state.start_probe(myself, start);
+        Ok(state)
     }
 
     async fn handle(
@@ -203,8 +207,6 @@ impl Actor for ProbeActor {
         state: &mut ProbeState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ProbeMsg::Tick(gen) if gen == state.tick_gen => state.start_probe(myself),
-            ProbeMsg::Tick(_) => {}
             ProbeMsg::Update(spec) => state.update(myself, spec),
             ProbeMsg::Finished(done) => state.finish_probe(myself, *done),
             ProbeMsg::Inherit(s) => {
@@ -214,9 +216,19 @@ impl Actor for ProbeActor {
             }
             ProbeMsg::Retire => {
                 state.retiring = true;
+                // A task still waiting for its slot is dropped; a probe running is finished.
+                if state.waiting() {
+                    if let Some(task) = state.in_flight.take() {
+                        task.abort();
+                    }
+                }
                 if state.in_flight.is_none() {
                     myself.stop(Some("handed off".into()));
                 }
+            }
+            #[cfg(any(test, feature = "test-hooks"))]
+            ProbeMsg::InjectedPanic => {
+                panic!("injected test fault: probe of {} panics", state.target.id);
             }
         }
         Ok(())
@@ -235,42 +247,51 @@ impl Actor for ProbeActor {
 }
 
 impl ProbeState {
-    fn start_probe(&mut self, myself: ActorRef<ProbeMsg>) {
+    /// True while the task in flight only waits for its slot.
+    fn waiting(&self) -> bool {
+        self.in_flight.is_some() && Instant::now() < self.starts_at
+    }
+
+    /// Spawns the next probe's task: it waits until `at`, then probes and reports `Finished`.
+    fn start_probe(&mut self, myself: ActorRef<ProbeMsg>, at: Instant) {
         if self.retiring {
             return;
         }
-        #[cfg(any(test, feature = "test-hooks"))]
-        if self.ctx.faults.should_panic(&self.target.id) {
-            panic!("injected test fault: probe of {} panics", self.target.id);
-        }
-        if self.in_flight.is_some() {
-            // Cannot happen with ticks scheduled after completion; counted, never queued.
-            self.ctx.state.add_overruns(1);
-            return;
+        if let Some(task) = self.in_flight.take() {
+            // Only a waiting task is replaced (a new schedule); callers never replace a probe.
+            task.abort();
         }
         self.seq += 1;
         let seq = self.seq;
-        // Each probe takes as many sequence numbers as it sends echoes, and the identifier of
-        // its round.
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let ids = EchoIds {
-            round: EchoIds::round_of(since_epoch, self.target.interval),
-            seq: self
-                .seq_base
-                .wrapping_add((seq as u16).wrapping_mul(self.target.check.echoes())),
-        };
+        // Each probe takes as many sequence numbers as it sends echoes.
+        let first_seq = self
+            .seq_base
+            .wrapping_add((seq as u16).wrapping_mul(self.target.check.echoes()));
         let cached = self
             .resolved
-            .filter(|(_, at)| at.elapsed() < RESOLVE_TTL)
+            .filter(|(_, resolved)| resolved.elapsed() < RESOLVE_TTL)
             .map(|(ip, _)| ip);
         let target = self.target.clone();
         let ctx = self.ctx.clone();
+        self.starts_at = at;
         let task = tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            #[cfg(any(test, feature = "test-hooks"))]
+            if ctx.faults.should_panic(&target.id) {
+                let _ = myself.cast(ProbeMsg::InjectedPanic);
+                return;
+            }
             // The semaphore is never closed, so acquiring only waits.
             let _permit = ctx.permits.clone().acquire_owned().await;
             let started = Instant::now();
+            // The identifier of the round the probe starts in.
+            let since_epoch = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let ids = EchoIds {
+                round: EchoIds::round_of(since_epoch, target.interval),
+                seq: first_seq,
+            };
             let (report, resolved) = run_once(&ctx, &target, cached, ids).await;
             let done = Finished {
                 seq,
@@ -328,26 +349,27 @@ impl ProbeState {
         let retry_at = now + self.target.retry_interval;
         if self.health.soft_failing() && retry_at < next {
             self.retrying = true;
-            let gen = self.tick_gen;
-            myself.send_after(self.target.retry_interval, move || ProbeMsg::Tick(gen));
+            self.start_probe(myself, retry_at);
             return;
         }
         self.due = next;
-        let gen = self.tick_gen;
-        myself.send_after(next.saturating_duration_since(now), move || {
-            ProbeMsg::Tick(gen)
-        });
+        self.start_probe(myself, next);
     }
 
     /// New settings for the target. The health state and its counters stay; the thresholds,
     /// timeout, labels and check are the new ones from the next probe on. A new interval moves
     /// the target to its slots for that interval (the phase is derived from it): the next
-    /// probe is at the first of them, and the ticks of the old schedule are ignored.
+    /// probe is at the first of them. A task waiting for its slot holds the settings it was
+    /// spawned with, so it is replaced.
     fn update(&mut self, myself: ActorRef<ProbeMsg>, spec: Arc<TargetSpec>) {
         let new_interval = spec.interval != self.target.interval;
         self.health.set_thresholds(spec.thresholds);
         self.target = spec;
         if !new_interval {
+            if self.waiting() {
+                let at = self.starts_at;
+                self.start_probe(myself, at);
+            }
             return;
         }
         self.schedule = ProbeSchedule::new(&self.target.key(), self.target.interval);
@@ -356,17 +378,13 @@ impl ProbeState {
             .unwrap_or_default();
         let now = Instant::now();
         let next = now + self.schedule.until_first(since_epoch);
-        self.tick_gen += 1;
         self.retrying = false;
-        if self.in_flight.is_some() {
-            // The probe in flight finishes first; the slot after it is then `next`.
+        if self.in_flight.is_some() && !self.waiting() {
+            // The probe running finishes first; the slot after it is then `next`.
             self.due = next.checked_sub(self.target.interval).unwrap_or(now);
         } else {
             self.due = next;
-            let gen = self.tick_gen;
-            myself.send_after(next.saturating_duration_since(now), move || {
-                ProbeMsg::Tick(gen)
-            });
+            self.start_probe(myself, next);
         }
     }
 
