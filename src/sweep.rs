@@ -16,7 +16,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use ringpoll_actors::model::{EchoIds, Host, NodeName, ProbeResult, Record};
 use ringpoll_actors::probe::pace::interleave_networks;
-use ringpoll_actors::probe::{resolve, CheckReport, ProbeEngine};
+use ringpoll_actors::probe::{resolve, CheckReport, FirstAnswer, ProbeEngine};
 use ringpoll_actors::sink::{JsonLinesWriter, ResultWriter};
 
 use crate::cli::SweepArgs;
@@ -296,15 +296,11 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
         {
             std::time::Duration::from_secs(3600)
         } else {
-            // A probe of several echoes holds its slot while it sends them.
-            let spread = settings
-                .targets
-                .iter()
-                .map(|t| t.check.span(std::time::Duration::ZERO))
-                .max()
-                .unwrap_or_default();
-            SLOT_HOLD + spread
+            // A probe of several ICMP echoes frees its slot once its first echo has its
+            // answer; the later ones follow packet_interval apart, paced, outside the window.
+            SLOT_HOLD
         };
+        let (answered_tx, mut answered) = tokio::sync::mpsc::unbounded_channel::<usize>();
         let mut probes: FuturesUnordered<Probe> = FuturesUnordered::new();
         let mut slots = Slots::new(total, window);
         let aging = tokio::time::sleep(std::time::Duration::ZERO);
@@ -344,6 +340,10 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
                 };
                 slots.start(i, now);
                 let (engine, node) = (engine.clone(), node.clone());
+                let tx = answered_tx.clone();
+                let first: FirstAnswer = Box::new(move || {
+                    let _ = tx.send(i);
+                });
                 probes.push(Box::pin(async move {
                     let started = Instant::now();
                     // Each target takes as many sequence numbers as it sends echoes; one round,
@@ -353,7 +353,7 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
                         seq: (i as u16).wrapping_mul(target.check.echoes()),
                     };
                     let report = match resolve(&target.host).await {
-                        Ok(addr) => engine.check(&target, addr, ids).await,
+                        Ok(addr) => engine.check(&target, addr, ids, Some(first)).await,
                         Err(reason) => CheckReport {
                             outcome: ringpoll_actors::model::ProbeOutcome::Down { reason },
                             ssh: None,
@@ -392,6 +392,7 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
                     slots.done(i);
                     handle(r, &mut batch)?;
                 }
+                Some(i) = answered.recv() => slots.done(i),
                 _ = &mut aging, if next_age.is_some() => {}
             }
         }

@@ -30,5 +30,5 @@ pub mod ssh;
 pub mod tcp;
 
 pub use actor::{ProbeActor, ProbeArgs, ProbeContext, ProbeMsg};
-pub use engine::{resolve, CheckReport, ProbeEngine, RESOLVE_TTL};
+pub use engine::{resolve, CheckReport, FirstAnswer, ProbeEngine, RESOLVE_TTL};
 pub use error::ProbeSetupError;

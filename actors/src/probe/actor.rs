@@ -475,12 +475,12 @@ async fn run_once(
     // SSH bounds each stage, ICMP each echo after its send (which may wait for its network's
     // pace), both with their own backstops.
     if matches!(target.check, Check::Ssh { .. } | Check::Icmp(_)) {
-        return (ctx.engine.check(target, addr, ids).await, fresh);
+        return (ctx.engine.check(target, addr, ids, None).await, fresh);
     }
     // TCP bounds itself by the timeout; a little slack lets it report its own, more precise,
     // outcome first.
     let limit = target.check.span(target.timeout) + Duration::from_millis(50);
-    match tokio::time::timeout(limit, ctx.engine.check(target, addr, ids)).await {
+    match tokio::time::timeout(limit, ctx.engine.check(target, addr, ids, None)).await {
         Ok(report) => (report, fresh),
         Err(_) => (down(DownReason::Timeout), fresh),
     }

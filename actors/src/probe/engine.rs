@@ -14,6 +14,10 @@ use crate::model::{Check, DownReason, Host, ProbeKind, ProbeOutcome, TargetSpec}
 /// How long a resolved host name is used before it is resolved again.
 pub const RESOLVE_TTL: Duration = Duration::from_secs(60);
 
+/// Called once when a check's first ICMP echo has its answer (a reply, or its timeout): the
+/// sweep frees the probe's sending slot then, while the later echoes wait their turn.
+pub type FirstAnswer = Box<dyn FnOnce() + Send>;
+
 /// What one check found: the outcome, and the details of its kind.
 #[derive(Debug)]
 pub struct CheckReport {
@@ -67,8 +71,15 @@ impl ProbeEngine {
 
     /// Runs one check of `target` at `addr`, bounded by the target's timeout (for SSH, counted
     /// from when a session slot is free; for ICMP, per echo). `ids` are the ICMP echoes'
-    /// identifier round and first sequence number.
-    pub async fn check(&self, target: &TargetSpec, addr: IpAddr, ids: EchoIds) -> CheckReport {
+    /// identifier round and first sequence number; `first`, if any, is called when the first
+    /// echo has its answer (ICMP only; other checks drop it).
+    pub async fn check(
+        &self,
+        target: &TargetSpec,
+        addr: IpAddr,
+        ids: EchoIds,
+        first: Option<FirstAnswer>,
+    ) -> CheckReport {
         #[cfg(test)]
         if let Some(fake) = &self.fake {
             return CheckReport::plain(fake.check(target).await);
@@ -81,7 +92,8 @@ impl ProbeEngine {
         match &target.check {
             Check::Icmp(echoes) => match &self.icmp {
                 Some(icmp) => {
-                    let (outcome, stats) = icmp.echoes(addr, ids, echoes, target.timeout).await;
+                    let (outcome, stats) =
+                        icmp.echoes(addr, ids, echoes, target.timeout, first).await;
                     CheckReport {
                         outcome,
                         ssh: None,

@@ -22,6 +22,7 @@ use std::time::Duration;
 use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
 
 use super::echo::{EchoIds, EchoStats, Echoes, Verdict};
+use super::engine::FirstAnswer;
 use super::error::ProbeSetupError;
 use super::pace::{PaceLimits, Pacer};
 use crate::model::{DownReason, ProbeOutcome};
@@ -96,6 +97,7 @@ impl IcmpEngine {
         ids: EchoIds,
         echoes: &Echoes,
         timeout: Duration,
+        first: Option<FirstAnswer>,
     ) -> (ProbeOutcome, EchoStats) {
         let client = match (addr, &self.v6) {
             (IpAddr::V4(_), _) => &self.v4,
@@ -105,7 +107,7 @@ impl IcmpEngine {
                 return (ProbeOutcome::Down { reason }, EchoStats::of(0, &[]));
             }
         };
-        let one = |i: u16| async move {
+        let one = |i: u16, answered: Option<FirstAnswer>| async move {
             if i > 0 {
                 tokio::time::sleep(echoes.packet_interval * u32::from(i)).await;
             }
@@ -124,12 +126,19 @@ impl IcmpEngine {
             pinger.timeout(timeout);
             let seq = PingSequence(ids.seq.wrapping_add(i));
             // The ping ends itself at its timeout; the backstop is a little later.
-            match tokio::time::timeout(timeout + BACKSTOP, pinger.ping(seq, &PAYLOAD)).await {
-                Ok(reply) => reply.map(|(_packet, rtt)| rtt),
-                Err(_) => Err(SurgeError::Timeout { seq }),
+            let reply =
+                match tokio::time::timeout(timeout + BACKSTOP, pinger.ping(seq, &PAYLOAD)).await {
+                    Ok(reply) => reply.map(|(_packet, rtt)| rtt),
+                    Err(_) => Err(SurgeError::Timeout { seq }),
+                };
+            if let Some(answered) = answered {
+                answered();
             }
+            reply
         };
-        let replies = futures_util::future::join_all((0..echoes.count).map(one)).await;
+        let mut first = first;
+        let all = (0..echoes.count).map(|i| one(i, if i == 0 { first.take() } else { None }));
+        let replies = futures_util::future::join_all(all).await;
         let mut rtts = Vec::with_capacity(replies.len());
         let mut lost = None;
         for r in replies {
