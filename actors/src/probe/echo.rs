@@ -114,6 +114,10 @@ impl EchoIds {
     }
 }
 
+/// Called once when a probe's first echo has its answer (a reply, or its timeout): the sweep
+/// frees the probe's sending slot then, while the later echoes wait their turn.
+pub type FirstAnswer = Box<dyn FnOnce() + Send>;
+
 /// The verdict on a probe's echoes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {

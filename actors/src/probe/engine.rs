@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub use super::echo::FirstAnswer;
 use super::echo::{EchoIds, EchoStats};
 use super::error::ProbeSetupError;
 use super::icmp::IcmpEngine;
@@ -13,10 +14,6 @@ use crate::model::{Check, DownReason, Host, ProbeKind, ProbeOutcome, TargetSpec}
 
 /// How long a resolved host name is used before it is resolved again.
 pub const RESOLVE_TTL: Duration = Duration::from_secs(60);
-
-/// Called once when a check's first ICMP echo has its answer (a reply, or its timeout): the
-/// sweep frees the probe's sending slot then, while the later echoes wait their turn.
-pub type FirstAnswer = Box<dyn FnOnce() + Send>;
 
 /// What one check found: the outcome, and the details of its kind.
 #[derive(Debug)]

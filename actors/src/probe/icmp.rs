@@ -21,8 +21,7 @@ use std::time::Duration;
 
 use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
 
-use super::echo::{EchoIds, EchoStats, Echoes, Verdict};
-use super::engine::FirstAnswer;
+use super::echo::{EchoIds, EchoStats, Echoes, FirstAnswer, Verdict};
 use super::error::ProbeSetupError;
 use super::pace::{PaceLimits, Pacer};
 use crate::model::{DownReason, ProbeOutcome};
