@@ -9,8 +9,9 @@
 //! Per target: blackbox_exporter's vocabulary (`probe_success`, `probe_duration_seconds`) plus
 //! `probe_last_result_timestamp_seconds`, and for ICMP targets smokeping_prober's
 //! (`smokeping_requests_total`, the `smokeping_response_duration_seconds` histogram), for the
-//! targets this node probes now, labelled `target`, `probe` and the group's labels. Per node: build, membership, ownership, restarts,
-//! drops, overruns, state changes, and the cluster's coverage.
+//! targets this node probes now, labelled `target`, `probe` and the group's labels. Per node:
+//! build, membership, ownership, restarts, drops, overruns, state changes, and the cluster's
+//! coverage.
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;

@@ -144,14 +144,8 @@ const LEARNING: &str = "table inet learn {
 
 /// The elements of nftables set `set` of table `learn` in `ns`.
 fn set_elements(ns: &Netns, set: &str) -> Vec<u16> {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &ns.name, "nft", "list", "set", "inet", "learn", set,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split("elements = {")
+    ns.nft_list(&["set", "inet", "learn", set])
+        .split("elements = {")
         .nth(1)
         .and_then(|rest| rest.split('}').next())
         .map(|list| {
@@ -216,13 +210,7 @@ const PACE_METER: &str = "table inet pace {
 
 /// Packets counted so far by named counter `name` of table `pace`.
 fn over(ns: &Netns, name: &str) -> u64 {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &ns.name, "nft", "list", "counter", "inet", "pace", name,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = ns.nft_list(&["counter", "inet", "pace", name]);
     text.split("packets ")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())

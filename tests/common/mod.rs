@@ -341,6 +341,17 @@ impl Netns {
             .unwrap();
         assert!(child.wait().unwrap().success(), "nft: {script}");
     }
+
+    /// What `nft list WHAT...` prints in the namespace (a set, a counter, a table).
+    pub fn nft_list(&self, what: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "nft", "list"])
+            .args(what)
+            .output()
+            .expect("nft (the test command installs nftables)");
+        assert!(out.status.success(), "nft list {what:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 impl Drop for Netns {

@@ -115,7 +115,7 @@ impl IcmpEngine {
                 let wait = pacer
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .reserve(addr, std::time::Instant::now());
+                    .reserve(addr, crate::clock::now());
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }

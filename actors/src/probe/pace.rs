@@ -78,11 +78,6 @@ impl Pacer {
         }
     }
 
-    /// True when nothing is limited (no reservation is needed).
-    pub fn unlimited(&self) -> bool {
-        self.limits == PaceLimits::NONE
-    }
-
     /// One echo to `addr`, ready to go at `now`: how long it must wait for its network's and
     /// the node's clocks. Its slot is taken: call this when the echo is ready, not ahead of
     /// time (a slot taken ahead would hold every other echo of the network back until then).
@@ -122,18 +117,14 @@ impl Pacer {
 /// appearance). A sweep sends in this order, so a network's targets are spread over the whole
 /// sweep instead of going out in one burst (as ZMap permutes its targets).
 pub fn interleave_networks<T>(items: Vec<T>, addr: impl Fn(&T) -> Option<IpAddr>) -> Vec<T> {
-    let mut order: HashMap<Option<IpNet>, usize> = HashMap::new();
+    // Per network: its place in order of first appearance, and how many of it come before.
+    let mut nets: HashMap<Option<IpNet>, (usize, usize)> = HashMap::new();
     let mut keyed: Vec<(usize, usize, T)> = Vec::with_capacity(items.len());
-    let mut seen: Vec<usize> = Vec::new();
     for item in items {
-        let net = addr(&item).map(network_of);
-        let next = order.len();
-        let n = *order.entry(net).or_insert(next);
-        if n == seen.len() {
-            seen.push(0);
-        }
-        keyed.push((seen[n], n, item));
-        seen[n] += 1;
+        let next = nets.len();
+        let (place, rank) = nets.entry(addr(&item).map(network_of)).or_insert((next, 0));
+        keyed.push((*rank, *place, item));
+        *rank += 1;
     }
     keyed.sort_by_key(|(rank, net, _)| (*rank, *net));
     keyed.into_iter().map(|(_, _, item)| item).collect()
