@@ -24,6 +24,7 @@ use super::engine::{resolve, CheckReport, ProbeEngine, RESOLVE_TTL};
 use super::health::{HealthTracker, TargetState};
 use super::schedule::ProbeSchedule;
 use super::ssh::SshReport;
+use crate::clock;
 #[cfg(any(test, feature = "test-hooks"))]
 use crate::fault::FaultInjection;
 use crate::link::Link;
@@ -166,9 +167,7 @@ impl Actor for ProbeActor {
             ctx.state.set_confirmed(key.clone(), s);
         }
         let schedule = ProbeSchedule::new(&key, target.interval);
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch = clock::since_epoch();
         let missed_since = missed_since.and_then(|t| t.duration_since(UNIX_EPOCH).ok());
         let first = schedule.first_slot(since_epoch, missed_since);
         let now = Instant::now();
@@ -285,11 +284,8 @@ impl ProbeState {
             let _permit = ctx.permits.clone().acquire_owned().await;
             let started = Instant::now();
             // The identifier of the round the probe starts in.
-            let since_epoch = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
             let ids = EchoIds {
-                round: EchoIds::round_of(since_epoch, target.interval),
+                round: EchoIds::round_of(clock::since_epoch(), target.interval),
                 seq: first_seq,
             };
             let (report, resolved) = run_once(&ctx, &target, cached, ids).await;
@@ -373,9 +369,7 @@ impl ProbeState {
             return;
         }
         self.schedule = ProbeSchedule::new(&self.target.key(), self.target.interval);
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch = clock::since_epoch();
         let now = Instant::now();
         let next = now + self.schedule.until_first(since_epoch);
         self.retrying = false;
@@ -512,8 +506,14 @@ mod tests {
         for pair in calls.windows(2) {
             assert_eq!(pair[1].1 - pair[0].1, 10 * S);
         }
+        // Every probe that has finished (each takes 5 ms) is written. The phase comes from the
+        // real wall clock, so once in about 2,000 runs the last slot falls within the 5 ms
+        // before the end, and that probe is still in flight.
+        let in_flight = calls
+            .last()
+            .is_some_and(|c| tokio::time::Instant::now() - c.1 < Duration::from_millis(5));
         let results = h.written().await;
-        assert_eq!(results.len(), calls.len());
+        assert_eq!(results.len(), calls.len() - usize::from(in_flight));
         assert!(results.iter().all(|r| r.outcome.is_up() && r.epoch == 7));
         probe.stop(None);
     }
