@@ -17,8 +17,8 @@
 //!   silence, or on a watcher's report: its judgment of time is what is broken. Only hard
 //!   evidence — a redial refused because nothing listens — is death. (A member that really
 //!   died is out of the healthy members' rings on time; this node follows when it recovers.)
-//! - **Self hand-off.** A node whose score has stayed at [`BEHIND_SCORE`] or more for
-//!   [`BEHIND_FOR`] cannot keep its probe schedule: it announces a ring weight of 0, so its
+//! - **Self hand-off.** A node that has run late (a score above 0) for [`BEHIND_FOR`] and
+//!   whose score is now [`BEHIND_SCORE`] or more cannot keep its probe schedule: it announces a ring weight of 0, so its
 //!   targets move to the members that keep theirs; it takes them back (its configured weight)
 //!   once its score has stayed 0 for [`KEEPING_UP_FOR`] — doubled for every relapse soon
 //!   after a take-back, up to [`KEEPING_UP_MAX`]. It hands off only while every other
@@ -43,9 +43,14 @@ use std::time::{Duration, Instant};
 pub const SCORE_MAX: u32 = 8;
 /// On-time ticks in a row that take one point off the score.
 pub const HEALTHY_TICKS: u32 = 4;
-/// A score this high for [`BEHIND_FOR`] makes this node hand its targets off.
+/// A score this high, after [`BEHIND_FOR`] of running late, makes this node hand its targets
+/// off.
 pub const BEHIND_SCORE: u32 = 4;
-/// How long the score must stay at [`BEHIND_SCORE`] or more before the hand-off.
+/// How long the score must have been above 0 (this node late) before the hand-off. Counted
+/// from the first late tick, not from when the score reached [`BEHIND_SCORE`]: a node starved
+/// of CPU climbs slowly, its probes are late from the start, and the healthy members may
+/// meanwhile have declared it dead and taken its targets, only to give them back when it is
+/// heard again.
 pub const BEHIND_FOR: Duration = Duration::from_secs(5);
 /// How long the score must stay 0 before a node that handed its targets off takes them back.
 pub const KEEPING_UP_FOR: Duration = Duration::from_secs(15);
@@ -71,9 +76,10 @@ pub enum Pace {
 pub struct LocalHealth {
     score: u32,
     on_time: u32,
-    /// Since when the score has been at least [`BEHIND_SCORE`] (while not handing off), or 0
-    /// (while handing off).
-    since: Option<Instant>,
+    /// Since when the score has been above 0: when this node started running late.
+    late_since: Option<Instant>,
+    /// While handing off: since when the score has been 0.
+    keeping_up_since: Option<Instant>,
     handing_off: bool,
     /// The first tick.
     started: Option<Instant>,
@@ -128,16 +134,26 @@ impl LocalHealth {
                 self.score = self.score.saturating_sub(1);
             }
         }
-        let holds = if self.handing_off {
-            self.score == 0
+        if self.score == 0 {
+            self.late_since = None;
         } else {
-            self.score >= BEHIND_SCORE
-        };
-        if !holds {
-            self.since = None;
-            return None;
+            self.late_since.get_or_insert(now);
         }
-        let since = *self.since.get_or_insert(now);
+        // Handing off: how long the score has been 0. Not yet: how long this node has been
+        // late (not how long its score has been high: a node starved of CPU may climb to
+        // BEHIND_SCORE slowly, and its targets go unprobed from the start).
+        let since = if self.handing_off {
+            if self.score > 0 {
+                self.keeping_up_since = None;
+                return None;
+            }
+            *self.keeping_up_since.get_or_insert(now)
+        } else {
+            if self.score < BEHIND_SCORE {
+                return None;
+            }
+            self.late_since.unwrap_or(now)
+        };
         let hold = self.hold.unwrap_or(KEEPING_UP_FOR);
         let on_probation = self
             .taken_back
@@ -150,7 +166,7 @@ impl LocalHealth {
         if now.saturating_duration_since(since) < wait || !(self.handing_off || peers_keep_up) {
             return None;
         }
-        self.since = None;
+        self.keeping_up_since = None;
         self.handing_off = !self.handing_off;
         if self.handing_off {
             self.hold = Some(if on_probation {
@@ -245,6 +261,49 @@ mod tests {
         assert_eq!(run(&mut h, &mut now, false, drain + hold - 1), vec![]);
         assert_eq!(run(&mut h, &mut now, false, 2), vec![Pace::KeepingUp]);
         assert!(!h.handing_off());
+    }
+
+    #[test]
+    fn a_node_that_climbs_slowly_hands_off_behind_for_after_it_started_running_late() {
+        // Starved of CPU: one tick in three comes a tick late, so the score climbs by about a
+        // point a second (seen in tests/faults.rs: 4 s from the first late tick to a score of
+        // 4). The hand-off comes BEHIND_FOR after the first late tick, not after the score
+        // reached BEHIND_SCORE.
+        let (mut h, mut now) = started();
+        let first_late = now + TICK;
+        let mut behind_at = None;
+        let mut high_at = None;
+        for i in 0..200u32 {
+            now += TICK;
+            let missed = u32::from(i % 3 == 0);
+            if let Some(Pace::Behind(_)) = h.tick(missed, true, now) {
+                behind_at = Some(now);
+                break;
+            }
+            if h.score() >= BEHIND_SCORE && high_at.is_none() {
+                high_at = Some(now);
+            }
+        }
+        let (behind_at, high_at) = (
+            behind_at.expect("a hand-off"),
+            high_at.expect("a score of 4"),
+        );
+        assert!(
+            high_at - first_late >= Duration::from_secs(1),
+            "climbs slowly"
+        );
+        assert_eq!(behind_at - first_late, BEHIND_FOR);
+        // Lateness that ends (the score back to 0) starts the count over.
+        let (mut h, mut now) = started();
+        run(&mut h, &mut now, true, 4);
+        run(&mut h, &mut now, false, HEALTHY_TICKS * 4);
+        assert_eq!(h.score(), 0);
+        let ticks = (BEHIND_FOR.as_millis() / TICK.as_millis()) as u32;
+        assert_eq!(run(&mut h, &mut now, true, ticks), vec![]);
+        assert_eq!(
+            run(&mut h, &mut now, true, 1),
+            vec![Pace::Behind(SCORE_MAX)]
+        );
     }
 
     #[test]
