@@ -14,12 +14,15 @@
 //!   loopback also receives a copy of every request it sends, and a small buffer drops replies,
 //!   which would look like timeouts. The node-wide `max_in_flight` cap bounds what is in flight.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
-use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
+use surge_ping::{Client, Config, PendingEcho, PingIdentifier, PingSequence, SurgeError, ICMP};
+use tokio::time::Instant;
 
 use super::echo::{EchoIds, EchoStats, Echoes, FirstAnswer, Verdict};
 use super::error::ProbeSetupError;
@@ -28,8 +31,6 @@ use crate::model::{DownReason, ProbeOutcome};
 
 const RECV_BUFFER: usize = 8 << 20;
 const PAYLOAD: [u8; 16] = *b"ringpoll-echo-16";
-/// How long past its timeout an echo is cut off, should it not end itself.
-const BACKSTOP: Duration = Duration::from_millis(50);
 
 /// The node's ICMP sockets.
 #[derive(Clone)]
@@ -106,44 +107,90 @@ impl IcmpEngine {
                 return (ProbeOutcome::Down { reason }, EchoStats::of(0, &[]));
             }
         };
-        let one = |i: u16, answered: Option<FirstAnswer>| async move {
-            if i > 0 {
-                tokio::time::sleep(echoes.packet_interval * u32::from(i)).await;
-            }
-            // The echo's turn in its network's and the node's pace, taken when it is ready.
-            if let Some(pacer) = &self.pacer {
-                let wait = pacer
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .reserve(addr, crate::clock::now());
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
-                }
-            }
-            let ident = PingIdentifier(self.ident.0.wrapping_add(ids.round));
-            let mut pinger = client.pinger(addr, ident).await;
-            pinger.timeout(timeout);
-            let seq = PingSequence(ids.seq.wrapping_add(i));
-            // The ping ends itself at its timeout; the backstop is a little later.
-            let reply =
-                match tokio::time::timeout(timeout + BACKSTOP, pinger.ping(seq, &PAYLOAD)).await {
-                    Ok(reply) => reply.map(|(_packet, rtt)| rtt),
-                    Err(_) => Err(SurgeError::Timeout { seq }),
-                };
-            if let Some(answered) = answered {
-                answered();
-            }
-            reply
-        };
+        let ident = PingIdentifier(self.ident.0.wrapping_add(ids.round));
+        let mut pinger = client.pinger(addr, ident).await;
+        let count = echoes.count;
+        // One timer for the whole probe: it is set to the next send or the nearest deadline
+        // of an echo in flight, whichever comes first. The replies themselves are polled as
+        // they come (their round trips were timed by the receive task).
+        let start = Instant::now();
+        let timer = tokio::time::sleep_until(start);
+        tokio::pin!(timer);
         let mut first = first;
-        let all = (0..echoes.count).map(|i| one(i, if i == 0 { first.take() } else { None }));
-        let replies = futures_util::future::join_all(all).await;
-        let mut rtts = Vec::with_capacity(replies.len());
+        let mut rtts = Vec::with_capacity(usize::from(count));
         let mut lost = None;
-        for r in replies {
-            match r {
-                Ok(rtt) => rtts.push(rtt),
-                Err(err) => lost = Some(reason_of(err)),
+        let mut in_flight: Vec<(u16, PendingEcho)> = Vec::with_capacity(usize::from(count));
+        let (mut next, mut send_at, mut paced) = (0u16, start, false);
+        loop {
+            // Send what is due. An echo takes its turn in its network's and the node's pace
+            // when it is ready; a turn later than now moves its send.
+            while next < count && Instant::now() >= send_at {
+                if !paced {
+                    if let Some(pacer) = &self.pacer {
+                        let wait = pacer
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .reserve(addr, crate::clock::now());
+                        if !wait.is_zero() {
+                            (send_at, paced) = (Instant::now() + wait, true);
+                            continue;
+                        }
+                    }
+                }
+                paced = false;
+                let seq = PingSequence(ids.seq.wrapping_add(next));
+                match pinger.send(seq, &PAYLOAD).await {
+                    Ok(echo) => in_flight.push((next, echo)),
+                    Err(err) => {
+                        lost = Some(reason_of(err));
+                        answered(next, &mut first);
+                    }
+                }
+                next += 1;
+                send_at = start + echoes.packet_interval * u32::from(next);
+            }
+            let sending = next < count;
+            let done = std::future::poll_fn(|cx| {
+                in_flight.retain_mut(|(i, echo)| match echo.poll_reply(cx) {
+                    Poll::Pending => true,
+                    Poll::Ready(reply) => {
+                        match reply {
+                            // A reply later than the timeout is a lost echo, as if it had not come.
+                            Ok((_, rtt)) if rtt <= timeout => rtts.push(rtt),
+                            Ok(_) => lost = Some(DownReason::Timeout),
+                            Err(err) => lost = Some(reason_of(err)),
+                        }
+                        answered(*i, &mut first);
+                        false
+                    }
+                });
+                let now = Instant::now();
+                in_flight.retain(|(i, echo)| {
+                    let alive = Instant::from_std(echo.sent()) + timeout > now;
+                    if !alive {
+                        lost = Some(DownReason::Timeout);
+                        answered(*i, &mut first);
+                    }
+                    alive
+                });
+                let deadline = in_flight
+                    .iter()
+                    .map(|(_, e)| Instant::from_std(e.sent()) + timeout)
+                    .min();
+                let wake = match (sending, deadline) {
+                    (false, None) => return Poll::Ready(true),
+                    (true, Some(d)) => d.min(send_at),
+                    (true, None) => send_at,
+                    (false, Some(d)) => d,
+                };
+                if timer.deadline() != wake {
+                    timer.as_mut().reset(wake);
+                }
+                timer.as_mut().poll(cx).map(|()| false)
+            })
+            .await;
+            if done {
+                break;
             }
         }
         let stats = EchoStats::of(echoes.count, &rtts);
@@ -155,6 +202,15 @@ impl IcmpEngine {
             Verdict::Slow => down(DownReason::Slow),
         };
         (outcome, stats)
+    }
+}
+
+/// Calls the first echo's callback once it has its answer (`i` is the echo's index).
+fn answered(i: u16, first: &mut Option<FirstAnswer>) {
+    if i == 0 {
+        if let Some(f) = first.take() {
+            f();
+        }
     }
 }
 

@@ -348,6 +348,24 @@ impl ReplyWaiter {
         }
     }
 
+    /// ringpoll patch: polls for the reply without consuming the guard, so a caller can wait
+    /// for several replies with one timer of its own.
+    pub(crate) fn poll_wait(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Reply, SurgeError>> {
+        use std::future::Future;
+        match std::pin::Pin::new(&mut self.rx).poll(cx) {
+            std::task::Poll::Ready(Ok(reply)) => std::task::Poll::Ready(Ok(reply)),
+            std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(Err(if self.map.is_alive() {
+                SurgeError::NetworkError
+            } else {
+                SurgeError::ClientDestroyed
+            })),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
     /// Give up ownership of the registration without removing it.
     pub(crate) fn disarm(&mut self) {
         self.id = None;

@@ -12,7 +12,7 @@ pub use error::SurgeError;
 pub use icmp::{
     IcmpPacket, PingIdentifier, PingSequence, icmpv4::Icmpv4Packet, icmpv6::Icmpv6Packet,
 };
-pub use ping::Pinger;
+pub use ping::{PendingEcho, Pinger};
 use rand::random;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -6,7 +6,7 @@ use std::{
 use tokio::time::timeout;
 
 use crate::{
-    client::{AsyncSocket, ReplyMap},
+    client::{AsyncSocket, ReplyMap, ReplyWaiter},
     error::{Result, SurgeError},
     icmp::{IcmpPacket, PingIdentifier, PingSequence, icmpv4, icmpv6},
     is_linux_icmp_socket,
@@ -91,6 +91,18 @@ impl Pinger {
         }
     }
 
+    /// ringpoll patch: sends an echo request and returns its reply to be polled, with no
+    /// timeout of its own (the caller keeps one timer for all its echoes). Dropping the
+    /// [`PendingEcho`] unregisters it.
+    pub async fn send(&mut self, seq: PingSequence, payload: &[u8]) -> Result<PendingEcho> {
+        let waiter = self.reply_map.new_waiter(self.host, self.ident, seq)?;
+        self.send_ping(seq, payload).await?;
+        Ok(PendingEcho {
+            waiter,
+            sent: Instant::now(),
+        })
+    }
+
     /// Send a ping packet (useful, when you don't need a reply).
     pub async fn send_ping(&self, seq: PingSequence, payload: &[u8]) -> Result<()> {
         // Create and send ping packet.
@@ -116,5 +128,33 @@ impl Pinger {
         self.socket.send_to(&mut packet, &target).await?;
 
         Ok(())
+    }
+}
+
+/// ringpoll patch: an echo request sent by [`Pinger::send`], waiting for its reply.
+pub struct PendingEcho {
+    waiter: ReplyWaiter,
+    sent: Instant,
+}
+
+impl PendingEcho {
+    /// When the request went out.
+    pub fn sent(&self) -> Instant {
+        self.sent
+    }
+
+    /// Polls for the reply: the packet and its round trip (from the send to when the receive
+    /// task read the reply, however late this is polled), or why none will come.
+    pub fn poll_reply(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(IcmpPacket, Duration)>> {
+        self.waiter.poll_wait(cx).map(|r| {
+            r.map(|reply| {
+                // The receive task took the registration out of the map.
+                self.waiter.disarm();
+                (reply.packet, reply.timestamp.saturating_duration_since(self.sent))
+            })
+        })
     }
 }
