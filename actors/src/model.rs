@@ -531,7 +531,7 @@ impl ProbeResult {
     /// The line as it is written to a JSON-lines file.
     pub fn line(&self) -> ResultLine<'_> {
         let (ok, rtt_ms, error, detail) = match &self.outcome {
-            ProbeOutcome::Up { rtt } => (true, Some(rtt.as_secs_f64() * 1000.0), None, None),
+            ProbeOutcome::Up { rtt } => (true, Some(crate::clock::ms(*rtt)), None, None),
             ProbeOutcome::Down { reason } => (false, None, Some(reason.code()), reason.detail()),
         };
         ResultLine {
@@ -540,7 +540,7 @@ impl ProbeResult {
             target: Cow::Borrowed(&self.target.id),
             probe: self.target.kind(),
             ok,
-            rtt_ms: rtt_ms.map(|ms| (ms * 1000.0).round() / 1000.0),
+            rtt_ms,
             error: error.map(Cow::Borrowed),
             detail: detail.map(Cow::Borrowed),
             epoch: self.epoch,

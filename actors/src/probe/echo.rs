@@ -196,7 +196,7 @@ impl EchoStats {
 
     /// The fields a result line carries, in milliseconds to the microsecond.
     pub fn line(&self) -> EchoLine {
-        let ms = |d: Option<Duration>| d.map(|d| (d.as_secs_f64() * 1e6).round() / 1e3);
+        let ms = |d: Option<Duration>| d.map(crate::clock::ms);
         EchoLine {
             sent: self.sent,
             received: self.received,
