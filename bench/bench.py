@@ -196,29 +196,49 @@ def ensure_user():
     os.makedirs("/run/sshd", exist_ok=True)
 
 
-def ssh_fanout(d, reps, n=1000):
-    ensure_user()
-    ns = Netns("ssh")
-    sd = os.path.join(d, "ssh")
-    os.makedirs(sd)
-    os.chmod(sd, 0o755)
-    for k in ("host", "id"):
-        sh("ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", os.path.join(sd, k))
-    shutil.copy(os.path.join(sd, "id.pub"), os.path.join(sd, "authorized_keys"))
-    os.chmod(os.path.join(sd, "authorized_keys"), 0o644)
-    host_pub = " ".join(open(os.path.join(sd, "host.pub")).read().split()[:2])
-    kh = write(os.path.join(sd, "known_hosts"), f"[127.1.*]:2222 {host_pub}\n")
-    write(os.path.join(sd, "sshd_config"),
-          f"ListenAddress 0.0.0.0:2222\nHostKey {sd}/host\nPidFile {sd}/sshd.pid\nAuthorizedKeysFile {sd}/authorized_keys\n"
-          f"UsePAM no\nUseDNS no\nStrictModes no\nPasswordAuthentication no\nPermitRootLogin no\nAllowUsers {USER}\n"
-          "MaxStartups 10000:100:10000\nMaxSessions 100\nLogLevel ERROR\n")
-    sshd = subprocess.Popen(["ip", "netns", "exec", ns.name, "/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(sd, "sshd_config")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+class SshServer:
+    """sshd in a namespace of its own, on 0.0.0.0:2222 there, with a host key, a client key
+    (`key`) and a known_hosts (`kh`) covering 127.1.*; `hosts(n)` writes n host addresses."""
+
+    def __init__(self, d, tag):
+        ensure_user()
+        self.ns = Netns(tag)
+        self.dir = sd = os.path.join(d, tag)
+        os.makedirs(sd)
+        os.chmod(sd, 0o755)
+        for k in ("host", "id"):
+            sh("ssh-keygen", "-q", "-N", "", "-t", "ed25519", "-f", os.path.join(sd, k))
+        shutil.copy(os.path.join(sd, "id.pub"), os.path.join(sd, "authorized_keys"))
+        os.chmod(os.path.join(sd, "authorized_keys"), 0o644)
+        host_pub = " ".join(open(os.path.join(sd, "host.pub")).read().split()[:2])
+        self.key = os.path.join(sd, "id")
+        self.kh = write(os.path.join(sd, "known_hosts"), f"[127.1.*]:2222 {host_pub}\n")
+        self.config = write(os.path.join(sd, "sshd_config"),
+              f"ListenAddress 0.0.0.0:2222\nHostKey {sd}/host\nPidFile {sd}/sshd.pid\nAuthorizedKeysFile {sd}/authorized_keys\n"
+              f"UsePAM no\nUseDNS no\nStrictModes no\nPasswordAuthentication no\nPermitRootLogin no\nAllowUsers {USER}\n"
+              "MaxStartups 10000:100:10000\nMaxSessions 100\nLogLevel ERROR\n")
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns.name, "/usr/sbin/sshd", "-D", "-e", "-f", self.config],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
         while not os.path.exists(os.path.join(sd, "sshd.pid")) and time.time() < deadline:
             time.sleep(0.05)
-        hf = write(os.path.join(sd, "hosts.txt"), "".join(f"127.1.{i // 250}.{1 + i % 250}\n" for i in range(n)))
+
+    def hosts(self, n):
+        return write(os.path.join(self.dir, "hosts.txt"), "".join(f"127.1.{i // 250}.{1 + i % 250}\n" for i in range(n)))
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait()
+        # The per-connection processes outlive the listener.
+        sh("pkill", "-f", self.config, check=False)
+        self.ns.close()
+
+
+def ssh_fanout(d, reps, n=1000):
+    srv = SshServer(d, "ssh")
+    ns, sd, kh = srv.ns, srv.dir, srv.kh
+    try:
+        hf = srv.hosts(n)
         cfg = sweep_config(sd, "ssh", hf, probe="ssh", timeout="60s",
                            extra=f'[probe.ssh]\nmax_concurrent_ssh = 100\nport = 2222\nuser = "{USER}"\nidentity = "{sd}/id"\n'
                                  f'known_hosts = "{kh}"\ncommand = "true"\n')
@@ -253,9 +273,7 @@ def ssh_fanout(d, reps, n=1000):
         report(f"3. SSH fan-out: {n} loopback hosts behind one sshd, command `true`", rows,
                f"ringpoll reaches {100 * rp / best:.0f} % of the best rate; client CPU per host {cpu['ringpoll sweep (100 sessions)'] / cpu['asyncssh, 100 at a time']:.2f}x asyncssh's")
     finally:
-        sshd.terminate()
-        sshd.wait()
-        ns.close()
+        srv.close()
 
 
 def parse_ts(ts):
@@ -933,6 +951,67 @@ def echoes(d, reps, n_sweep, n_node, node_s=20):
            f"node/sweep CPU per echo: {node_us / sweep_us:.2f}x (target: at most 2x)")
 
 
+def ssh_sessions(d, n=1000, window_s=10):
+    """Issue 16: steady SSH polling of n hosts behind one sshd, command `true`: ringpoll with
+    persistent sessions, ringpoll logging in fresh for every probe, and asyncssh keeping n
+    connections open and running the command on each over and over; all at 100 commands in
+    flight. Checks per second, client and sshd CPU per check, the node's memory."""
+    srv = SshServer(d, "sshs")
+    ns, sd, kh, key = srv.ns, srv.dir, srv.kh, srv.key
+    hf = srv.hosts(n)
+    rows = []
+    try:
+        out = {}
+        for mode in ("persistent", "fresh"):
+            cfg = write(os.path.join(sd, f"node-{mode}.toml"),
+                        f'[node]\nname = "ssh-{mode}"\n[http]\nlisten = "off"\n[probe]\ninterval = "1s"\ntimeout = "900ms"\n'
+                        f'[probe.ssh]\nmax_concurrent_ssh = 100\nmax_new_logins_per_s = 0\nsession = "{mode}"\n'
+                        f'[[targets]]\nfile = "{hf}"\nprobe = "ssh"\nport = 2222\nuser = "{USER}"\nidentity = "{key}"\n'
+                        f'known_hosts = "{kh}"\ncommand = "true"\n')
+            res = os.path.join(sd, f"node-{mode}.jsonl")
+            p = subprocess.Popen(["ip", "netns", "exec", ns.name, RINGPOLL, "node", "--config", cfg, "--results", res],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
+            try:
+                time.sleep(8)  # start-up, the first logins, steady rounds
+                pid = p.pid  # `ip netns exec` execs the command: the same process
+                lines = lambda: sum(1 for _ in open(res))
+                l0, c0, m0, t0 = lines(), cpu_s(pid), machine_cpu(), time.monotonic()
+                time.sleep(window_s)
+                l1, c1, m1, t1 = lines(), cpu_s(pid), machine_cpu(), time.monotonic()
+                ok = sum(1 for l in open(res) if '"ok":true' in l)
+                checks, client = l1 - l0, c1 - c0
+                out[mode] = {"checks_per_s": checks / (t1 - t0), "client_cpu_us_per_check": client / checks * 1e6,
+                             "sshd_cpu_us_per_check": max(m1 - m0 - client, 0) / checks * 1e6,
+                             "rss_mb": rss_kb(pid) / 1024, "ok_share": ok / max(lines(), 1)}
+            finally:
+                p.terminate()
+                p.wait()
+            rows.append((f"ringpoll node, session = \"{mode}\"", out[mode]))
+        a = subprocess.Popen(["ip", "netns", "exec", ns.name, "/usr/bin/python3", os.path.join(ROOT, "bench", "asyncssh_persistent.py"),
+                              hf, "2222", USER, key, kh, "100", "true", str(window_s)], stdout=subprocess.PIPE, text=True)
+        m0 = None
+        for line in a.stdout:
+            if line.strip() == "start":
+                m0 = machine_cpu()
+            elif line.startswith("checks"):
+                m1 = machine_cpu()
+                f = line.split()
+                checks, secs, client = int(f[1]), float(f[5]), float(f[7])
+                out["asyncssh"] = {"checks_per_s": checks / secs, "client_cpu_us_per_check": client / checks * 1e6,
+                                   "sshd_cpu_us_per_check": max(m1 - m0 - client, 0) / checks * 1e6}
+        a.wait()
+        rows.append(("asyncssh, 1,000 connections held, 100 commands at a time", out["asyncssh"]))
+        p_, f_, a_ = out["persistent"], out["fresh"], out["asyncssh"]
+        report(f"10. SSH sessions held: {n} hosts behind one sshd, command `true`, steady polling", rows,
+               f"persistent/fresh checks per second {p_['checks_per_s'] / f_['checks_per_s']:.1f}x (target >= 5x); "
+               f"sshd CPU per check {p_['sshd_cpu_us_per_check'] / f_['sshd_cpu_us_per_check']:.2f}x fresh (target <= 0.2x); "
+               f"persistent/asyncssh checks per second {p_['checks_per_s'] / a_['checks_per_s']:.2f}x (target >= 1x), "
+               f"client CPU per check {p_['client_cpu_us_per_check'] / a_['client_cpu_us_per_check']:.2f}x (target <= 0.25x); "
+               f"memory per held connection {(p_['rss_mb'] - f_['rss_mb']) * 1024 / n:.0f} KiB")
+    finally:
+        srv.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repetitions")
@@ -945,7 +1024,7 @@ def main():
     a.out = a.out or os.path.join(ROOT, "bench", "soak-last-run.json" if a.soak else "last-run.json")
     if os.geteuid() != 0:
         sys.exit("bench: run as root (raw ICMP sockets, network namespaces, sshd)")
-    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6", "7", "8", "9"}
+    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}
     reps = 2 if a.quick else 5
     global QUICK
     QUICK = a.quick
@@ -975,6 +1054,8 @@ def main():
             cold_start(d, [10] if a.quick else [10, 30], 8192 if a.quick else 32768, 20 if a.quick else 60)
         if "9" in only:
             echoes(d, reps, 16384, 16384 if a.quick else 65536)
+        if "10" in only:
+            ssh_sessions(d, n=1000, window_s=5 if a.quick else 10)
     if a.only and os.path.exists(a.out):
         # A partial run replaces its scenarios in the file and keeps the others (each scenario
         # carries its own date).

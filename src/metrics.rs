@@ -407,6 +407,23 @@ fn node_families(view: &NodeView, f: &mut Families) {
         "Results waiting in memory for a slow or failing sink (its fullest lane)",
         state.results_buffered() as f64,
     );
+    let (logins_ok, logins_failed, idle, busy) = state.ssh.snapshot();
+    f.gauge(
+        "ringpoll_ssh_connections",
+        "SSH connections held for persistent targets: idle between probes, or busy with one",
+        [
+            (labels(&[("state", "idle")]), idle as f64),
+            (labels(&[("state", "busy")]), busy as f64),
+        ],
+    );
+    f.counter(
+        "ringpoll_ssh_logins_total",
+        "SSH logins (connect, host key, authentication), by result",
+        [
+            (labels(&[("result", "ok")]), logins_ok),
+            (labels(&[("result", "failed")]), logins_failed),
+        ],
+    );
     f.counter(
         "ringpoll_round_overrun_total",
         "Probe slots missed because probes could not start in time",

@@ -92,7 +92,15 @@ pub fn needs_restart(started: &Settings, new: &Settings) -> Vec<String> {
     check("probe.max_pps", started.pace.node != new.pace.node);
     check(
         "probe.ssh.max_concurrent_ssh",
-        started.max_concurrent_ssh != new.max_concurrent_ssh,
+        started.ssh.max_concurrent != new.ssh.max_concurrent,
+    );
+    check(
+        "probe.ssh.max_sessions",
+        started.ssh.max_sessions != new.ssh.max_sessions,
+    );
+    check(
+        "probe.ssh.max_new_logins_per_s",
+        started.ssh.max_new_logins_per_s != new.ssh.max_new_logins_per_s,
     );
     check("results", started.results != new.results);
     check("supervision", started.supervision != new.supervision);

@@ -261,8 +261,18 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
         let kinds: std::collections::BTreeSet<_> =
             settings.targets.iter().map(|t| t.kind()).collect();
         let engine = Arc::new(
-            ProbeEngine::open(kinds, settings.max_concurrent_ssh, settings.pace)
-                .context("starting the probes")?,
+            ProbeEngine::open(
+                kinds,
+                // A sweep probes each target once: every login is fresh, none is held.
+                ringpoll_actors::probe::ssh::SshLimits {
+                    max_sessions: 0,
+                    max_new_logins_per_s: 0,
+                    ..settings.ssh
+                },
+                Default::default(),
+                settings.pace,
+            )
+            .context("starting the probes")?,
         );
         let node = NodeName::new("sweep").expect("valid");
         let total = settings.targets.len();

@@ -36,12 +36,15 @@ pub async fn run_node(
 ) -> anyhow::Result<()> {
     let kinds: BTreeSet<_> = settings.targets.iter().map(|t| t.kind()).collect();
     raise_open_files(settings.max_in_flight);
+    let state = Arc::new(NodeState::default());
     let engine = ProbeEngine::open(
         kinds.iter().copied(),
-        settings.max_concurrent_ssh,
+        settings.ssh,
+        state.ssh.clone(),
         settings.pace,
     )
     .context("starting the probes")?;
+    let ssh_sessions = engine.ssh_sessions();
     for (i, g) in settings.groups.iter().enumerate() {
         if let Some((_, HostKeyPolicy::Off)) = g.ssh {
             tracing::warn!(group = i, "targets[{i}]: host_key_policy = \"off\": SSH host keys are not checked for {} target(s)", g.count);
@@ -91,7 +94,6 @@ pub async fn run_node(
         unflushed: settings.results.flush_interval,
     };
 
-    let state = Arc::new(NodeState::default());
     let (publishers, view) = NodeView::new(settings.node.clone(), state.clone());
     let config_status = publishers.config.clone();
     #[cfg(not(feature = "test-hooks"))]
@@ -191,6 +193,10 @@ pub async fn run_node(
         );
         root.stop(Some("shutdown".into()));
         let _ = root_done.await;
+        // Held SSH connections end with an SSH disconnect, not a dropped TCP connection.
+        if let Some(sessions) = &ssh_sessions {
+            sessions.close_all().await;
+        }
         report
     };
     match tokio::time::timeout(SHUTDOWN_DEADLINE + Duration::from_secs(1), shutdown).await {

@@ -64,6 +64,7 @@ fn public_key(path: &Path) -> String {
 struct Sshd {
     child: Child,
     dir: tempfile::TempDir,
+    netns: Option<String>,
 }
 
 impl Sshd {
@@ -98,10 +99,19 @@ impl Sshd {
             "HostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
              UsePAM no\nUseDNS no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
              PermitRootLogin no\nAllowUsers {USER}\nMaxStartups 10000:100:10000\nMaxSessions 100\n\
-             LogLevel ERROR\nPrintMotd no\nPrintLastLog no\n",
+             LogLevel INFO\nPrintMotd no\nPrintLastLog no\n",
             d = d.display()
         ));
         std::fs::write(d.join("sshd_config"), cfg).unwrap();
+        let netns = netns.map(String::from);
+        let child = Sshd::spawn(d, netns.as_deref());
+        let sshd = Sshd { child, dir, netns };
+        sshd.wait_listening();
+        sshd
+    }
+
+    fn spawn(d: &Path, netns: Option<&str>) -> Child {
+        let _ = std::fs::remove_file(d.join("sshd.pid"));
         let mut cmd = match netns {
             None => Command::new("/usr/sbin/sshd"),
             Some(ns) => {
@@ -110,20 +120,53 @@ impl Sshd {
                 c
             }
         };
-        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
-        let child = cmd
-            .args(["-D", "-e", "-f"])
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("sshd.log"))
+            .unwrap();
+        cmd.args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start sshd (is openssh-server installed? tests/run.sh installs it)");
-        let sshd = Sshd { child, dir };
-        // Ready when the pid file exists (written once listening).
+            .expect("start sshd (is openssh-server installed? tests/run.sh installs it)")
+    }
+
+    /// Ready when the pid file exists (written once listening).
+    fn wait_listening(&self) {
         wait_until("sshd to listen", Duration::from_secs(10), || {
-            sshd.dir.path().join("sshd.pid").exists().then_some(())
+            self.dir.path().join("sshd.pid").exists().then_some(())
         });
-        sshd
+    }
+
+    /// Stops sshd and every connection it serves, as a crash or a reboot would (a plain
+    /// `systemctl restart` keeps the connections), and starts it again, with a new host key
+    /// when `new_host_key`.
+    fn restart(&mut self, new_host_key: bool) {
+        // The per-connection processes are the listener's children.
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-P", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if new_host_key {
+            let key = self.path("host_ed25519");
+            let _ = std::fs::remove_file(&key);
+            let _ = std::fs::remove_file(key.with_extension("pub"));
+            keygen(&key, "ed25519");
+        }
+        self.child = Sshd::spawn(self.dir.path(), self.netns.as_deref());
+        self.wait_listening();
+    }
+
+    /// Logins sshd accepted so far (its log at LogLevel INFO).
+    fn logins(&self) -> usize {
+        self.log().matches("Accepted publickey for").count()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("sshd.log")).unwrap_or_default()
     }
 
     fn path(&self, f: &str) -> PathBuf {
@@ -462,6 +505,263 @@ fn a_thousand_loopback_hosts_behind_one_sshd_are_all_up_in_one_round() {
 /// A misbehaving "SSH server" on `addr`, run by python3 for the test's life: `banner_then_silence`,
 /// `drip` (a byte a second), or `close_mid_kex` (banner, then close after reading the client's
 /// first packet).
+/// The results of `target`, in order.
+fn results_of(node: &Node, target: &str) -> Vec<Value> {
+    node.results()
+        .into_iter()
+        .filter(|r| r["target"] == target)
+        .collect()
+}
+
+#[test]
+fn persistent_sessions_log_in_once_per_host_and_reconnect_when_the_server_goes() {
+    let hosts: Vec<String> = (1..=4).map(|i| format!("127.88.5.{i}")).collect();
+    let targets: Vec<String> = hosts.iter().map(|h| format!("{h}:2222")).collect();
+    let mut sshd = Sshd::start(&targets, None);
+    let patterns: Vec<String> = hosts.iter().map(|h| format!("[{h}]:2222")).collect();
+    let kh = sshd.known_hosts("known_hosts", &patterns);
+    let config = fast_config(&sshd, &kh, &hosts, "echo hi");
+    let mut node = Node::start(&config, &[]);
+    // 20 rounds: one login per host, the other 19 probes channels on it.
+    let target_refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    wait_until("20 ok results per host", Duration::from_secs(30), || {
+        target_refs
+            .iter()
+            .all(|t| {
+                results_of(&node, t)
+                    .iter()
+                    .filter(|r| r["ok"] == true)
+                    .count()
+                    >= 20
+            })
+            .then_some(())
+    });
+    assert_eq!(sshd.logins(), hosts.len(), "{}", sshd.log());
+    for t in &target_refs {
+        let rs = results_of(&node, t);
+        assert!(rs[0]["stages_ms"]["auth"].as_f64().is_some(), "{}", rs[0]);
+        let later = &rs[5];
+        assert_eq!(later["stdout"], "hi\n", "{later}");
+        assert!(later["stages_ms"]["channel"].as_f64().is_some(), "{later}");
+        assert!(
+            later["stages_ms"].get("auth").is_none(),
+            "no login: {later}"
+        );
+    }
+
+    // The server and its connections go, and come back: every host logs in again within a
+    // probe (reconnected) and keeps its rhythm.
+    let before = node.results().len();
+    sshd.restart(false);
+    wait_until("every host reconnected", Duration::from_secs(10), || {
+        let rs = node.results();
+        target_refs
+            .iter()
+            .all(|t| {
+                rs[before..]
+                    .iter()
+                    .any(|r| r["target"] == *t && r["ok"] == true && r["reconnected"] == true)
+            })
+            .then_some(())
+    });
+    for t in &target_refs {
+        assert_keeps_rhythm_since(&node, t, before);
+    }
+    let logins = sshd.logins();
+    assert!(
+        (2 * hosts.len()..=3 * hosts.len()).contains(&logins),
+        "{logins} logins after one restart"
+    );
+
+    // Stopping the node closes its connections with an SSH disconnect.
+    let disconnects = || sshd.log().matches("Received disconnect from").count();
+    let before = disconnects();
+    node.signal(libc::SIGTERM);
+    assert!(node.wait_exit(Duration::from_secs(10)).success());
+    wait_until(
+        "an SSH disconnect per held connection",
+        Duration::from_secs(5),
+        || (disconnects() >= before + hosts.len()).then_some(()),
+    );
+
+    // A new host key: caught at the reconnect, and the command never runs.
+    let node = Node::start(&config, &[]);
+    wait_until("a result per host", Duration::from_secs(10), || {
+        target_refs
+            .iter()
+            .all(|t| results_of(&node, t).iter().any(|r| r["ok"] == true))
+            .then_some(())
+    });
+    let before = node.results().len();
+    sshd.restart(true);
+    wait_until(
+        "hostkey_changed for every host",
+        Duration::from_secs(10),
+        || {
+            let rs = node.results();
+            target_refs
+                .iter()
+                .all(|t| {
+                    rs[before..].iter().any(|r| {
+                        r["target"] == *t
+                            && r["error"] == "hostkey_changed"
+                            && r["stdout"].is_null()
+                            && r["reconnected"] == true
+                    })
+                })
+                .then_some(())
+        },
+    );
+}
+
+/// Waits for five ok results of `target` after the first `since` results (interval 500 ms) and
+/// asserts that none came more than 1 s after the one before.
+fn assert_keeps_rhythm_since(node: &Node, target: &str, since: usize) {
+    let times = wait_until("five more rounds", Duration::from_secs(10), || {
+        let rs = node.results();
+        let t: Vec<i64> = common::by_target(&rs[since.min(rs.len())..])
+            .get(target)
+            .map(|v| v.iter().filter(|x| x.1).map(|x| x.0).collect())
+            .unwrap_or_default();
+        (t.len() >= 5).then_some(t)
+    });
+    let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        gap <= 1_000,
+        "{gap} ms between results of {target}: {times:?}"
+    );
+}
+
+/// A node config probing `hosts` on port 2222 every 500 ms (timeout 400 ms), running
+/// `command`.
+fn fast_config(sshd: &Sshd, kh: &Path, hosts: &[impl AsRef<str>], command: &str) -> String {
+    let keys = format!(
+        "identity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"{command}\"\n",
+        sshd.path("id_ed25519").display(),
+        kh.display()
+    );
+    let groups: Vec<String> = hosts
+        .iter()
+        .map(|h| group(h.as_ref(), 2222, &keys))
+        .collect();
+    format!(
+        "[node]\nname = \"ssh-fast\"\n[probe]\ninterval = \"500ms\"\ntimeout = \"400ms\"\n{}",
+        groups.concat()
+    )
+}
+
+/// The first timeout of `target` after the first `since` results (within 5 s).
+fn first_timeout(node: &Node, since: usize, target: &str) -> Value {
+    wait_until(
+        &format!("a timeout of {target}"),
+        Duration::from_secs(5),
+        || {
+            node.results()[since..]
+                .iter()
+                .find(|r| r["target"] == target && r["error"] == "timeout")
+                .cloned()
+        },
+    )
+}
+
+/// A result's time, ms since the epoch.
+fn ts_ms(r: &Value) -> i64 {
+    let t = humantime::parse_rfc3339(r["ts"].as_str().unwrap()).unwrap();
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// The pids of the sshd processes serving connections to `local` (`ip:port`) in `netns`.
+fn server_pids(netns: &str, local: &str) -> Vec<i32> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            netns,
+            "ss",
+            "-tnpH",
+            "state",
+            "established",
+        ])
+        .output()
+        .expect("ss");
+    let re = regex::Regex::new(r"pid=(\d+)").unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some(local))
+        .flat_map(|l| {
+            re.captures_iter(l)
+                .map(|c| c[1].parse::<i32>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn a_frozen_or_silently_cut_connection_ends_in_its_timeout_and_logs_in_again_while_others_keep_rhythm(
+) {
+    let ns = Netns::new("sshcut");
+    let hosts = ["127.0.2.1", "127.0.2.2", "127.0.2.3"];
+    let sshd = Sshd::start(&["0.0.0.0:2222".to_string()], Some(&ns.name));
+    let kh = sshd.known_hosts("known_hosts", &["[127.0.2.*]:2222".to_string()]);
+    let config = fast_config(&sshd, &kh, &hosts, "true");
+    let node = Node::start_in_netns(&ns.name, &config, &[], &[]);
+    let ok_after = |t: &str, since: usize| {
+        node.results()[since..]
+            .iter()
+            .any(|r| r["target"] == t && r["ok"] == true)
+    };
+    wait_until("every host up", Duration::from_secs(10), || {
+        hosts
+            .iter()
+            .all(|h| ok_after(&format!("{h}:2222"), 0))
+            .then_some(())
+    });
+
+    // The server process of one connection frozen: that target's next probe times out, the
+    // one after logs in again (to a new server process), and the others keep their rhythm.
+    let frozen = server_pids(&ns.name, "127.0.2.1:2222");
+    assert!(!frozen.is_empty(), "no sshd process serves 127.0.2.1");
+    let since = node.results().len();
+    let frozen_at = common::now_ms();
+    for pid in &frozen {
+        // SAFETY: kill(2) on a process of the test's own sshd.
+        unsafe { libc::kill(*pid, libc::SIGSTOP) };
+    }
+    let timed_out = first_timeout(&node, since, "127.0.2.1:2222");
+    // Its slot came within an interval, and its timeout within 400 ms of it.
+    assert!(ts_ms(&timed_out) - frozen_at <= 1_200, "{timed_out}");
+    let after = node.results().len();
+    wait_until(
+        "the frozen host logged in again",
+        Duration::from_secs(5),
+        || ok_after("127.0.2.1:2222", after).then_some(()),
+    );
+    for h in &hosts[1..] {
+        assert_keeps_rhythm_since(&node, &format!("{h}:2222"), since);
+    }
+    for pid in &frozen {
+        // SAFETY: as above.
+        unsafe { libc::kill(*pid, libc::SIGCONT) };
+    }
+
+    // A connection cut silently (every packet dropped, no reset): found in the next probe's
+    // timeout, not TCP's minutes; the host is back once the cut heals.
+    let since = node.results().len();
+    let cut_at = common::now_ms();
+    ns.nft("table ip sshcut { chain input { type filter hook input priority 0; policy accept;\n \
+            ip daddr 127.0.2.2 tcp dport 2222 drop;\n ip saddr 127.0.2.2 tcp sport 2222 drop; }; }\n");
+    let cut = first_timeout(&node, since, "127.0.2.2:2222");
+    assert!(ts_ms(&cut) - cut_at <= 1_200, "{cut}");
+    for h in [hosts[0], hosts[2]] {
+        assert_keeps_rhythm_since(&node, &format!("{h}:2222"), since);
+    }
+    ns.nft("delete table ip sshcut\n");
+    let healed = node.results().len();
+    wait_until("the cut host back", Duration::from_secs(5), || {
+        ok_after("127.0.2.2:2222", healed).then_some(())
+    });
+}
+
 fn bad_server(addr: &str, kind: &str) -> Child {
     let (host, port) = addr.split_once(':').unwrap();
     let script = format!(

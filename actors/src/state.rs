@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::model::{ProbeResult, StateEvent, TargetKey, TargetSpec};
@@ -35,6 +35,8 @@ pub struct NodeState {
     restarts: Mutex<BTreeMap<&'static str, u64>>,
     /// The last count of unprobed targets and when it was made.
     unprobed: Mutex<Option<(std::time::Instant, usize)>>,
+    /// SSH logins and held connections (counted by the SSH engine).
+    pub ssh: Arc<crate::probe::ssh::SshCounters>,
 }
 
 /// How long a count of unprobed targets is reused.

@@ -133,6 +133,8 @@ pub(super) struct RawProbe {
 pub(super) struct RawSshDefaults {
     pub(super) port: Option<u16>,
     pub(super) max_concurrent_ssh: Option<Spanned<usize>>,
+    pub(super) max_sessions: Option<Spanned<usize>>,
+    pub(super) max_new_logins_per_s: Option<Spanned<u32>>,
     pub(super) user: Option<Spanned<String>>,
     pub(super) identity: Option<Spanned<String>>,
     pub(super) identity_passphrase_env: Option<Spanned<String>>,
@@ -142,6 +144,8 @@ pub(super) struct RawSshDefaults {
     pub(super) expect_exit: Option<Spanned<u32>>,
     pub(super) expect_output: Option<Spanned<String>>,
     pub(super) max_output: Option<Spanned<usize>>,
+    pub(super) session: Option<Spanned<RawSessionMode>>,
+    pub(super) max_session_age: Option<Spanned<Dur>>,
 }
 
 /// The SSH keys of a group, or of `[probe.ssh]` (same names, same meaning).
@@ -160,6 +164,8 @@ pub(super) struct SshKeys<'a> {
     pub(super) expect_exit: &'a Option<Spanned<u32>>,
     pub(super) expect_output: &'a Option<Spanned<String>>,
     pub(super) max_output: &'a Option<Spanned<usize>>,
+    pub(super) session: &'a Option<Spanned<RawSessionMode>>,
+    pub(super) max_session_age: &'a Option<Spanned<Dur>>,
 }
 
 macro_rules! ssh_keys {
@@ -174,6 +180,8 @@ macro_rules! ssh_keys {
             expect_exit: &$raw.expect_exit,
             expect_output: &$raw.expect_output,
             max_output: &$raw.max_output,
+            session: &$raw.session,
+            max_session_age: &$raw.max_session_age,
         }
     };
 }
@@ -188,6 +196,14 @@ impl RawGroup {
     pub(super) fn ssh_keys(&self) -> SshKeys<'_> {
         ssh_keys!(self)
     }
+}
+
+/// `session`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RawSessionMode {
+    Persistent,
+    Fresh,
 }
 
 /// `host_key_policy`.
@@ -256,4 +272,6 @@ pub struct RawGroup {
     pub(super) expect_exit: Option<Spanned<u32>>,
     pub(super) expect_output: Option<Spanned<String>>,
     pub(super) max_output: Option<Spanned<usize>>,
+    pub(super) session: Option<Spanned<RawSessionMode>>,
+    pub(super) max_session_age: Option<Spanned<Dur>>,
 }

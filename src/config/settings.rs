@@ -153,8 +153,8 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// Cap on configured targets.
     pub max_targets: usize,
-    /// SSH sessions in flight at most.
-    pub max_concurrent_ssh: usize,
+    /// SSH limits: sessions in flight, connections held, fresh logins per second.
+    pub ssh: ringpoll_actors::probe::ssh::SshLimits,
     /// ICMP pacing: `max_rate_per_network` and `max_pps`.
     pub pace: ringpoll_actors::probe::pace::PaceLimits,
     /// The result sink.
@@ -292,10 +292,14 @@ impl fmt::Display for Settings {
             }
         }
         if count(ProbeKind::Ssh) > 0 {
+            let logins = match self.ssh.max_new_logins_per_s {
+                0 => "no limit".to_string(),
+                n => format!("{n}/s"),
+            };
             writeln!(
                 f,
-                "ssh            at most {} sessions at once",
-                self.max_concurrent_ssh
+                "ssh            at most {} sessions at once, {} connections held, fresh logins {logins}",
+                self.ssh.max_concurrent, self.ssh.max_sessions
             )?;
         }
         Ok(())

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use toml::Spanned;
 
 use ringpoll_actors::probe::ssh::known_hosts::KnownHosts;
+use ringpoll_actors::probe::ssh::DEFAULT_MAX_SESSION_AGE;
 use ringpoll_actors::probe::ssh::{
-    load_known_hosts, HostKeyPolicy, SshIdentity, SshTarget, DEFAULT_MAX_OUTPUT,
+    load_known_hosts, HostKeyPolicy, SessionMode, SshIdentity, SshTarget, DEFAULT_MAX_OUTPUT,
 };
 
 use super::defaults::DEFAULT_EXPECT_EXIT;
 use super::error::{ConfigError, Locator};
-use super::raw::{RawHostKeyPolicy, SshKeys};
+use super::raw::{RawHostKeyPolicy, RawSessionMode, SshKeys};
 
 /// Largest `max_output`.
 pub const MAX_OUTPUT_LIMIT: usize = 1 << 20;
@@ -50,7 +51,12 @@ impl<'a> SshLoader<'a> {
 
     /// Refuses SSH keys on a group of another probe kind.
     pub(super) fn reject(&self, i: usize, g: SshKeys<'_>, probe: &str) -> Result<(), ConfigError> {
-        let set: [(&str, Option<usize>); 9] = [
+        let set: [(&str, Option<usize>); 11] = [
+            ("session", g.session.as_ref().map(|v| v.span().start)),
+            (
+                "max_session_age",
+                g.max_session_age.as_ref().map(|v| v.span().start),
+            ),
             ("user", g.user.as_ref().map(|v| v.span().start)),
             ("identity", g.identity.as_ref().map(|v| v.span().start)),
             (
@@ -224,6 +230,20 @@ impl<'a> SshLoader<'a> {
             }
             Some(m) => *m.get_ref(),
         };
+        let session = match pick(g.session, d.session).map(|s| *s.get_ref()) {
+            None | Some(RawSessionMode::Persistent) => SessionMode::Persistent,
+            Some(RawSessionMode::Fresh) => SessionMode::Fresh,
+        };
+        let max_session_age = match pick(g.max_session_age, d.max_session_age) {
+            None => DEFAULT_MAX_SESSION_AGE,
+            Some(a) if a.get_ref().0 < std::time::Duration::from_secs(1) => {
+                return Err(self.loc.at(
+                    a.span().start,
+                    format!("{}: must be at least 1s", key("max_session_age")),
+                ))
+            }
+            Some(a) => a.get_ref().0,
+        };
         let target = SshTarget {
             user: user.get_ref().clone(),
             identity,
@@ -233,6 +253,8 @@ impl<'a> SshLoader<'a> {
             expect_exit,
             expect_output,
             max_output,
+            session,
+            max_session_age,
         };
         Ok((Arc::new(target), policy))
     }

@@ -705,8 +705,9 @@ fn ssh_groups_take_defaults_from_probe_ssh() {
     std::fs::write(dir.path().join("kh"), "").unwrap();
     let text = format!(
         "{NODE}[probe.ssh]\nuser = \"monitor\"\nidentity = \"id\"\nknown_hosts = \"kh\"\nmax_concurrent_ssh = 64\n\
+         max_sessions = 10\nmax_new_logins_per_s = 0\nmax_session_age = \"1m\"\n\
          [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"ssh\"\ncommand = \"uptime\"\nexpect_output = \"load\"\n\
-         [[targets]]\nhosts = [\"127.0.0.2\"]\nprobe = \"ssh\"\nport = 2222\nuser = \"other\"\nhost_key_policy = \"accept-new\"\n"
+         [[targets]]\nhosts = [\"127.0.0.2\"]\nprobe = \"ssh\"\nport = 2222\nuser = \"other\"\nhost_key_policy = \"accept-new\"\nsession = \"fresh\"\n"
     );
     let s = parse(
         &dir.path().join("c.toml"),
@@ -715,7 +716,14 @@ fn ssh_groups_take_defaults_from_probe_ssh() {
         &Overrides::default(),
     )
     .unwrap();
-    assert_eq!(s.max_concurrent_ssh, 64);
+    assert_eq!(
+        (
+            s.ssh.max_concurrent,
+            s.ssh.max_sessions,
+            s.ssh.max_new_logins_per_s
+        ),
+        (64, 10, 0)
+    );
     let ssh = |t: &TargetSpec| match &t.check {
         Check::Ssh { settings, .. } => settings.clone(),
         other => panic!("not an SSH check: {other:?}"),
@@ -727,7 +735,13 @@ fn ssh_groups_take_defaults_from_probe_ssh() {
         ("monitor", Some("uptime"), 4096)
     );
     assert!(a.expect_output.is_some());
+    use ringpoll_actors::probe::ssh::SessionMode;
+    assert_eq!(
+        (a.session, a.max_session_age),
+        (SessionMode::Persistent, Duration::from_secs(60))
+    );
     let b = ssh(&s.targets[1]);
+    assert_eq!(b.session, SessionMode::Fresh);
     assert_eq!(&*s.targets[1].id, "127.0.0.2:2222");
     assert_eq!(b.user, "other");
     assert_eq!(
@@ -1041,6 +1055,18 @@ fn the_readme_defaults_match_the_code() {
         (
             "`max_concurrent_ssh` (`[probe.ssh]` only)",
             c(&DEFAULT_MAX_CONCURRENT),
+        ),
+        (
+            "`max_sessions` (`[probe.ssh]` only)",
+            c(&ringpoll_actors::probe::ssh::DEFAULT_MAX_SESSIONS),
+        ),
+        (
+            "`max_new_logins_per_s` (`[probe.ssh]` only)",
+            c(&ringpoll_actors::probe::ssh::DEFAULT_MAX_NEW_LOGINS_PER_S),
+        ),
+        (
+            "`max_session_age`",
+            q(ringpoll_actors::probe::ssh::DEFAULT_MAX_SESSION_AGE),
         ),
     ];
     for (key, want) in expected {

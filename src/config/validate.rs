@@ -13,7 +13,8 @@ use ringpoll_actors::model::{default_retry_interval, Check, Host, Labels, NodeNa
 use ringpoll_actors::probe::echo::{Echoes, MAX_COUNT};
 use ringpoll_actors::probe::health::Thresholds;
 use ringpoll_actors::probe::pace::{PaceLimits, DEFAULT_PER_NETWORK};
-use ringpoll_actors::probe::ssh::DEFAULT_MAX_CONCURRENT;
+use ringpoll_actors::probe::ssh::{SshLimits, DEFAULT_MAX_CONCURRENT};
+use ringpoll_actors::probe::ssh::{DEFAULT_MAX_NEW_LOGINS_PER_S, DEFAULT_MAX_SESSIONS};
 use ringpoll_actors::restart::RestartPolicy;
 use ringpoll_actors::ring::placement::MAX_WEIGHT;
 use ringpoll_actors::sink::{SinkSettings, SinkSpec};
@@ -56,6 +57,21 @@ pub(super) fn validate(
         }
         Some(m) => *m.get_ref(),
     };
+    let ssh_limits = SshLimits {
+        max_concurrent: max_concurrent_ssh,
+        max_sessions: raw
+            .probe
+            .ssh
+            .max_sessions
+            .as_ref()
+            .map_or(DEFAULT_MAX_SESSIONS, |m| *m.get_ref()),
+        max_new_logins_per_s: raw
+            .probe
+            .ssh
+            .max_new_logins_per_s
+            .as_ref()
+            .map_or(DEFAULT_MAX_NEW_LOGINS_PER_S, |m| *m.get_ref()),
+    };
     let (targets, groups) = groups(&raw, &probe, loc, base, &mut sources)?;
     Ok(Settings {
         node,
@@ -66,7 +82,7 @@ pub(super) fn validate(
         max_in_flight: probe.max_in_flight,
         max_targets: probe.max_targets,
         pace: probe.pace,
-        max_concurrent_ssh,
+        ssh: ssh_limits,
         results,
         supervision,
         targets,

@@ -145,6 +145,8 @@ pub struct ProbeState {
     /// Taken over from a member that died: its state was known there, so a first result here
     /// is no event.
     taken_over: bool,
+    /// The settings changed while a probe ran: its held SSH connection is closed when it ends.
+    stale_session: bool,
 }
 
 impl Actor for ProbeActor {
@@ -192,6 +194,7 @@ impl Actor for ProbeActor {
             retiring: false,
             retrying: false,
             taken_over: missed_since.is_some(),
+            stale_session: false,
             target,
             ctx,
         };
@@ -241,6 +244,8 @@ impl Actor for ProbeActor {
         if let Some(task) = state.in_flight.take() {
             task.abort();
         }
+        // Its SSH connection, if one is held, is closed (an SSH disconnect).
+        state.ctx.engine.release(&state.target);
         Ok(())
     }
 }
@@ -310,6 +315,9 @@ impl ProbeState {
             return;
         }
         self.in_flight = None;
+        if std::mem::take(&mut self.stale_session) {
+            self.ctx.engine.release(&self.target);
+        }
         let now = Instant::now();
         if let Some(ip) = done.resolved {
             self.resolved = Some((ip, now));
@@ -359,6 +367,13 @@ impl ProbeState {
     /// spawned with, so it is replaced.
     fn update(&mut self, myself: ActorRef<ProbeMsg>, spec: Arc<TargetSpec>) {
         let new_interval = spec.interval != self.target.interval;
+        // A held SSH connection logged in with the old settings: the next probe logs in with
+        // the new ones (after the probe running, if one is: it holds the connection).
+        if self.in_flight.is_some() && !self.waiting() {
+            self.stale_session = true;
+        } else {
+            self.ctx.engine.release(&self.target);
+        }
         self.health.set_thresholds(spec.thresholds);
         self.target = spec;
         if !new_interval {

@@ -1,6 +1,7 @@
 //! The checks a node can run, opened once at start, and name resolution.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use super::echo::FirstAnswer;
@@ -8,7 +9,9 @@ use super::echo::{EchoIds, EchoStats};
 use super::error::ProbeSetupError;
 use super::icmp::IcmpEngine;
 use super::pace::PaceLimits;
-use super::ssh::{SshEngine, SshReport};
+use super::ssh::{
+    ProbeHandler, SessionMode, Sessions, SshCounters, SshEngine, SshLimits, SshReport,
+};
 use super::tcp;
 use crate::model::{Check, DownReason, Host, ProbeKind, ProbeOutcome, TargetSpec};
 
@@ -41,6 +44,8 @@ impl CheckReport {
 pub struct ProbeEngine {
     icmp: Option<IcmpEngine>,
     ssh: Option<SshEngine>,
+    /// SSH connections of persistent targets are held between probes (a node; not a sweep).
+    hold_ssh: bool,
     #[cfg(test)]
     pub(crate) fake: Option<super::fake::FakeProbe>,
 }
@@ -51,19 +56,36 @@ impl ProbeEngine {
     /// Must run inside a Tokio runtime.
     pub fn open(
         kinds: impl IntoIterator<Item = ProbeKind>,
-        max_concurrent_ssh: usize,
+        ssh: SshLimits,
+        ssh_counters: Arc<SshCounters>,
         pace: PaceLimits,
     ) -> Result<Self, ProbeSetupError> {
-        let mut engine = ProbeEngine::default();
+        let mut engine = ProbeEngine {
+            hold_ssh: ssh.max_sessions > 0,
+            ..ProbeEngine::default()
+        };
         for kind in kinds {
             if kind == ProbeKind::Icmp && engine.icmp.is_none() {
                 engine.icmp = Some(IcmpEngine::open(pace)?);
             }
             if kind == ProbeKind::Ssh && engine.ssh.is_none() {
-                engine.ssh = Some(SshEngine::new(max_concurrent_ssh));
+                engine.ssh = Some(SshEngine::new(ssh, ssh_counters.clone()));
             }
         }
         Ok(engine)
+    }
+
+    /// The held SSH connections, if SSH is set up (to reap and close them).
+    pub fn ssh_sessions(&self) -> Option<Arc<Sessions<ProbeHandler>>> {
+        self.ssh.as_ref().map(SshEngine::sessions)
+    }
+
+    /// Closes the SSH connection held for `target`, if any: its probe actor stops (hand-off,
+    /// removal, shutdown) or its settings changed.
+    pub fn release(&self, target: &TargetSpec) {
+        if let (Some(ssh), Check::Ssh { port, .. }) = (&self.ssh, &target.check) {
+            ssh.sessions().release(&(target.id.clone(), *port));
+        }
     }
 
     /// Runs one check of `target` at `addr`, bounded by the target's timeout (for SSH, counted
@@ -109,8 +131,18 @@ impl ProbeEngine {
                 // Boxed: the SSH session's state machine is several KiB, and inlined it would
                 // make every probe's future (ICMP and TCP too) that large.
                 let host = target.host.to_string();
+                // A persistent target keeps its connection until its next probe is due (and a
+                // little more: the reaper closes it if no probe comes).
+                let hold =
+                    (settings.session == SessionMode::Persistent && self.hold_ssh).then(|| {
+                        (
+                            (target.id.clone(), *port),
+                            target.interval * 2 + target.timeout,
+                        )
+                    });
                 let (outcome, report) =
-                    Box::pin(engine.check(&host, addr, *port, settings, target.timeout)).await;
+                    Box::pin(engine.check(&host, addr, *port, settings, target.timeout, hold))
+                        .await;
                 CheckReport {
                     outcome,
                     ssh: Some(Box::new(report)),

@@ -16,6 +16,7 @@
 
 pub mod known_hosts;
 pub mod report;
+pub mod sessions;
 pub mod settings;
 
 use std::net::{IpAddr, SocketAddr};
@@ -31,16 +32,24 @@ use tokio::time::Instant;
 use crate::model::{DownReason, ProbeOutcome};
 use known_hosts::{fingerprint, KnownHosts, Verdict};
 pub use report::{SshReport, SshStage};
+pub use sessions::{SessionKey, Sessions, SshCounters};
 pub use settings::{
-    load_known_hosts, HostKeyPolicy, SshIdentity, SshSetupError, SshTarget, DEFAULT_MAX_CONCURRENT,
-    DEFAULT_MAX_OUTPUT,
+    load_known_hosts, HostKeyPolicy, SessionMode, SshIdentity, SshLimits, SshSetupError, SshTarget,
+    DEFAULT_MAX_CONCURRENT, DEFAULT_MAX_NEW_LOGINS_PER_S, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_SESSION_AGE,
 };
+
+/// How often a held connection is sent a keepalive.
+const KEEPALIVE: Duration = Duration::from_secs(30);
+/// How often connections left idle past their target's next probe are looked for.
+const REAP_EVERY: Duration = Duration::from_secs(10);
 
 /// The node's SSH client.
 #[derive(Debug)]
 pub struct SshEngine {
     config: Arc<client::Config>,
     slots: Arc<Semaphore>,
+    sessions: Arc<Sessions<ProbeHandler>>,
 }
 
 /// What the host-key check saw (the handler records it; the session may then fail).
@@ -50,7 +59,9 @@ struct HostKeySeen {
     rejected: Option<(DownReason, Vec<String>)>,
 }
 
-struct ProbeHandler {
+/// The client side of a probe's connection: it checks the host key.
+#[derive(Debug)]
+pub struct ProbeHandler {
     host: String,
     port: u16,
     policy: HostKeyPolicy,
@@ -136,22 +147,72 @@ fn down(reason: DownReason) -> ProbeOutcome {
     ProbeOutcome::Down { reason }
 }
 
+/// One probe's target and deadline.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    /// As named in known_hosts.
+    host: &'a str,
+    addr: IpAddr,
+    port: u16,
+    t: &'a SshTarget,
+    deadline: Instant,
+}
+
+/// How a probe ended short of a verdict on the command.
+enum Failed {
+    /// The connection failed (a held one may be replaced within the timeout).
+    Connection(russh::Error),
+    /// The timeout passed.
+    Timeout,
+}
+
 impl SshEngine {
-    /// A client allowing `max_concurrent` sessions in flight.
-    pub fn new(max_concurrent: usize) -> Self {
+    /// A client within `limits`, counting logins and held connections into `counters`.
+    pub fn new(limits: SshLimits, counters: Arc<SshCounters>) -> Self {
         let config = client::Config {
             nodelay: true,
             inactivity_timeout: None,
+            // A held connection that stops answering is closed between probes, not found dead
+            // by the next one: a keepalive every 30 s, three unanswered end it.
+            keepalive_interval: Some(KEEPALIVE),
+            keepalive_max: 3,
             ..Default::default()
         };
+        let sessions = Arc::new(Sessions::new(limits, counters));
+        if limits.max_sessions > 0 {
+            // Closes connections whose probe actor is gone; ends with the engine.
+            let weak = Arc::downgrade(&sessions);
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(REAP_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    every.tick().await;
+                    let Some(sessions) = weak.upgrade() else {
+                        return;
+                    };
+                    let n = sessions.reap(Instant::now());
+                    if n > 0 {
+                        tracing::debug!(closed = n, "idle SSH connections closed");
+                    }
+                }
+            });
+        }
         SshEngine {
             config: Arc::new(config),
-            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            slots: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            sessions,
         }
     }
 
+    /// The held connections (to close them all at shutdown, and reap idle ones).
+    pub fn sessions(&self) -> Arc<Sessions<ProbeHandler>> {
+        self.sessions.clone()
+    }
+
     /// Probes `host` (as named in known_hosts) at `addr:port` within `timeout` (counted from
-    /// when a session slot is free).
+    /// when a session slot is free). With `hold` (a persistent target on a node: its key and
+    /// how long until its next probe), the probe runs on the target's held connection, logging
+    /// in when there is none, it is older than `max_session_age`, or it failed.
     pub async fn check(
         &self,
         host: &str,
@@ -159,147 +220,282 @@ impl SshEngine {
         port: u16,
         t: &SshTarget,
         timeout: Duration,
+        hold: Option<(SessionKey, Duration)>,
     ) -> (ProbeOutcome, SshReport) {
         let _slot = self.slots.acquire().await;
         let deadline = Instant::now() + timeout;
         let mut report = SshReport::default();
-        let outcome = self.run(host, addr, port, t, deadline, &mut report).await;
+        let call = Call {
+            host,
+            addr,
+            port,
+            t,
+            deadline,
+        };
+        let outcome = match hold {
+            Some((key, idle_for)) => self.persistent(&call, key, idle_for, &mut report).await,
+            None => self.fresh(&call, &mut report).await,
+        };
         if outcome.is_up() {
             report.stage = None;
         }
         (outcome, report)
     }
 
-    async fn run(
+    /// A login for this probe only.
+    async fn fresh(&self, c: &Call<'_>, r: &mut SshReport) -> ProbeOutcome {
+        let (t, deadline) = (c.t, c.deadline);
+        let started = Instant::now();
+        let session = match self.login(c, r).await {
+            Ok(s) => s,
+            Err(o) => return o,
+        };
+        let outcome = match &t.command {
+            // Without a command, the login is the check.
+            None => ProbeOutcome::Up {
+                rtt: started.elapsed(),
+            },
+            Some(_) => match exec(&session, t, deadline, r).await {
+                Ok(()) => verdict(t, r, started),
+                Err(Failed::Timeout) => down(DownReason::Timeout),
+                Err(Failed::Connection(e)) => down(protocol(&e)),
+            },
+        };
+        sessions::disconnect(session);
+        outcome
+    }
+
+    /// A probe on the target's held connection.
+    async fn persistent(
         &self,
-        host: &str,
-        addr: IpAddr,
-        port: u16,
-        t: &SshTarget,
-        deadline: Instant,
+        c: &Call<'_>,
+        key: SessionKey,
+        idle_for: Duration,
         r: &mut SshReport,
     ) -> ProbeOutcome {
+        let (t, deadline) = (c.t, c.deadline);
         let started = Instant::now();
-        // connect
-        r.stage = Some(SshStage::Connect);
-        let mut mark = Instant::now();
-        let stream = match tokio::time::timeout_at(
-            deadline,
-            tokio::net::TcpStream::connect(SocketAddr::new(addr, port)),
-        )
-        .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return down(DownReason::from_io(&e)),
-            Err(_) => return down(DownReason::Timeout),
-        };
-        let _ = stream.set_nodelay(true);
-        r.lap(SshStage::Connect, &mut mark);
-
-        // handshake and host key
-        r.stage = Some(SshStage::Handshake);
-        let seen = Arc::new(Mutex::new(HostKeySeen::default()));
-        let handler = ProbeHandler {
-            host: host.to_string(),
-            port,
-            policy: t.policy,
-            known_hosts: t.known_hosts.clone(),
-            seen: seen.clone(),
-        };
-        let session = tokio::time::timeout_at(
-            deadline,
-            client::connect_stream(self.config.clone(), stream, handler),
-        )
-        .await;
-        let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        r.host_key = seen.fingerprint.clone();
-        let mut session: Handle<ProbeHandler> = match session {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                if let Some((reason, known)) = seen.rejected {
-                    r.stage = Some(SshStage::Hostkey);
-                    r.known_host_keys = known;
-                    return down(reason);
+        if let Some(held) = self.sessions.take(&key) {
+            if held.born.elapsed() >= t.max_session_age {
+                // Old enough: log in again, so the login path is still checked.
+                self.sessions.close(held);
+            } else if held.handle.is_closed() {
+                // The keepalives found it dead since the last probe.
+                self.sessions.close(held);
+                r.reconnected = true;
+            } else {
+                match exec(&held.handle, t, deadline, r).await {
+                    Ok(()) => {
+                        self.sessions.put(key, held, idle_for);
+                        return verdict(t, r, started);
+                    }
+                    // Silent (a cut cable, a frozen server): this probe is out of time, and the
+                    // next logs in again.
+                    Err(Failed::Timeout) => {
+                        self.sessions.close(held);
+                        return down(DownReason::Timeout);
+                    }
+                    // Broken: log in again within what is left of the timeout.
+                    Err(Failed::Connection(_)) => {
+                        self.sessions.close(held);
+                        *r = SshReport {
+                            reconnected: true,
+                            ..SshReport::default()
+                        };
+                    }
                 }
+            }
+        }
+        let session = match self.login(c, r).await {
+            Ok(s) => s,
+            Err(o) => return o,
+        };
+        let outcome = match exec(&session, t, deadline, r).await {
+            Ok(()) => verdict(t, r, started),
+            Err(Failed::Timeout) => {
+                sessions::disconnect(session);
+                return down(DownReason::Timeout);
+            }
+            Err(Failed::Connection(e)) => {
+                sessions::disconnect(session);
                 return down(protocol(&e));
             }
-            Err(_) => return down(DownReason::Timeout),
         };
-        r.lap(SshStage::Handshake, &mut mark);
+        if self.sessions.admit() {
+            self.sessions.hold(key, session, idle_for);
+        } else {
+            // max_sessions held already: this one was a fresh login.
+            sessions::disconnect(session);
+        }
+        outcome
+    }
 
-        // auth
-        r.stage = Some(SshStage::Auth);
-        let outcome = async {
-            let key = t.identity.key.clone();
-            let hash = if key.algorithm().is_rsa() {
-                match tokio::time::timeout_at(deadline, session.best_supported_rsa_hash()).await {
-                    Ok(Ok(h)) => h.flatten(),
-                    Ok(Err(e)) => return Err(down(protocol(&e))),
-                    Err(_) => return Err(down(DownReason::Timeout)),
-                }
-            } else {
-                None
-            };
-            match tokio::time::timeout_at(
+    /// Connects, checks the host key and authenticates, each stage bounded by `deadline`,
+    /// after waiting for a turn in the node's login budget.
+    async fn login(
+        &self,
+        c: &Call<'_>,
+        r: &mut SshReport,
+    ) -> Result<Handle<ProbeHandler>, ProbeOutcome> {
+        let Call {
+            host,
+            addr,
+            port,
+            t,
+            deadline,
+        } = *c;
+        let wait = self.sessions.login_turn();
+        if !wait.is_zero() {
+            if Instant::now() + wait > deadline {
+                r.stage = Some(SshStage::LoginSlot);
+                tokio::time::sleep_until(deadline).await;
+                return Err(down(DownReason::Timeout));
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let result = async {
+            // connect
+            r.stage = Some(SshStage::Connect);
+            let mut mark = Instant::now();
+            let stream = match tokio::time::timeout_at(
                 deadline,
-                session
-                    .authenticate_publickey(t.user.clone(), PrivateKeyWithHashAlg::new(key, hash)),
+                tokio::net::TcpStream::connect(SocketAddr::new(addr, port)),
             )
             .await
             {
-                Ok(Ok(a)) if a.success() => Ok(()),
-                Ok(Ok(_)) => Err(down(DownReason::Auth)),
-                Ok(Err(e)) => Err(down(protocol(&e))),
-                Err(_) => Err(down(DownReason::Timeout)),
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(down(DownReason::from_io(&e))),
+                Err(_) => return Err(down(DownReason::Timeout)),
+            };
+            let _ = stream.set_nodelay(true);
+            r.lap(SshStage::Connect, &mut mark);
+
+            // handshake and host key
+            r.stage = Some(SshStage::Handshake);
+            let seen = Arc::new(Mutex::new(HostKeySeen::default()));
+            let handler = ProbeHandler {
+                host: host.to_string(),
+                port,
+                policy: t.policy,
+                known_hosts: t.known_hosts.clone(),
+                seen: seen.clone(),
+            };
+            let session = tokio::time::timeout_at(
+                deadline,
+                client::connect_stream(self.config.clone(), stream, handler),
+            )
+            .await;
+            let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            r.host_key = seen.fingerprint.clone();
+            let mut session: Handle<ProbeHandler> = match session {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    if let Some((reason, known)) = seen.rejected {
+                        r.stage = Some(SshStage::Hostkey);
+                        r.known_host_keys = known;
+                        return Err(down(reason));
+                    }
+                    return Err(down(protocol(&e)));
+                }
+                Err(_) => return Err(down(DownReason::Timeout)),
+            };
+            r.lap(SshStage::Handshake, &mut mark);
+
+            // auth
+            r.stage = Some(SshStage::Auth);
+            let outcome = async {
+                let key = t.identity.key.clone();
+                let hash = if key.algorithm().is_rsa() {
+                    match tokio::time::timeout_at(deadline, session.best_supported_rsa_hash()).await
+                    {
+                        Ok(Ok(h)) => h.flatten(),
+                        Ok(Err(e)) => return Err(down(protocol(&e))),
+                        Err(_) => return Err(down(DownReason::Timeout)),
+                    }
+                } else {
+                    None
+                };
+                match tokio::time::timeout_at(
+                    deadline,
+                    session.authenticate_publickey(
+                        t.user.clone(),
+                        PrivateKeyWithHashAlg::new(key, hash),
+                    ),
+                )
+                .await
+                {
+                    Ok(Ok(a)) if a.success() => Ok(()),
+                    Ok(Ok(_)) => Err(down(DownReason::Auth)),
+                    Ok(Err(e)) => Err(down(protocol(&e))),
+                    Err(_) => Err(down(DownReason::Timeout)),
+                }
             }
+            .await;
+            if let Err(o) = outcome {
+                sessions::disconnect(session);
+                return Err(o);
+            }
+            r.lap(SshStage::Auth, &mut mark);
+            Ok(session)
         }
         .await;
-        if let Err(o) = outcome {
-            disconnect(session);
-            return o;
-        }
-        r.lap(SshStage::Auth, &mut mark);
+        self.sessions.logged_in(result.is_ok());
+        result
+    }
+}
 
-        // command
+/// Runs the check on a logged-in connection: a channel, and the command if there is one
+/// (without one, the channel opening is the check), within `deadline`.
+async fn exec(
+    session: &Handle<ProbeHandler>,
+    t: &SshTarget,
+    deadline: Instant,
+    r: &mut SshReport,
+) -> Result<(), Failed> {
+    let run = async {
+        let mut mark = Instant::now();
+        r.stage = Some(SshStage::Channel);
+        let mut channel = session.channel_open_session().await?;
+        r.lap(SshStage::Channel, &mut mark);
         let Some(command) = &t.command else {
-            disconnect(session);
-            return ProbeOutcome::Up {
-                rtt: started.elapsed(),
-            };
+            let _ = channel.close().await;
+            return Ok(());
         };
         r.stage = Some(SshStage::Command);
-        let result =
-            tokio::time::timeout_at(deadline, run_command(&session, command, t.max_output, r))
-                .await;
+        run_command(&mut channel, command, t.max_output, r).await?;
         r.lap(SshStage::Command, &mut mark);
-        disconnect(session);
-        match result {
-            Err(_) => down(DownReason::Timeout),
-            Ok(Err(e)) => down(protocol(&e)),
-            Ok(Ok(())) => {
-                if r.exit_code != Some(t.expect_exit) {
-                    return down(DownReason::ExitCode(r.exit_code));
-                }
-                if let Some(re) = &t.expect_output {
-                    if !re.is_match(r.stdout.as_deref().unwrap_or("")) {
-                        return down(DownReason::OutputMismatch);
-                    }
-                }
-                ProbeOutcome::Up {
-                    rtt: started.elapsed(),
-                }
+        Ok(())
+    };
+    match tokio::time::timeout_at(deadline, run).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Failed::Connection(e)),
+        Err(_) => Err(Failed::Timeout),
+    }
+}
+
+/// The verdict on a command that ran: its exit status and output against what is expected.
+fn verdict(t: &SshTarget, r: &SshReport, started: Instant) -> ProbeOutcome {
+    if t.command.is_some() {
+        if r.exit_code != Some(t.expect_exit) {
+            return down(DownReason::ExitCode(r.exit_code));
+        }
+        if let Some(re) = &t.expect_output {
+            if !re.is_match(r.stdout.as_deref().unwrap_or("")) {
+                return down(DownReason::OutputMismatch);
             }
         }
+    }
+    ProbeOutcome::Up {
+        rtt: started.elapsed(),
     }
 }
 
 async fn run_command(
-    session: &Handle<ProbeHandler>,
+    channel: &mut russh::Channel<client::Msg>,
     command: &str,
     max: usize,
     r: &mut SshReport,
 ) -> Result<(), russh::Error> {
-    let mut channel = session.channel_open_session().await?;
     channel.exec(true, command.as_bytes()).await?;
     let (mut out, mut err) = (Capture::default(), Capture::default());
     while let Some(msg) = channel.wait().await {
@@ -319,17 +515,6 @@ async fn run_command(
     r.stderr = Some(output_text(&err.kept));
     r.stderr_truncated = err.dropped > 0;
     Ok(())
-}
-
-/// Ends the session without waiting for the server.
-fn disconnect(session: Handle<ProbeHandler>) {
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            session.disconnect(russh::Disconnect::ByApplication, "", "en"),
-        )
-        .await;
-    });
 }
 
 fn protocol(e: &russh::Error) -> DownReason {

@@ -10,6 +10,8 @@ use tokio::time::Instant;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SshStage {
+    /// Waiting for a turn in the node's budget of fresh logins (`max_new_logins_per_s`).
+    LoginSlot,
     /// TCP connect.
     Connect,
     /// Banner and key exchange.
@@ -18,6 +20,8 @@ pub enum SshStage {
     Hostkey,
     /// Public-key authentication.
     Auth,
+    /// Opening a channel on the connection.
+    Channel,
     /// The command.
     Command,
 }
@@ -45,6 +49,10 @@ pub struct SshReport {
     /// The server's host key, SHA256 fingerprint as OpenSSH prints it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_key: Option<String>,
+    /// True when the connection held for the target had failed and this probe logged in
+    /// again (persistent sessions).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reconnected: bool,
     /// On a changed host key: the fingerprints known_hosts holds for the host.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub known_host_keys: Vec<String>,

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use regex::Regex;
 use russh::keys::PrivateKey;
@@ -13,6 +14,54 @@ use super::known_hosts::KnownHosts;
 pub const DEFAULT_MAX_OUTPUT: usize = 4096;
 /// Default `max_concurrent_ssh`.
 pub const DEFAULT_MAX_CONCURRENT: usize = 256;
+
+/// Default `max_session_age`.
+pub const DEFAULT_MAX_SESSION_AGE: Duration = Duration::from_secs(15 * 60);
+/// Default `max_sessions`.
+pub const DEFAULT_MAX_SESSIONS: usize = 4096;
+/// Default `max_new_logins_per_s`.
+pub const DEFAULT_MAX_NEW_LOGINS_PER_S: u32 = 200;
+
+/// Whether a target's probes keep their connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SessionMode {
+    /// One connection held while this node probes the target; each probe is a channel on it.
+    #[default]
+    Persistent,
+    /// A login per probe, closed after it.
+    Fresh,
+}
+
+impl SessionMode {
+    /// As written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionMode::Persistent => "persistent",
+            SessionMode::Fresh => "fresh",
+        }
+    }
+}
+
+/// The node's SSH limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SshLimits {
+    /// Sessions (logins and checks) in flight at once.
+    pub max_concurrent: usize,
+    /// Connections held at once (0: none, every probe logs in fresh).
+    pub max_sessions: usize,
+    /// Fresh logins per second, node-wide (0: no limit).
+    pub max_new_logins_per_s: u32,
+}
+
+impl Default for SshLimits {
+    fn default() -> Self {
+        SshLimits {
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            max_sessions: DEFAULT_MAX_SESSIONS,
+            max_new_logins_per_s: DEFAULT_MAX_NEW_LOGINS_PER_S,
+        }
+    }
+}
 
 /// How host keys are checked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,4 +183,8 @@ pub struct SshTarget {
     pub expect_output: Option<Regex>,
     /// Bytes kept of stdout and of stderr.
     pub max_output: usize,
+    /// Whether the connection is kept between probes.
+    pub session: SessionMode,
+    /// A held connection older than this is replaced at the next probe.
+    pub max_session_age: Duration,
 }
