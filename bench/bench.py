@@ -972,17 +972,22 @@ def ssh_sessions(d, n=1000, window_s=10):
             p = subprocess.Popen(["ip", "netns", "exec", ns.name, RINGPOLL, "node", "--config", cfg, "--results", res],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
             try:
-                time.sleep(8)  # start-up, the first logins, steady rounds
+                time.sleep(15)  # start-up, the first logins (about 110 a second here), steady rounds
                 pid = p.pid  # `ip netns exec` execs the command: the same process
-                lines = lambda: sum(1 for _ in open(res))
-                l0, c0, m0, t0 = lines(), cpu_s(pid), machine_cpu(), time.monotonic()
+                def counts():
+                    n = ok = 0
+                    for line in open(res):
+                        n += 1
+                        ok += '"ok":true' in line
+                    return n, ok
+                (n0, ok0), c0, m0, t0 = counts(), cpu_s(pid), machine_cpu(), time.monotonic()
                 time.sleep(window_s)
-                l1, c1, m1, t1 = lines(), cpu_s(pid), machine_cpu(), time.monotonic()
-                ok = sum(1 for l in open(res) if '"ok":true' in l)
-                checks, client = l1 - l0, c1 - c0
-                out[mode] = {"checks_per_s": checks / (t1 - t0), "client_cpu_us_per_check": client / checks * 1e6,
+                (n1, ok1), c1, m1, t1 = counts(), cpu_s(pid), machine_cpu(), time.monotonic()
+                checks, client = n1 - n0, c1 - c0
+                out[mode] = {"checks_per_s": checks / (t1 - t0), "ok_checks_per_s": (ok1 - ok0) / (t1 - t0),
+                             "client_cpu_us_per_check": client / checks * 1e6,
                              "sshd_cpu_us_per_check": max(m1 - m0 - client, 0) / checks * 1e6,
-                             "rss_mb": rss_kb(pid) / 1024, "ok_share": ok / max(lines(), 1)}
+                             "rss_mb": rss_kb(pid) / 1024}
             finally:
                 p.terminate()
                 p.wait()
@@ -997,15 +1002,16 @@ def ssh_sessions(d, n=1000, window_s=10):
                 m1 = machine_cpu()
                 f = line.split()
                 checks, secs, client = int(f[1]), float(f[5]), float(f[7])
-                out["asyncssh"] = {"checks_per_s": checks / secs, "client_cpu_us_per_check": client / checks * 1e6,
+                out["asyncssh"] = {"checks_per_s": checks / secs, "ok_checks_per_s": int(f[3]) / secs,
+                                   "client_cpu_us_per_check": client / checks * 1e6,
                                    "sshd_cpu_us_per_check": max(m1 - m0 - client, 0) / checks * 1e6}
         a.wait()
         rows.append(("asyncssh, 1,000 connections held, 100 commands at a time", out["asyncssh"]))
         p_, f_, a_ = out["persistent"], out["fresh"], out["asyncssh"]
         report(f"10. SSH sessions held: {n} hosts behind one sshd, command `true`, steady polling", rows,
-               f"persistent/fresh checks per second {p_['checks_per_s'] / f_['checks_per_s']:.1f}x (target >= 5x); "
+               f"persistent/fresh ok checks per second {p_['ok_checks_per_s'] / f_['ok_checks_per_s']:.1f}x (target >= 5x); "
                f"sshd CPU per check {p_['sshd_cpu_us_per_check'] / f_['sshd_cpu_us_per_check']:.2f}x fresh (target <= 0.2x); "
-               f"persistent/asyncssh checks per second {p_['checks_per_s'] / a_['checks_per_s']:.2f}x (target >= 1x), "
+               f"persistent/asyncssh ok checks per second {p_['ok_checks_per_s'] / a_['ok_checks_per_s']:.2f}x (target >= 1x), "
                f"client CPU per check {p_['client_cpu_us_per_check'] / a_['client_cpu_us_per_check']:.2f}x (target <= 0.25x); "
                f"memory per held connection {(p_['rss_mb'] - f_['rss_mb']) * 1024 / n:.0f} KiB")
     finally:

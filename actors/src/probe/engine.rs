@@ -10,7 +10,7 @@ use super::error::ProbeSetupError;
 use super::icmp::IcmpEngine;
 use super::pace::PaceLimits;
 use super::ssh::{
-    ProbeHandler, SessionMode, Sessions, SshCounters, SshEngine, SshLimits, SshReport,
+    Hold, ProbeHandler, SessionMode, Sessions, SshCounters, SshEngine, SshLimits, SshReport,
 };
 use super::tcp;
 use crate::model::{Check, DownReason, Host, ProbeKind, ProbeOutcome, TargetSpec};
@@ -134,11 +134,10 @@ impl ProbeEngine {
                 // A persistent target keeps its connection until its next probe is due (and a
                 // little more: the reaper closes it if no probe comes).
                 let hold =
-                    (settings.session == SessionMode::Persistent && self.hold_ssh).then(|| {
-                        (
-                            (target.id.clone(), *port),
-                            target.interval * 2 + target.timeout,
-                        )
+                    (settings.session == SessionMode::Persistent && self.hold_ssh).then(|| Hold {
+                        key: (target.id.clone(), *port),
+                        idle_for: target.interval * 2 + target.timeout,
+                        login_for: target.interval,
                     });
                 let (outcome, report) =
                     Box::pin(engine.check(&host, addr, *port, settings, target.timeout, hold))

@@ -147,6 +147,17 @@ fn down(reason: DownReason) -> ProbeOutcome {
     ProbeOutcome::Down { reason }
 }
 
+/// How a persistent target's connection is held.
+#[derive(Clone, Debug)]
+pub struct Hold {
+    /// The target's name and port.
+    pub key: SessionKey,
+    /// Until its next probe is due (and a little more): then the reaper closes it.
+    pub idle_for: Duration,
+    /// How long a login may go on after the probe that started it gave up (its interval).
+    pub login_for: Duration,
+}
+
 /// One probe's target and deadline.
 #[derive(Clone, Copy)]
 struct Call<'a> {
@@ -154,7 +165,7 @@ struct Call<'a> {
     host: &'a str,
     addr: IpAddr,
     port: u16,
-    t: &'a SshTarget,
+    t: &'a Arc<SshTarget>,
     deadline: Instant,
 }
 
@@ -218,9 +229,9 @@ impl SshEngine {
         host: &str,
         addr: IpAddr,
         port: u16,
-        t: &SshTarget,
+        t: &Arc<SshTarget>,
         timeout: Duration,
-        hold: Option<(SessionKey, Duration)>,
+        hold: Option<Hold>,
     ) -> (ProbeOutcome, SshReport) {
         let _slot = self.slots.acquire().await;
         let deadline = Instant::now() + timeout;
@@ -233,7 +244,7 @@ impl SshEngine {
             deadline,
         };
         let outcome = match hold {
-            Some((key, idle_for)) => self.persistent(&call, key, idle_for, &mut report).await,
+            Some(hold) => self.persistent(&call, hold, &mut report).await,
             None => self.fresh(&call, &mut report).await,
         };
         if outcome.is_up() {
@@ -246,7 +257,7 @@ impl SshEngine {
     async fn fresh(&self, c: &Call<'_>, r: &mut SshReport) -> ProbeOutcome {
         let (t, deadline) = (c.t, c.deadline);
         let started = Instant::now();
-        let session = match self.login(c, r).await {
+        let session = match login(&self.config, &self.sessions, c, r, None).await {
             Ok(s) => s,
             Err(o) => return o,
         };
@@ -265,14 +276,62 @@ impl SshEngine {
         outcome
     }
 
-    /// A probe on the target's held connection.
-    async fn persistent(
+    /// Logs in for a persistent target, in a task of its own: a login that outlasts this
+    /// probe's timeout (a storm of logins after a start or a ring change, a saturated sshd)
+    /// still completes, up to `hold.login_for` (the target's interval: so a target has at
+    /// most one such login besides its probe's, even against a silent server), and is held
+    /// for the next probe, instead of being thrown away with the server's work.
+    async fn login_held(
         &self,
         c: &Call<'_>,
-        key: SessionKey,
-        idle_for: Duration,
+        hold: &Hold,
         r: &mut SshReport,
-    ) -> ProbeOutcome {
+    ) -> Result<Handle<ProbeHandler>, ProbeOutcome> {
+        let progress = Arc::new(Progress::default());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (config, sessions) = (self.config.clone(), self.sessions.clone());
+        let (host, addr, port, t) = (c.host.to_string(), c.addr, c.port, c.t.clone());
+        let (key, idle_for) = (hold.key.clone(), hold.idle_for);
+        let (shared, reconnected) = (progress.clone(), r.reconnected);
+        let deadline = c.deadline.max(Instant::now() + hold.login_for);
+        tokio::spawn(async move {
+            let call = Call {
+                host: &host,
+                addr,
+                port,
+                t: &t,
+                deadline,
+            };
+            let mut report = SshReport {
+                reconnected,
+                ..SshReport::default()
+            };
+            let result = login(&config, &sessions, &call, &mut report, Some(&shared)).await;
+            if let Err((Ok(handle), _)) = tx.send((result, report)) {
+                // The probe stopped waiting: the next one finds the connection held.
+                if sessions.admit() {
+                    sessions.hold(key, handle, idle_for);
+                } else {
+                    sessions::disconnect(handle);
+                }
+            }
+        });
+        match tokio::time::timeout_at(c.deadline, rx).await {
+            Ok(Ok((result, report))) => {
+                *r = report;
+                result
+            }
+            Ok(Err(_)) => Err(down(DownReason::Io("the login task ended".into()))),
+            Err(_) => {
+                r.stage = *progress.lock().unwrap_or_else(|e| e.into_inner());
+                Err(down(DownReason::Timeout))
+            }
+        }
+    }
+
+    /// A probe on the target's held connection.
+    async fn persistent(&self, c: &Call<'_>, hold: Hold, r: &mut SshReport) -> ProbeOutcome {
+        let (key, idle_for) = (hold.key.clone(), hold.idle_for);
         let (t, deadline) = (c.t, c.deadline);
         let started = Instant::now();
         if let Some(held) = self.sessions.take(&key) {
@@ -306,7 +365,7 @@ impl SshEngine {
                 }
             }
         }
-        let session = match self.login(c, r).await {
+        let session = match self.login_held(c, &hold, r).await {
             Ok(s) => s,
             Err(o) => return o,
         };
@@ -322,125 +381,135 @@ impl SshEngine {
             }
         };
         if self.sessions.admit() {
-            self.sessions.hold(key, session, idle_for);
+            self.sessions.hold(hold.key, session, idle_for);
         } else {
             // max_sessions held already: this one was a fresh login.
             sessions::disconnect(session);
         }
         outcome
     }
+}
 
-    /// Connects, checks the host key and authenticates, each stage bounded by `deadline`,
-    /// after waiting for a turn in the node's login budget.
-    async fn login(
-        &self,
-        c: &Call<'_>,
-        r: &mut SshReport,
-    ) -> Result<Handle<ProbeHandler>, ProbeOutcome> {
-        let Call {
-            host,
-            addr,
-            port,
-            t,
-            deadline,
-        } = *c;
-        let wait = self.sessions.login_turn();
-        if !wait.is_zero() {
-            if Instant::now() + wait > deadline {
-                r.stage = Some(SshStage::LoginSlot);
-                tokio::time::sleep_until(deadline).await;
-                return Err(down(DownReason::Timeout));
-            }
-            tokio::time::sleep(wait).await;
+/// Connects, checks the host key and authenticates, each stage bounded by `deadline`, after
+/// waiting for a turn in the node's login budget. Each stage entered is also written to
+/// `progress`, for a probe that stopped waiting for a login in the background.
+async fn login(
+    config: &Arc<client::Config>,
+    sessions: &Sessions<ProbeHandler>,
+    c: &Call<'_>,
+    r: &mut SshReport,
+    progress: Option<&Progress>,
+) -> Result<Handle<ProbeHandler>, ProbeOutcome> {
+    let Call {
+        host,
+        addr,
+        port,
+        t,
+        deadline,
+    } = *c;
+    let wait = sessions.login_turn();
+    if !wait.is_zero() {
+        if Instant::now() + wait > deadline {
+            enter(r, progress, SshStage::LoginSlot);
+            tokio::time::sleep_until(deadline).await;
+            return Err(down(DownReason::Timeout));
         }
-        let result = async {
-            // connect
-            r.stage = Some(SshStage::Connect);
-            let mut mark = Instant::now();
-            let stream = match tokio::time::timeout_at(
+        tokio::time::sleep(wait).await;
+    }
+    let result = async {
+        // connect
+        enter(r, progress, SshStage::Connect);
+        let mut mark = Instant::now();
+        let stream = match tokio::time::timeout_at(
+            deadline,
+            tokio::net::TcpStream::connect(SocketAddr::new(addr, port)),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(down(DownReason::from_io(&e))),
+            Err(_) => return Err(down(DownReason::Timeout)),
+        };
+        let _ = stream.set_nodelay(true);
+        r.lap(SshStage::Connect, &mut mark);
+
+        // handshake and host key
+        enter(r, progress, SshStage::Handshake);
+        let seen = Arc::new(Mutex::new(HostKeySeen::default()));
+        let handler = ProbeHandler {
+            host: host.to_string(),
+            port,
+            policy: t.policy,
+            known_hosts: t.known_hosts.clone(),
+            seen: seen.clone(),
+        };
+        let session = tokio::time::timeout_at(
+            deadline,
+            client::connect_stream(config.clone(), stream, handler),
+        )
+        .await;
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        r.host_key = seen.fingerprint.clone();
+        let mut session: Handle<ProbeHandler> = match session {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                if let Some((reason, known)) = seen.rejected {
+                    enter(r, progress, SshStage::Hostkey);
+                    r.known_host_keys = known;
+                    return Err(down(reason));
+                }
+                return Err(down(protocol(&e)));
+            }
+            Err(_) => return Err(down(DownReason::Timeout)),
+        };
+        r.lap(SshStage::Handshake, &mut mark);
+
+        // auth
+        enter(r, progress, SshStage::Auth);
+        let outcome = async {
+            let key = t.identity.key.clone();
+            let hash = if key.algorithm().is_rsa() {
+                match tokio::time::timeout_at(deadline, session.best_supported_rsa_hash()).await {
+                    Ok(Ok(h)) => h.flatten(),
+                    Ok(Err(e)) => return Err(down(protocol(&e))),
+                    Err(_) => return Err(down(DownReason::Timeout)),
+                }
+            } else {
+                None
+            };
+            match tokio::time::timeout_at(
                 deadline,
-                tokio::net::TcpStream::connect(SocketAddr::new(addr, port)),
+                session
+                    .authenticate_publickey(t.user.clone(), PrivateKeyWithHashAlg::new(key, hash)),
             )
             .await
             {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return Err(down(DownReason::from_io(&e))),
-                Err(_) => return Err(down(DownReason::Timeout)),
-            };
-            let _ = stream.set_nodelay(true);
-            r.lap(SshStage::Connect, &mut mark);
-
-            // handshake and host key
-            r.stage = Some(SshStage::Handshake);
-            let seen = Arc::new(Mutex::new(HostKeySeen::default()));
-            let handler = ProbeHandler {
-                host: host.to_string(),
-                port,
-                policy: t.policy,
-                known_hosts: t.known_hosts.clone(),
-                seen: seen.clone(),
-            };
-            let session = tokio::time::timeout_at(
-                deadline,
-                client::connect_stream(self.config.clone(), stream, handler),
-            )
-            .await;
-            let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            r.host_key = seen.fingerprint.clone();
-            let mut session: Handle<ProbeHandler> = match session {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    if let Some((reason, known)) = seen.rejected {
-                        r.stage = Some(SshStage::Hostkey);
-                        r.known_host_keys = known;
-                        return Err(down(reason));
-                    }
-                    return Err(down(protocol(&e)));
-                }
-                Err(_) => return Err(down(DownReason::Timeout)),
-            };
-            r.lap(SshStage::Handshake, &mut mark);
-
-            // auth
-            r.stage = Some(SshStage::Auth);
-            let outcome = async {
-                let key = t.identity.key.clone();
-                let hash = if key.algorithm().is_rsa() {
-                    match tokio::time::timeout_at(deadline, session.best_supported_rsa_hash()).await
-                    {
-                        Ok(Ok(h)) => h.flatten(),
-                        Ok(Err(e)) => return Err(down(protocol(&e))),
-                        Err(_) => return Err(down(DownReason::Timeout)),
-                    }
-                } else {
-                    None
-                };
-                match tokio::time::timeout_at(
-                    deadline,
-                    session.authenticate_publickey(
-                        t.user.clone(),
-                        PrivateKeyWithHashAlg::new(key, hash),
-                    ),
-                )
-                .await
-                {
-                    Ok(Ok(a)) if a.success() => Ok(()),
-                    Ok(Ok(_)) => Err(down(DownReason::Auth)),
-                    Ok(Err(e)) => Err(down(protocol(&e))),
-                    Err(_) => Err(down(DownReason::Timeout)),
-                }
+                Ok(Ok(a)) if a.success() => Ok(()),
+                Ok(Ok(_)) => Err(down(DownReason::Auth)),
+                Ok(Err(e)) => Err(down(protocol(&e))),
+                Err(_) => Err(down(DownReason::Timeout)),
             }
-            .await;
-            if let Err(o) = outcome {
-                sessions::disconnect(session);
-                return Err(o);
-            }
-            r.lap(SshStage::Auth, &mut mark);
-            Ok(session)
         }
         .await;
-        self.sessions.logged_in(result.is_ok());
-        result
+        if let Err(o) = outcome {
+            sessions::disconnect(session);
+            return Err(o);
+        }
+        r.lap(SshStage::Auth, &mut mark);
+        Ok(session)
+    }
+    .await;
+    sessions.logged_in(result.is_ok());
+    result
+}
+
+/// Where a login in the background has got to.
+type Progress = Mutex<Option<SshStage>>;
+
+fn enter(r: &mut SshReport, progress: Option<&Progress>, stage: SshStage) {
+    r.stage = Some(stage);
+    if let Some(p) = progress {
+        *p.lock().unwrap_or_else(|e| e.into_inner()) = Some(stage);
     }
 }
 
