@@ -521,7 +521,8 @@ fn persistent_sessions_log_in_once_per_host_and_reconnect_when_the_server_goes()
     let patterns: Vec<String> = hosts.iter().map(|h| format!("[{h}]:2222")).collect();
     let kh = sshd.known_hosts("known_hosts", &patterns);
     let config = fast_config(&sshd, &kh, &hosts, "echo hi");
-    let mut node = Node::start(&config, &[]);
+    let http = "127.88.5.9:9464";
+    let mut node = Node::start_args(&config, &["--http", http], &[]);
     // 20 rounds: one login per host, the other 19 probes channels on it.
     let target_refs: Vec<&str> = targets.iter().map(String::as_str).collect();
     wait_until("20 ok results per host", Duration::from_secs(30), || {
@@ -537,6 +538,20 @@ fn persistent_sessions_log_in_once_per_host_and_reconnect_when_the_server_goes()
             .then_some(())
     });
     assert_eq!(sshd.logins(), hosts.len(), "{}", sshd.log());
+    // The node counts them, and the connections it holds.
+    let metrics = common::http_get(http, "/metrics").expect("metrics");
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    assert_eq!(value("ringpoll_ssh_logins_total{result=\"ok\"}"), 4.0);
+    assert_eq!(
+        value("ringpoll_ssh_connections{state=\"idle\"}")
+            + value("ringpoll_ssh_connections{state=\"busy\"}"),
+        4.0
+    );
     for t in &target_refs {
         let rs = results_of(&node, t);
         assert!(rs[0]["stages_ms"]["auth"].as_f64().is_some(), "{}", rs[0]);

@@ -41,6 +41,9 @@ pub use settings::{
 
 /// How often a held connection is sent a keepalive.
 const KEEPALIVE: Duration = Duration::from_secs(30);
+/// How long a persistent target's login may take, in the background, after the probe that
+/// started it gave up.
+const LOGIN_LIMIT: Duration = Duration::from_secs(30);
 /// How often connections left idle past their target's next probe are looked for.
 const REAP_EVERY: Duration = Duration::from_secs(10);
 
@@ -166,6 +169,8 @@ struct Call<'a> {
     addr: IpAddr,
     port: u16,
     t: &'a Arc<SshTarget>,
+    /// The target's timeout.
+    t_timeout: Duration,
     deadline: Instant,
 }
 
@@ -233,7 +238,12 @@ impl SshEngine {
         timeout: Duration,
         hold: Option<Hold>,
     ) -> (ProbeOutcome, SshReport) {
-        let _slot = self.slots.acquire().await;
+        // A fresh login takes a session slot for the whole probe; a persistent target's probe
+        // takes one for its check, and its logins one of their own (`persistent`).
+        let _slot = match hold {
+            None => Some(self.slots.acquire().await),
+            Some(_) => None,
+        };
         let deadline = Instant::now() + timeout;
         let mut report = SshReport::default();
         let call = Call {
@@ -241,6 +251,7 @@ impl SshEngine {
             addr,
             port,
             t,
+            t_timeout: timeout,
             deadline,
         };
         let outcome = match hold {
@@ -276,64 +287,92 @@ impl SshEngine {
         outcome
     }
 
-    /// Logs in for a persistent target, in a task of its own: a login that outlasts this
-    /// probe's timeout (a storm of logins after a start or a ring change, a saturated sshd)
-    /// still completes, up to `hold.login_for` (the target's interval: so a target has at
-    /// most one such login besides its probe's, even against a silent server), and is held
-    /// for the next probe, instead of being thrown away with the server's work.
-    async fn login_held(
+    /// The connection of a persistent target that has none: one login per target at a time,
+    /// in a task of its own that holds a session slot. A probe waits for it until its own
+    /// deadline; a login that outlasts the probe (a storm of logins after a start or a ring
+    /// change, a saturated sshd) goes on, up to [`LOGIN_LIMIT`], and its connection is held
+    /// for the next probe, instead of being thrown away with the server's work and started
+    /// over. Returns the connection with the login's report (its stages) in `r`.
+    async fn login_shared(
         &self,
         c: &Call<'_>,
         hold: &Hold,
         r: &mut SshReport,
     ) -> Result<Handle<ProbeHandler>, ProbeOutcome> {
-        let progress = Arc::new(Progress::default());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (config, sessions) = (self.config.clone(), self.sessions.clone());
-        let (host, addr, port, t) = (c.host.to_string(), c.addr, c.port, c.t.clone());
-        let (key, idle_for) = (hold.key.clone(), hold.idle_for);
-        let (shared, reconnected) = (progress.clone(), r.reconnected);
-        let deadline = c.deadline.max(Instant::now() + hold.login_for);
-        tokio::spawn(async move {
-            let call = Call {
-                host: &host,
-                addr,
-                port,
-                t: &t,
-                deadline,
-            };
-            let mut report = SshReport {
-                reconnected,
-                ..SshReport::default()
-            };
-            let result = login(&config, &sessions, &call, &mut report, Some(&shared)).await;
-            if let Err((Ok(handle), _)) = tx.send((result, report)) {
-                // The probe stopped waiting: the next one finds the connection held.
-                if sessions.admit() {
-                    sessions.hold(key, handle, idle_for);
-                } else {
-                    sessions::disconnect(handle);
-                }
+        let (pending, start) = self.sessions.begin(&hold.key);
+        if start {
+            let (config, sessions, slots) = (
+                self.config.clone(),
+                self.sessions.clone(),
+                self.slots.clone(),
+            );
+            let (host, addr, port, t) = (c.host.to_string(), c.addr, c.port, c.t.clone());
+            let (hold, p, reconnected) = (hold.clone(), pending.clone(), r.reconnected);
+            let limit = LOGIN_LIMIT.max(c.t_timeout);
+            tokio::spawn(async move {
+                // The semaphore is never closed, so acquiring only waits.
+                let _slot = slots.acquire_owned().await;
+                let call = Call {
+                    host: &host,
+                    addr,
+                    port,
+                    t: &t,
+                    t_timeout: limit,
+                    deadline: Instant::now() + limit,
+                };
+                let mut report = SshReport {
+                    reconnected,
+                    ..SshReport::default()
+                };
+                let result = login(&config, &sessions, &call, &mut report, Some(&p.progress)).await;
+                sessions.finish(&hold.key, &p, result, report, hold.idle_for);
+            });
+        }
+        let stage_now = |p: &sessions::Pending<ProbeHandler>| {
+            (*p.progress.lock().unwrap_or_else(|e| e.into_inner())).or(Some(SshStage::LoginSlot))
+        };
+        if !pending.wait(c.deadline).await {
+            r.stage = stage_now(&pending);
+            return Err(down(DownReason::Timeout));
+        }
+        let Some((report, failed)) = pending.ended() else {
+            return Err(down(DownReason::Io(
+                "the login ended without a report".into(),
+            )));
+        };
+        let reconnected = r.reconnected || report.reconnected;
+        *r = report;
+        r.reconnected = reconnected;
+        if let Some(outcome) = failed {
+            return Err(outcome);
+        }
+        match self.sessions.take(&hold.key).map(|held| held.handle) {
+            // Taken out of the table: it is put back (counted open) after the probe.
+            Some(handle) => {
+                self.sessions
+                    .counters
+                    .open
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(handle)
             }
-        });
-        match tokio::time::timeout_at(c.deadline, rx).await {
-            Ok(Ok((result, report))) => {
-                *r = report;
-                result
-            }
-            Ok(Err(_)) => Err(down(DownReason::Io("the login task ended".into()))),
-            Err(_) => {
-                r.stage = *progress.lock().unwrap_or_else(|e| e.into_inner());
-                Err(down(DownReason::Timeout))
-            }
+            None => pending
+                .take_spare()
+                .ok_or_else(|| down(DownReason::Io("the new connection was closed".into()))),
         }
     }
 
     /// A probe on the target's held connection.
     async fn persistent(&self, c: &Call<'_>, hold: Hold, r: &mut SshReport) -> ProbeOutcome {
         let (key, idle_for) = (hold.key.clone(), hold.idle_for);
-        let (t, deadline) = (c.t, c.deadline);
+        // Checks in flight are bounded by max_concurrent_ssh, as fresh logins are: the
+        // timeout counts from when a slot is free.
+        let slot = self.slots.acquire().await;
         let started = Instant::now();
+        let c = &Call {
+            deadline: started + c.t_timeout,
+            ..*c
+        };
+        let (t, deadline) = (c.t, c.deadline);
         if let Some(held) = self.sessions.take(&key) {
             if held.born.elapsed() >= t.max_session_age {
                 // Old enough: log in again, so the login path is still checked.
@@ -365,20 +404,29 @@ impl SshEngine {
                 }
             }
         }
-        let session = match self.login_held(c, &hold, r).await {
+        // The login takes a slot of its own: this probe waits for it without one.
+        drop(slot);
+        let session = match self.login_shared(c, &hold, r).await {
             Ok(s) => s,
             Err(o) => return o,
         };
-        let outcome = match exec(&session, t, deadline, r).await {
-            Ok(()) => verdict(t, r, started),
-            Err(Failed::Timeout) => {
-                sessions::disconnect(session);
-                return down(DownReason::Timeout);
+        let outcome = match tokio::time::timeout_at(deadline, self.slots.acquire()).await {
+            // No slot left in this probe's time: the connection is kept for the next one.
+            Err(_) => {
+                r.stage = Some(SshStage::Channel);
+                down(DownReason::Timeout)
             }
-            Err(Failed::Connection(e)) => {
-                sessions::disconnect(session);
-                return down(protocol(&e));
-            }
+            Ok(_slot) => match exec(&session, t, deadline, r).await {
+                Ok(()) => verdict(t, r, started),
+                Err(Failed::Timeout) => {
+                    sessions::disconnect(session);
+                    return down(DownReason::Timeout);
+                }
+                Err(Failed::Connection(e)) => {
+                    sessions::disconnect(session);
+                    return down(protocol(&e));
+                }
+            },
         };
         if self.sessions.admit() {
             self.sessions.hold(hold.key, session, idle_for);
@@ -406,6 +454,7 @@ async fn login(
         port,
         t,
         deadline,
+        ..
     } = *c;
     let wait = sessions.login_turn();
     if !wait.is_zero() {

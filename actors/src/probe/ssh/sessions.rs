@@ -25,6 +25,8 @@ use russh::client::Handle;
 use tokio::time::Instant;
 
 use super::settings::SshLimits;
+use super::SshReport;
+use crate::model::ProbeOutcome;
 use crate::probe::pace::{PaceLimits, Pacer};
 
 /// How long a disconnect may take before the connection is dropped.
@@ -76,9 +78,59 @@ impl<H: russh::client::Handler> std::fmt::Debug for Held<H> {
     }
 }
 
+/// A login in progress for a persistent target: the target's probes wait for it rather than
+/// start another (one login per target at a time, however long it takes).
+pub struct Pending<H: russh::client::Handler> {
+    /// The stage it has reached (None: waiting for a session slot).
+    pub progress: Mutex<Option<super::SshStage>>,
+    done: tokio::sync::Notify,
+    finished: std::sync::atomic::AtomicBool,
+    /// How it ended: the login's report, and on failure its outcome. A connection that
+    /// logged in is in the table, or in `spare` when `max_sessions` were held already.
+    ended: Mutex<Option<(SshReport, Option<ProbeOutcome>)>>,
+    spare: Mutex<Option<Handle<H>>>,
+}
+
+impl<H: russh::client::Handler> std::fmt::Debug for Pending<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl<H: russh::client::Handler> Pending<H> {
+    /// Waits until the login ends or `deadline` passes; true when it ended.
+    pub async fn wait(&self, deadline: Instant) -> bool {
+        // Bounded by the deadline; each turn is a wake-up by the login's end.
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.finished.load(Ordering::Acquire) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.finished.load(Ordering::Acquire);
+            }
+        }
+    }
+
+    /// How the login ended (after [`wait`](Self::wait) returned true).
+    pub fn ended(&self) -> Option<(SshReport, Option<ProbeOutcome>)> {
+        lock(&self.ended).clone()
+    }
+
+    /// The connection it logged in, when it could not be held in the table.
+    pub fn take_spare(&self) -> Option<Handle<H>> {
+        lock(&self.spare).take()
+    }
+}
+
 /// The held connections and the login budget.
 pub struct Sessions<H: russh::client::Handler> {
     idle: Mutex<HashMap<SessionKey, Held<H>>>,
+    pending: Mutex<HashMap<SessionKey, Arc<Pending<H>>>>,
     limits: SshLimits,
     logins: Option<Mutex<Pacer>>,
     /// Counters, shared with the node's metrics.
@@ -108,6 +160,7 @@ impl<H: russh::client::Handler + 'static> Sessions<H> {
         });
         Sessions {
             idle: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             limits,
             logins,
             counters,
@@ -220,6 +273,51 @@ impl<H: russh::client::Handler + 'static> Sessions<H> {
             None => Duration::ZERO,
             Some(p) => lock(p).reserve(IpAddr::V4(Ipv4Addr::UNSPECIFIED), crate::clock::now()),
         }
+    }
+
+    /// The login in progress for `key`, and true when there was none and this call started
+    /// it (the caller then runs it and calls [`finish`](Self::finish)).
+    pub fn begin(&self, key: &SessionKey) -> (Arc<Pending<H>>, bool) {
+        let mut pending = lock(&self.pending);
+        if let Some(p) = pending.get(key) {
+            return (p.clone(), false);
+        }
+        let p = Arc::new(Pending {
+            progress: Mutex::new(None),
+            done: tokio::sync::Notify::new(),
+            finished: std::sync::atomic::AtomicBool::new(false),
+            ended: Mutex::new(None),
+            spare: Mutex::new(None),
+        });
+        pending.insert(key.clone(), p.clone());
+        (p, true)
+    }
+
+    /// The login `p` for `key` ended: a connection is held (or kept as `p`'s spare), the
+    /// report kept for the probe that uses it, and its waiters woken.
+    pub fn finish(
+        &self,
+        key: &SessionKey,
+        p: &Pending<H>,
+        result: Result<Handle<H>, ProbeOutcome>,
+        report: SshReport,
+        idle_for: Duration,
+    ) {
+        let failed = match result {
+            Ok(handle) => {
+                if self.admit() {
+                    self.hold(key.clone(), handle, idle_for);
+                } else {
+                    *lock(&p.spare) = Some(handle);
+                }
+                None
+            }
+            Err(outcome) => Some(outcome),
+        };
+        *lock(&p.ended) = Some((report, failed));
+        lock(&self.pending).remove(key);
+        p.finished.store(true, Ordering::Release);
+        p.done.notify_waiters();
     }
 
     /// Counts a login.
