@@ -679,6 +679,53 @@ fn first_timeout(node: &Node, since: usize, target: &str) -> Value {
     )
 }
 
+#[test]
+fn an_old_connection_is_replaced_and_logins_wait_their_turn_in_the_node_budget() {
+    let hosts: Vec<String> = (1..=4).map(|i| format!("127.88.6.{i}")).collect();
+    let targets: Vec<String> = hosts.iter().map(|h| format!("{h}:2222")).collect();
+    let sshd = Sshd::start(&targets, None);
+    let patterns: Vec<String> = hosts.iter().map(|h| format!("[{h}]:2222")).collect();
+    let kh = sshd.known_hosts("known_hosts", &patterns);
+    // One fresh login a second for the node, and connections replaced after 3 s.
+    let config = fast_config(&sshd, &kh, &hosts, "true")
+        + "[probe.ssh]\nmax_new_logins_per_s = 1\nmax_session_age = \"3s\"\n";
+    let node = Node::start(&config, &[]);
+    let target_refs: Vec<&str> = targets.iter().map(String::as_str).collect();
+    // The logins queue for their turns: probes that time out waiting say so, and the logins
+    // go on and are used by the next probes.
+    wait_until(
+        "a probe timed out waiting for its login turn",
+        Duration::from_secs(10),
+        || {
+            node.results()
+                .iter()
+                .any(|r| r["stage"] == "login_slot" && r["error"] == "timeout")
+                .then_some(())
+        },
+    );
+    wait_until("12 ok results per host", Duration::from_secs(30), || {
+        target_refs
+            .iter()
+            .all(|t| {
+                results_of(&node, t)
+                    .iter()
+                    .filter(|r| r["ok"] == true)
+                    .count()
+                    >= 12
+            })
+            .then_some(())
+    });
+    // Over those ~8 s each host logged in again when its connection was 3 s old (one login
+    // per target at a time, so more logins than hosts are replacements): two to four logins
+    // each, never one per probe.
+    let logins = sshd.logins();
+    assert!(
+        (2 * hosts.len()..=4 * hosts.len()).contains(&logins),
+        "{logins} logins for {} hosts",
+        hosts.len()
+    );
+}
+
 /// A result's time, ms since the epoch.
 fn ts_ms(r: &Value) -> i64 {
     let t = humantime::parse_rfc3339(r["ts"].as_str().unwrap()).unwrap();

@@ -387,8 +387,14 @@ impl SshEngine {
                         self.sessions.put(key, held, idle_for);
                         return verdict(t, r, started);
                     }
-                    // Silent (a cut cable, a frozen server): this probe is out of time, and the
-                    // next logs in again.
+                    // The channel opened, the command was slow: the connection answers, and
+                    // the next probe uses it again.
+                    Err(Failed::Timeout) if r.stage == Some(SshStage::Command) => {
+                        self.sessions.put(key, held, idle_for);
+                        return down(DownReason::Timeout);
+                    }
+                    // No channel in time (a cut cable, a frozen server): this probe is out of
+                    // time, and the next logs in again.
                     Err(Failed::Timeout) => {
                         self.sessions.close(held);
                         return down(DownReason::Timeout);
