@@ -515,11 +515,7 @@ fn results_of(node: &Node, target: &str) -> Vec<Value> {
 
 #[test]
 fn persistent_sessions_log_in_once_per_host_and_reconnect_when_the_server_goes() {
-    let hosts: Vec<String> = (1..=4).map(|i| format!("127.88.5.{i}")).collect();
-    let targets: Vec<String> = hosts.iter().map(|h| format!("{h}:2222")).collect();
-    let mut sshd = Sshd::start(&targets, None);
-    let patterns: Vec<String> = hosts.iter().map(|h| format!("[{h}]:2222")).collect();
-    let kh = sshd.known_hosts("known_hosts", &patterns);
+    let (hosts, targets, mut sshd, kh) = sshd_on("127.88.5", 4);
     let config = fast_config(&sshd, &kh, &hosts, "echo hi");
     let http = "127.88.5.9:9464";
     let mut node = Node::start_args(&config, &["--http", http], &[]);
@@ -645,6 +641,17 @@ fn assert_keeps_rhythm_since(node: &Node, target: &str, since: usize) {
     );
 }
 
+/// An sshd on port 2222 of `subnet`.1 to `subnet`.`n`, with a known_hosts for them: the hosts,
+/// the targets (`host:2222`), the server and the known_hosts file.
+fn sshd_on(subnet: &str, n: u8) -> (Vec<String>, Vec<String>, Sshd, PathBuf) {
+    let hosts: Vec<String> = (1..=n).map(|i| format!("{subnet}.{i}")).collect();
+    let targets: Vec<String> = hosts.iter().map(|h| format!("{h}:2222")).collect();
+    let sshd = Sshd::start(&targets, None);
+    let patterns: Vec<String> = hosts.iter().map(|h| format!("[{h}]:2222")).collect();
+    let kh = sshd.known_hosts("known_hosts", &patterns);
+    (hosts, targets, sshd, kh)
+}
+
 /// A node config probing `hosts` on port 2222 every second (timeout 800 ms), running
 /// `command`.
 fn fast_config(sshd: &Sshd, kh: &Path, hosts: &[impl AsRef<str>], command: &str) -> String {
@@ -679,11 +686,7 @@ fn first_timeout(node: &Node, since: usize, target: &str) -> Value {
 
 #[test]
 fn an_old_connection_is_replaced_and_logins_wait_their_turn_in_the_node_budget() {
-    let hosts: Vec<String> = (1..=4).map(|i| format!("127.88.6.{i}")).collect();
-    let targets: Vec<String> = hosts.iter().map(|h| format!("{h}:2222")).collect();
-    let sshd = Sshd::start(&targets, None);
-    let patterns: Vec<String> = hosts.iter().map(|h| format!("[{h}]:2222")).collect();
-    let kh = sshd.known_hosts("known_hosts", &patterns);
+    let (hosts, targets, sshd, kh) = sshd_on("127.88.6", 4);
     // One fresh login a second for the node, and connections replaced after 3 s.
     let config = fast_config(&sshd, &kh, &hosts, "true")
         + "[probe.ssh]\nmax_new_logins_per_s = 1\nmax_session_age = \"3s\"\n";
@@ -713,11 +716,7 @@ fn an_old_connection_is_replaced_and_logins_wait_their_turn_in_the_node_budget()
 
 #[test]
 fn a_reload_that_changes_a_target_closes_its_connection_and_logs_in_with_the_new_settings() {
-    let hosts: Vec<String> = (1..=2).map(|i| format!("127.88.7.{i}")).collect();
-    let targets: Vec<String> = hosts.iter().map(|h| format!("{h}:2222")).collect();
-    let sshd = Sshd::start(&targets, None);
-    let patterns: Vec<String> = hosts.iter().map(|h| format!("[{h}]:2222")).collect();
-    let kh = sshd.known_hosts("known_hosts", &patterns);
+    let (hosts, targets, sshd, kh) = sshd_on("127.88.7", 2);
     let node = Node::start(&fast_config(&sshd, &kh, &hosts, "echo v1"), &[]);
     wait_ok_rounds(&node, &targets, 3, Duration::from_secs(10));
     assert_eq!(sshd.logins(), hosts.len(), "{}", sshd.log());
