@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{wait_until, Netns, Node};
+use common::{now_ms, wait_converged, wait_until, Cluster, Netns, Node};
 use serde_json::Value;
 
 const USER: &str = "ringpoll-probe";
@@ -71,6 +71,12 @@ impl Sshd {
     /// sshd listening on every `ip:port` given (inside `netns` when set), accepting the client
     /// keys `id_ed25519` and `id_rsa` of its dir.
     fn start(listen: &[String], netns: Option<&str>) -> Sshd {
+        Sshd::start_with(listen, netns, "")
+    }
+
+    /// Like [`Sshd::start`], with `settings` (sshd_config lines) ahead of the defaults: sshd
+    /// takes the first value of a keyword.
+    fn start_with(listen: &[String], netns: Option<&str>, settings: &str) -> Sshd {
         ensure_user();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -91,7 +97,7 @@ impl Sshd {
             std::fs::Permissions::from_mode(0o644),
         )
         .unwrap();
-        let mut cfg = String::new();
+        let mut cfg = settings.to_string();
         for l in listen {
             cfg.push_str(&format!("ListenAddress {l}\n"));
         }
@@ -502,9 +508,6 @@ fn a_thousand_loopback_hosts_behind_one_sshd_are_all_up_in_one_round() {
     );
 }
 
-/// A misbehaving "SSH server" on `addr`, run by python3 for the test's life: `banner_then_silence`,
-/// `drip` (a byte a second), or `close_mid_kex` (banner, then close after reading the client's
-/// first packet).
 /// The results of `target`, in order.
 fn results_of(node: &Node, target: &str) -> Vec<Value> {
     node.results()
@@ -744,6 +747,89 @@ fn a_reload_that_changes_a_target_closes_its_connection_and_logs_in_with_the_new
     assert_eq!(sshd.logins(), 2 * hosts.len(), "{}", sshd.log());
 }
 
+/// The SSH disconnects sshd has logged.
+fn disconnects(sshd: &Sshd) -> usize {
+    sshd.log().matches("Received disconnect from").count()
+}
+
+#[test]
+fn a_target_handed_to_another_node_has_its_connection_closed_by_the_old_owner() {
+    let (hosts, targets, sshd, kh) = sshd_on("127.88.10", 8);
+    let config = fast_config(&sshd, &kh, &hosts, "true") + "[cluster]\nreplicas = 1\n";
+    let cluster = Cluster::new("127.88.9", &config);
+    let n1 = cluster.start(1, &[]);
+    wait_ok_rounds(&n1, &targets, 2, Duration::from_secs(15));
+    assert_eq!(sshd.logins(), hosts.len(), "{}", sshd.log());
+    let n2 = cluster.start(2, &[1]);
+    wait_converged(&[&n1, &n2], 2, Duration::from_secs(20));
+    // Who probes each target once the ring has settled.
+    let settled = now_ms() + 1_500;
+    let owners = wait_until(
+        "every target probed after the hand-off",
+        Duration::from_secs(15),
+        || {
+            let owner = |t: &String| {
+                [("n1", &n1), ("n2", &n2)]
+                    .into_iter()
+                    .find_map(|(name, n)| {
+                        results_of(n, t)
+                            .iter()
+                            .any(|r| r["ok"] == true && ts_ms(r) > settled)
+                            .then_some(name)
+                    })
+            };
+            targets.iter().map(owner).collect::<Option<Vec<_>>>()
+        },
+    );
+    let moved = owners.iter().filter(|o| **o == "n2").count();
+    assert!(
+        (1..targets.len()).contains(&moved),
+        "n2 took {moved} of {} targets",
+        targets.len()
+    );
+    // n1 closed the connection of each target it handed over (an SSH disconnect each), n2
+    // logged in once to each, and the targets n1 kept still use their first connection.
+    wait_until(
+        "a disconnect per target handed over",
+        Duration::from_secs(10),
+        || (disconnects(&sshd) >= moved).then_some(()),
+    );
+    let kept: Vec<String> = targets
+        .iter()
+        .zip(&owners)
+        .filter(|(_, o)| **o == "n1")
+        .map(|(t, _)| t.clone())
+        .collect();
+    let seen = kept.iter().map(|t| results_of(&n1, t).len()).min().unwrap();
+    wait_ok_rounds(&n1, &kept, seen + 2, Duration::from_secs(10));
+    assert_eq!(disconnects(&sshd), moved, "{}", sshd.log());
+    assert_eq!(sshd.logins(), hosts.len() + moved, "{}", sshd.log());
+}
+
+#[test]
+fn a_quarantined_target_has_its_connection_closed() {
+    let (hosts, targets, sshd, kh) = sshd_on("127.88.8", 2);
+    let config = fast_config(&sshd, &kh, &hosts, "true")
+        + "[supervision]\nmax_restarts = 2\nwithin = \"30s\"\nbackoff_min = \"100ms\"\n\
+           backoff_max = \"200ms\"\nquarantine = \"1h\"\n";
+    // The first target's probe actor panics from its fourth probe on, for ever.
+    let node = Node::start_panicking(&config, &format!("{}*1000@3", targets[0]));
+    wait_ok_rounds(&node, &targets[..1], 3, Duration::from_secs(10));
+    node.wait_log("target quarantined", 1, Duration::from_secs(20));
+    // Closed by the quarantine itself (a panicked actor runs no post_stop), not left to the
+    // reaper's next turn up to 10 s later.
+    wait_until(
+        "the quarantined target's connection closed",
+        Duration::from_secs(3),
+        || (disconnects(&sshd) == 1).then_some(()),
+    );
+    // The other target keeps its connection.
+    let seen = results_of(&node, &targets[1]).len();
+    wait_ok_rounds(&node, &targets[1..], seen + 2, Duration::from_secs(10));
+    assert_eq!(disconnects(&sshd), 1, "{}", sshd.log());
+    assert_eq!(sshd.logins(), hosts.len(), "{}", sshd.log());
+}
+
 /// Waits until each of `targets` has `n` ok results.
 fn wait_ok_rounds(node: &Node, targets: &[String], n: usize, within: Duration) {
     wait_until(&format!("{n} ok results per host"), within, || {
@@ -858,6 +944,9 @@ fn a_frozen_or_silently_cut_connection_ends_in_its_timeout_and_logs_in_again_whi
     });
 }
 
+/// A misbehaving "SSH server" on `addr`, run by python3 for the test's life: `banner_then_silence`,
+/// `drip` (a byte a second), or `close_mid_kex` (banner, then close after reading the client's
+/// first packet).
 fn bad_server(addr: &str, kind: &str) -> Child {
     let (host, port) = addr.split_once(':').unwrap();
     let script = format!(
@@ -945,4 +1034,36 @@ fn misbehaving_ssh_servers_end_as_results_in_time() {
         let _ = s.kill();
         let _ = s.wait();
     }
+}
+
+#[test]
+fn a_command_past_its_timeout_keeps_the_connection_and_its_channel_is_closed() {
+    // Two channels per connection at most: channels left open would use them up.
+    let target = "127.88.11.1:2222".to_string();
+    let sshd = Sshd::start_with(std::slice::from_ref(&target), None, "MaxSessions 2\n");
+    let kh = sshd.known_hosts("known_hosts", &["[127.88.11.1]:2222".into()]);
+    let node = Node::start(&fast_config(&sshd, &kh, &["127.88.11.1"], "sleep 30"), &[]);
+    let results = wait_until("8 results", Duration::from_secs(15), || {
+        let r = results_of(&node, &target);
+        (r.len() >= 8).then_some(r)
+    });
+    // Every probe opened its channel and timed out in the command, on the one connection.
+    for r in &results {
+        assert_eq!(
+            (&r["error"], &r["stage"]),
+            (&Value::from("timeout"), &Value::from("command")),
+            "{r}"
+        );
+    }
+    assert_eq!(sshd.logins(), 1, "{}", sshd.log());
+    // The commands were killed at their timeouts: one at most runs (the probe in flight).
+    let running = Command::new("pgrep")
+        .args(["-u", USER, "-fc", "^sleep 30"])
+        .output()
+        .unwrap();
+    let running: usize = String::from_utf8_lossy(&running.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(running <= 1, "{running} commands still run on the server");
 }

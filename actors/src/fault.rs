@@ -1,9 +1,10 @@
 //! Test-only fault injection, set through the environment so integration tests can drive the
 //! real binary. Unset in production; when set, the node warns at start.
 //!
-//! `RINGPOLL_TEST_PANIC_PROBE=TARGET[*COUNT]`: the probe actor of the target with id `TARGET`
-//! panics at the start of its next `COUNT` probes (default 1), counted process-wide, so the
-//! supervisor's restarts and quarantine can be observed end to end.
+//! `RINGPOLL_TEST_PANIC_PROBE=TARGET[*COUNT][@AFTER]`: the probe actor of the target with id
+//! `TARGET` panics at the start of its next `COUNT` probes (default 1) once `AFTER` probes
+//! (default 0) have run, counted process-wide, so the supervisor's restarts and quarantine can
+//! be observed end to end.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -14,6 +15,8 @@ pub const PANIC_PROBE_ENV: &str = "RINGPOLL_TEST_PANIC_PROBE";
 #[derive(Debug, Default)]
 pub struct FaultInjection {
     panic_target: Option<(String, AtomicU32)>,
+    /// Probes of the target still to run before the panics.
+    after: AtomicU32,
 }
 
 impl FaultInjection {
@@ -30,8 +33,12 @@ impl FaultInjection {
         }
     }
 
-    /// Panics for `TARGET[*COUNT]`.
+    /// Panics for `TARGET[*COUNT][@AFTER]`.
     pub fn panic_on(spec: &str) -> Self {
+        let (spec, after) = match spec.rsplit_once('@') {
+            Some((s, n)) => (s, n.parse().unwrap_or(0)),
+            None => (spec, 0),
+        };
         let (target, count) = match spec.rsplit_once('*') {
             Some((t, n)) => (t, n.parse().unwrap_or(1)),
             None => (spec, 1),
@@ -40,19 +47,27 @@ impl FaultInjection {
             env = PANIC_PROBE_ENV,
             host = target,
             count,
+            after,
             "test fault injection is on"
         );
         FaultInjection {
             panic_target: Some((target.to_string(), AtomicU32::new(count))),
+            after: AtomicU32::new(after),
         }
     }
 
     /// True when the probe of `target` should panic now (consumes one of the count).
     pub fn should_panic(&self, target: &str) -> bool {
         match &self.panic_target {
-            Some((t, left)) if t == target => left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok(),
+            Some((t, left)) if t == target => {
+                let down = |n: u32| n.checked_sub(1);
+                self.after
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, down)
+                    .is_err()
+                    && left
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, down)
+                        .is_ok()
+            }
             _ => false,
         }
     }
@@ -74,5 +89,10 @@ mod tests {
         let f = FaultInjection::panic_on("127.0.0.1:80*3");
         assert!(f.should_panic("127.0.0.1:80"));
         assert!(!FaultInjection::none().should_panic("x"));
+        let f = FaultInjection::panic_on("127.0.0.1:22*2@1");
+        assert!(!f.should_panic("127.0.0.1:22"));
+        assert!(f.should_panic("127.0.0.1:22"));
+        assert!(f.should_panic("127.0.0.1:22"));
+        assert!(!f.should_panic("127.0.0.1:22"));
     }
 }

@@ -52,8 +52,8 @@ impl Node {
     }
 
     /// Starts a node whose probe actor of a target panics (`RINGPOLL_TEST_PANIC_PROBE=spec`,
-    /// `TARGET[*COUNT]`): a test hook compiled only with the `test-hooks` feature, which the
-    /// test command (`tests/run.sh`) enables. Fails at once, saying so, without it.
+    /// `TARGET[*COUNT][@AFTER]`): a test hook compiled only with the `test-hooks` feature,
+    /// which the test command (`tests/run.sh`) enables. Fails at once, saying so, without it.
     pub fn start_panicking(config: &str, spec: &str) -> Node {
         let node = Self::start(config, &[("RINGPOLL_TEST_PANIC_PROBE", spec)]);
         node.wait_log("child started", 1, Duration::from_secs(10));

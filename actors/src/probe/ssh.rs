@@ -424,6 +424,10 @@ impl SshEngine {
             }
             Ok(_slot) => match exec(&session, t, deadline, r).await {
                 Ok(()) => verdict(t, r, started),
+                // As on a held connection: a slow command keeps it.
+                Err(Failed::Timeout) if r.stage == Some(SshStage::Command) => {
+                    down(DownReason::Timeout)
+                }
                 Err(Failed::Timeout) => {
                     sessions::disconnect(session);
                     return down(DownReason::Timeout);
@@ -576,25 +580,49 @@ async fn exec(
     deadline: Instant,
     r: &mut SshReport,
 ) -> Result<(), Failed> {
-    let run = async {
-        let mut mark = Instant::now();
-        r.stage = Some(SshStage::Channel);
-        let mut channel = session.channel_open_session().await?;
-        r.lap(SshStage::Channel, &mut mark);
-        let Some(command) = &t.command else {
-            let _ = channel.close().await;
-            return Ok(());
-        };
-        r.stage = Some(SshStage::Command);
-        run_command(&mut channel, command, t.max_output, r).await?;
-        r.lap(SshStage::Command, &mut mark);
-        Ok(())
+    let mut mark = Instant::now();
+    r.stage = Some(SshStage::Channel);
+    let mut channel = match tokio::time::timeout_at(deadline, session.channel_open_session()).await
+    {
+        Ok(Ok(channel)) => channel,
+        Ok(Err(e)) => return Err(Failed::Connection(e)),
+        Err(_) => return Err(Failed::Timeout),
     };
+    r.lap(SshStage::Channel, &mut mark);
+    let Some(command) = &t.command else {
+        close_channel(channel, false);
+        return Ok(());
+    };
+    r.stage = Some(SshStage::Command);
+    let run = run_command(&mut channel, command, t.max_output, r);
     match tokio::time::timeout_at(deadline, run).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            r.lap(SshStage::Command, &mut mark);
+            Ok(())
+        }
         Ok(Err(e)) => Err(Failed::Connection(e)),
-        Err(_) => Err(Failed::Timeout),
+        Err(_) => {
+            // The command runs on: it is killed and its channel closed, so that the server is
+            // not left with it (a held connection would otherwise fill sshd's MaxSessions).
+            close_channel(channel, true);
+            Err(Failed::Timeout)
+        }
     }
+}
+
+/// Closes a channel (SSH_MSG_CHANNEL_CLOSE) in the background, first asking the server to kill
+/// its command if `kill` (sshd keeps a session until its command exits). A dropped channel is
+/// not closed.
+fn close_channel(channel: russh::Channel<client::Msg>, kill: bool) {
+    tokio::spawn(async move {
+        let bye = async {
+            if kill {
+                let _ = channel.signal(russh::Sig::KILL).await;
+            }
+            let _ = channel.close().await;
+        };
+        let _ = tokio::time::timeout(sessions::DISCONNECT_WAIT, bye).await;
+    });
 }
 
 /// The verdict on a command that ran: its exit status and output against what is expected.

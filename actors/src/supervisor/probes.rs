@@ -461,6 +461,8 @@ impl ProbeSupState {
             }
             None => {
                 child.quarantined = true;
+                // A panicked actor never ran its post_stop: its SSH connection is closed here.
+                self.ctx.engine.release(&child.target);
                 let quarantine = self.policy.quarantine;
                 tracing::error!(
                     host = %key.id, probe = %key.probe, reason,

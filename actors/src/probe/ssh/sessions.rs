@@ -30,7 +30,7 @@ use crate::model::ProbeOutcome;
 use crate::probe::pace::{PaceLimits, Pacer};
 
 /// How long a disconnect may take before the connection is dropped.
-const DISCONNECT_WAIT: Duration = Duration::from_secs(1);
+pub(super) const DISCONNECT_WAIT: Duration = Duration::from_secs(1);
 
 /// The node's SSH counters, for its metrics.
 #[derive(Debug, Default)]
@@ -80,7 +80,7 @@ impl<H: russh::client::Handler> std::fmt::Debug for Held<H> {
 
 /// A login in progress for a persistent target: the target's probes wait for it rather than
 /// start another (one login per target at a time, however long it takes).
-pub struct Pending<H: russh::client::Handler> {
+pub struct Pending<H: russh::client::Handler + 'static> {
     /// The stage it has reached (None: waiting for a session slot).
     pub progress: Mutex<Option<super::SshStage>>,
     done: tokio::sync::Notify,
@@ -91,7 +91,7 @@ pub struct Pending<H: russh::client::Handler> {
     spare: Mutex<Option<Handle<H>>>,
 }
 
-impl<H: russh::client::Handler> std::fmt::Debug for Pending<H> {
+impl<H: russh::client::Handler + 'static> std::fmt::Debug for Pending<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pending")
             .field("finished", &self.finished)
@@ -99,7 +99,7 @@ impl<H: russh::client::Handler> std::fmt::Debug for Pending<H> {
     }
 }
 
-impl<H: russh::client::Handler> Pending<H> {
+impl<H: russh::client::Handler + 'static> Pending<H> {
     /// Waits until the login ends or `deadline` passes; true when it ended.
     pub async fn wait(&self, deadline: Instant) -> bool {
         // Bounded by the deadline; each turn is a wake-up by the login's end.
@@ -127,8 +127,19 @@ impl<H: russh::client::Handler> Pending<H> {
     }
 }
 
+impl<H: russh::client::Handler + 'static> Drop for Pending<H> {
+    /// A spare connection no probe took is closed with an SSH disconnect, not just dropped.
+    fn drop(&mut self) {
+        if let Some(handle) = lock(&self.spare).take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                disconnect(handle);
+            }
+        }
+    }
+}
+
 /// The held connections and the login budget.
-pub struct Sessions<H: russh::client::Handler> {
+pub struct Sessions<H: russh::client::Handler + 'static> {
     idle: Mutex<HashMap<SessionKey, Held<H>>>,
     pending: Mutex<HashMap<SessionKey, Arc<Pending<H>>>>,
     limits: SshLimits,
@@ -137,7 +148,7 @@ pub struct Sessions<H: russh::client::Handler> {
     pub counters: Arc<SshCounters>,
 }
 
-impl<H: russh::client::Handler> std::fmt::Debug for Sessions<H> {
+impl<H: russh::client::Handler + 'static> std::fmt::Debug for Sessions<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sessions")
             .field("limits", &self.limits)
