@@ -1067,3 +1067,74 @@ fn a_command_past_its_timeout_keeps_the_connection_and_its_channel_is_closed() {
         .unwrap();
     assert!(running <= 1, "{running} commands still run on the server");
 }
+
+#[test]
+fn probes_leave_from_their_source_address() {
+    let ns = Netns::new("src");
+    // sshd on 127.0.5.1:2222 inside the namespace: the SSH and the TCP target.
+    let sshd = Sshd::start(&["127.0.5.1:2222".into()], Some(&ns.name));
+    let kh = sshd.known_hosts("known_hosts", &["[127.0.5.1]:2222".into()]);
+    // Echo requests from 127.0.1.2 are dropped; TCP handshakes from 127.0.1.3 are counted.
+    ns.nft(
+        "table inet vantage {\n counter syn_from_source {}\n chain out {\n  type filter hook output priority 0;\n  \
+         ip saddr 127.0.1.2 icmp type echo-request drop\n  \
+         ip saddr 127.0.1.3 tcp dport 2222 tcp flags & (syn | ack) == syn counter name syn_from_source\n }\n}\n",
+    );
+    let keys = format!(
+        "identity = \"{}\"\nknown_hosts = \"{}\"\ncommand = \"true\"\nsource = \"127.0.1.4\"\n",
+        sshd.path("id_ed25519").display(),
+        kh.display()
+    );
+    let config = format!(
+        "[node]\nname = \"vantage\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\
+         [[targets]]\nhosts = [\"127.0.5.2\"]\nprobe = \"icmp\"\nsource = \"127.0.1.1\"\n\
+         [[targets]]\nhosts = [\"127.0.5.3\"]\nprobe = \"icmp\"\nsource = \"127.0.1.2\"\n\
+         [[targets]]\nhosts = [\"127.0.5.1\"]\nprobe = \"tcp\"\nport = 2222\nsource = \"127.0.1.3\"\n{}",
+        group("127.0.5.1", 2222, &keys)
+    );
+    let node = Node::start_in_netns(&ns.name, &config, &[], &[]);
+    let targets = ["127.0.5.2", "127.0.5.3", "127.0.5.1:2222"];
+    wait_until("3 results of each target", Duration::from_secs(15), || {
+        targets
+            .iter()
+            .all(|t| results_of(&node, t).len() >= 3)
+            .then_some(())
+    });
+    let oks = |t: &str| -> Vec<bool> {
+        results_of(&node, t)
+            .iter()
+            .map(|r| r["ok"] == true)
+            .collect()
+    };
+    // Only the echoes from the blocked source were lost.
+    assert!(
+        oks("127.0.5.2").iter().all(|ok| *ok),
+        "{:?}",
+        oks("127.0.5.2")
+    );
+    assert!(
+        !oks("127.0.5.3").iter().any(|ok| *ok),
+        "{:?}",
+        oks("127.0.5.3")
+    );
+    // The TCP target (also 127.0.5.1:2222: the ids of a tcp and an ssh target are alike) was
+    // reached from its source: its handshakes passed the counter.
+    let tcp_ok = node
+        .results()
+        .iter()
+        .filter(|r| r["target"] == "127.0.5.1:2222" && r["probe"] == "tcp" && r["ok"] == true)
+        .count();
+    let counted = ns.nft_list(&["counter", "inet", "vantage", "syn_from_source"]);
+    let packets: usize = regex::Regex::new(r"packets (\d+)")
+        .unwrap()
+        .captures(&counted)
+        .map(|c| c[1].parse().unwrap())
+        .unwrap();
+    assert!(tcp_ok >= 1 && packets >= tcp_ok, "{tcp_ok} ok, {counted}");
+    // The SSH login came from its source.
+    let log = sshd.log();
+    assert!(
+        log.contains("Accepted publickey for ringpoll-probe from 127.0.1.4 port"),
+        "{log}"
+    );
+}

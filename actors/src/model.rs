@@ -225,6 +225,10 @@ pub struct TargetSpec {
     pub thresholds: Thresholds,
     /// Time between probes while the target is failing but not yet confirmed down.
     pub retry_interval: Duration,
+    /// The address this node's probes of the target are sent from (`source`; None: the
+    /// kernel's choice). A node's own setting, as its vantage point: not part of the target's
+    /// settings digest, so members may differ in it.
+    pub source: Option<IpAddr>,
 }
 
 impl TargetSpec {
@@ -250,6 +254,7 @@ impl TargetSpec {
             labels,
             thresholds: Thresholds::default(),
             retry_interval: default_retry_interval(interval),
+            source: None,
         }
     }
 

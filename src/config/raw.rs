@@ -123,6 +123,7 @@ pub(super) struct RawProbe {
     pub(super) max_rtt: Option<Spanned<Dur>>,
     pub(super) max_rate_per_network: Option<Spanned<u32>>,
     pub(super) max_pps: Option<Spanned<u32>>,
+    pub(super) source: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) ssh: RawSshDefaults,
 }
@@ -261,6 +262,7 @@ pub struct RawGroup {
     pub(super) packet_interval: Option<Spanned<Dur>>,
     pub(super) max_loss: Option<Spanned<f64>>,
     pub(super) max_rtt: Option<Spanned<Dur>>,
+    pub(super) source: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) labels: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) user: Option<Spanned<String>>,

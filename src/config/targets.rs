@@ -67,6 +67,8 @@ pub(super) struct GroupTemplate {
     pub(super) timeout: Duration,
     /// The group's labels.
     pub(super) labels: Labels,
+    /// The address probes are sent from, if set.
+    pub(super) source: Option<IpAddr>,
 }
 
 impl<'a> Expander<'a> {
@@ -564,6 +566,10 @@ impl<'a> Expander<'a> {
             t.labels.clone(),
         )
         .with_health(t.health.0, t.health.1);
+        let spec = TargetSpec {
+            source: t.source,
+            ..spec
+        };
         self.origins.push(origin);
         self.out.push(Arc::new(spec));
         Ok(())

@@ -1331,3 +1331,42 @@ fn icmp_echoes_default_to_three_and_are_checked() {
     );
     assert!(parse_str(&format!("{NODE}[probe]\ncount = 5\n[[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = 22\n")).is_ok());
 }
+
+#[test]
+fn source_addresses_are_checked_and_a_group_overrides_the_default() {
+    let s = parse_str(&format!(
+        "{NODE}[probe]\nsource = \"127.0.0.1\"\n\
+         [[targets]]\nhosts = [\"127.0.0.2\"]\nprobe = \"icmp\"\n\
+         [[targets]]\nhosts = [\"127.0.0.3\"]\nprobe = \"tcp\"\nport = 22\nsource = \"127.0.1.2\"\n\
+         [[targets]]\nhosts = [\"::1\"]\nprobe = \"icmp\"\nsource = \"::1\"\n"
+    ))
+    .unwrap();
+    let sources: Vec<String> = s
+        .targets
+        .iter()
+        .map(|t| t.source.unwrap().to_string())
+        .collect();
+    assert_eq!(sources, ["127.0.0.1", "127.0.1.2", "::1"]);
+    assert!(parse_str(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.2\"]\nprobe = \"icmp\"\n"
+    ))
+    .unwrap()
+    .targets[0]
+        .source
+        .is_none());
+    let e = err(&format!(
+        "{NODE}[[targets]]\nhosts = [\"127.0.0.2\"]\nprobe = \"icmp\"\nsource = \"lo\"\n"
+    ));
+    assert!(
+        e.starts_with("test.toml:6:10: targets[0].source: \"lo\": expected an IP address"),
+        "{e}"
+    );
+    // Not an address of this host (only ::1 is IPv6 loopback): refused at load, nothing sent.
+    let e = err(&format!(
+        "{NODE}[probe]\nsource = \"::2\"\n[[targets]]\nhosts = [\"::1\"]\nprobe = \"icmp\"\n"
+    ));
+    assert!(
+        e.contains("probe.source: ::2 is not an address of this host"),
+        "{e}"
+    );
+}

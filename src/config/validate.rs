@@ -1,7 +1,7 @@
 //! Raw config → [`Settings`], one function per section. Every error names where it is
 //! (`PATH:LINE:COL` or the flag), what is wrong and what is expected.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -325,6 +325,7 @@ fn groups(
         let port = port_of(group, raw.probe.ssh.port, loc, &key)?;
         let labels = labels_of(group, loc, &key)?;
         let health = health_of(loc, &raw.probe, group, i, interval)?;
+        let source = source_of(loc, &raw.probe, group, i)?;
         let echoes = echoes_of(loc, &raw.probe, g, i, interval, timeout)?;
         let (check, ssh) = match (probe, port) {
             (ProbeKind::Ssh, Some(port)) => {
@@ -348,6 +349,7 @@ fn groups(
             interval,
             timeout,
             labels,
+            source,
         };
         let source = expander.group(i, g, template, sources)?;
         groups.push(GroupSummary {
@@ -717,6 +719,32 @@ fn health_of(
         Some(r) => r.get_ref().0,
     };
     Ok((t, retry))
+}
+
+/// Group `i`'s source address: the group's, else `[probe]`'s, else none. It must be an address
+/// of this host (checked by binding a UDP socket to it), so a typo fails at start or reload
+/// rather than in every probe.
+fn source_of(
+    loc: &Locator<'_>,
+    probe: &RawProbe,
+    group: &RawGroup,
+    i: usize,
+) -> Result<Option<IpAddr>, ConfigError> {
+    let (key, v) = match (&group.source, &probe.source) {
+        (Some(v), _) => (format!("targets[{i}].source"), v),
+        (None, Some(v)) => ("probe.source".to_string(), v),
+        (None, None) => return Ok(None),
+    };
+    let at = |msg: String| loc.at(v.span().start, format!("{key}: {msg}"));
+    let ip: IpAddr = v.get_ref().parse().map_err(|_| {
+        at(format!(
+            "{:?}: expected an IP address of this host, e.g. \"127.0.0.1\"",
+            v.get_ref()
+        ))
+    })?;
+    std::net::UdpSocket::bind(SocketAddr::new(ip, 0))
+        .map_err(|e| at(format!("{ip} is not an address of this host ({e})")))?;
+    Ok(Some(ip))
 }
 
 /// `[http]`, with `--http` and the token from the environment; None when `off`.

@@ -350,6 +350,11 @@ mod tests {
         let distinct: std::collections::BTreeSet<u64> = digests.iter().copied().collect();
         assert_eq!(distinct.len(), digests.len(), "{digests:x?}");
         assert_eq!(settings_digest(&base), settings_digest(&(*base).clone()));
+        // A source address is the member's own vantage, which members may set apart.
+        assert_eq!(
+            settings_digest(&base),
+            with(&|t| t.source = Some("127.0.1.1".parse().unwrap()))
+        );
     }
 
     /// Lists of up to 300 targets from 400, each with one of two intervals.

@@ -111,8 +111,9 @@ impl ProbeEngine {
         match &target.check {
             Check::Icmp(echoes) => match &self.icmp {
                 Some(icmp) => {
-                    let (outcome, stats) =
-                        icmp.echoes(addr, ids, echoes, target.timeout, first).await;
+                    let (outcome, stats) = icmp
+                        .echoes(addr, target.source, ids, echoes, target.timeout, first)
+                        .await;
                     CheckReport {
                         outcome,
                         ssh: None,
@@ -122,7 +123,7 @@ impl ProbeEngine {
                 None => unavailable("ICMP sockets are not open"),
             },
             Check::Tcp { port } => {
-                CheckReport::plain(tcp::connect(addr, *port, target.timeout).await)
+                CheckReport::plain(tcp::connect(addr, *port, target.source, target.timeout).await)
             }
             Check::Ssh { port, settings } => {
                 let Some(engine) = &self.ssh else {
@@ -139,9 +140,16 @@ impl ProbeEngine {
                         idle_for: target.interval * 2 + target.timeout,
                         login_for: target.interval,
                     });
-                let (outcome, report) =
-                    Box::pin(engine.check(&host, addr, *port, settings, target.timeout, hold))
-                        .await;
+                let to = std::net::SocketAddr::new(addr, *port);
+                let (outcome, report) = Box::pin(engine.check(
+                    &host,
+                    to,
+                    target.source,
+                    settings,
+                    target.timeout,
+                    hold,
+                ))
+                .await;
                 CheckReport {
                     outcome,
                     ssh: Some(Box::new(report)),

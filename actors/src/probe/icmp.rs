@@ -10,12 +10,16 @@
 //!   round, not the node. (Datagram ping sockets: the kernel sets the identifier, one per
 //!   socket.) Each target keeps its own sequence counter, so requests to different targets, or
 //!   successive requests to one, never collide.
+//! - Source addresses: a target with a `source` is probed through a socket bound to that
+//!   address (opened at its first use, then shared by every target with that source), so its
+//!   echoes leave from it and its replies come back to it.
 //! - Receive buffer: raised to 8 MiB (`SO_RCVBUFFORCE` when permitted), because a raw socket on
 //!   loopback also receives a copy of every request it sends, and a small buffer drops replies,
 //!   which would look like timeouts. The node-wide `max_in_flight` cap bounds what is in flight.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -37,6 +41,8 @@ const PAYLOAD: [u8; 16] = *b"ringpoll-echo-16";
 pub struct IcmpEngine {
     v4: Client,
     v6: Option<Client>,
+    /// Sockets bound to a source address, opened at their first use.
+    bound: Arc<Mutex<HashMap<IpAddr, Client>>>,
     ident: PingIdentifier,
     raw: bool,
     /// Per-network and node-wide pacing (none when nothing is limited).
@@ -57,9 +63,10 @@ impl IcmpEngine {
     /// receive loops are tasks). IPv6 is optional: without it, IPv6 targets report
     /// `unreachable`.
     pub fn open(limits: PaceLimits) -> Result<Self, ProbeSetupError> {
-        let v4 = open_client(ICMP::V4).map_err(|error| ProbeSetupError::IcmpSocket { error })?;
+        let v4 =
+            open_client(ICMP::V4, None).map_err(|error| ProbeSetupError::IcmpSocket { error })?;
         let raw = v4.get_socket().get_type() == socket2::Type::RAW;
-        let v6 = match open_client(ICMP::V6) {
+        let v6 = match open_client(ICMP::V6, None) {
             Ok(c) => Some(c),
             Err(err) => {
                 tracing::info!(error = %err, "no ICMPv6 socket; IPv6 ICMP targets will be reported unreachable");
@@ -75,6 +82,7 @@ impl IcmpEngine {
         Ok(IcmpEngine {
             v4,
             v6,
+            bound: Arc::default(),
             ident,
             raw,
             pacer,
@@ -94,18 +102,15 @@ impl IcmpEngine {
     pub async fn echoes(
         &self,
         addr: IpAddr,
+        source: Option<IpAddr>,
         ids: EchoIds,
         echoes: &Echoes,
         timeout: Duration,
         first: Option<FirstAnswer>,
     ) -> (ProbeOutcome, EchoStats) {
-        let client = match (addr, &self.v6) {
-            (IpAddr::V4(_), _) => &self.v4,
-            (IpAddr::V6(_), Some(v6)) => v6,
-            (IpAddr::V6(_), None) => {
-                let reason = DownReason::Unreachable;
-                return (ProbeOutcome::Down { reason }, EchoStats::of(0, &[]));
-            }
+        let client = match self.client(addr, source) {
+            Ok(client) => client,
+            Err(reason) => return (ProbeOutcome::Down { reason }, EchoStats::of(0, &[])),
         };
         let ident = PingIdentifier(self.ident.0.wrapping_add(ids.round));
         let mut pinger = client.pinger(addr, ident).await;
@@ -205,6 +210,34 @@ impl IcmpEngine {
     }
 }
 
+impl IcmpEngine {
+    /// The socket for echoes to `addr` from `source`.
+    fn client(&self, addr: IpAddr, source: Option<IpAddr>) -> Result<Client, DownReason> {
+        let Some(source) = source else {
+            return match (addr, &self.v6) {
+                (IpAddr::V4(_), _) => Ok(self.v4.clone()),
+                (IpAddr::V6(_), Some(v6)) => Ok(v6.clone()),
+                (IpAddr::V6(_), None) => Err(DownReason::Unreachable),
+            };
+        };
+        if source.is_ipv4() != addr.is_ipv4() {
+            return Err(DownReason::Io(format!(
+                "source {source} and target {addr} are of different address families"
+            )));
+        }
+        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = bound.get(&source) {
+            return Ok(client.clone());
+        }
+        let kind = if source.is_ipv4() { ICMP::V4 } else { ICMP::V6 };
+        let client = open_client(kind, Some(source))
+            .map_err(|e| DownReason::Io(format!("ICMP socket from {source}: {e}")))?;
+        tracing::info!(source = %source, "ICMP socket bound to a source address");
+        bound.insert(source, client.clone());
+        Ok(client)
+    }
+}
+
 /// Calls the first echo's callback once it has its answer (`i` is the echo's index).
 fn answered(i: u16, first: &mut Option<FirstAnswer>) {
     if i == 0 {
@@ -222,11 +255,14 @@ fn reason_of(err: SurgeError) -> DownReason {
     }
 }
 
-fn open_client(kind: ICMP) -> std::io::Result<Client> {
-    let config = Config::builder()
+fn open_client(kind: ICMP, source: Option<IpAddr>) -> std::io::Result<Client> {
+    let mut config = Config::builder()
         .kind(kind)
-        .sock_type_hint(socket2::Type::RAW)
-        .build();
+        .sock_type_hint(socket2::Type::RAW);
+    if let Some(source) = source {
+        config = config.bind(SocketAddr::new(source, 0));
+    }
+    let config = config.build();
     let client = Client::new(&config).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             std::io::Error::new(

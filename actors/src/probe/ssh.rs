@@ -166,8 +166,9 @@ pub struct Hold {
 struct Call<'a> {
     /// As named in known_hosts.
     host: &'a str,
-    addr: IpAddr,
-    port: u16,
+    to: SocketAddr,
+    /// The address probes are sent from (`source`), if set.
+    source: Option<IpAddr>,
     t: &'a Arc<SshTarget>,
     /// The target's timeout.
     t_timeout: Duration,
@@ -232,8 +233,8 @@ impl SshEngine {
     pub async fn check(
         &self,
         host: &str,
-        addr: IpAddr,
-        port: u16,
+        to: SocketAddr,
+        source: Option<IpAddr>,
         t: &Arc<SshTarget>,
         timeout: Duration,
         hold: Option<Hold>,
@@ -248,8 +249,8 @@ impl SshEngine {
         let mut report = SshReport::default();
         let call = Call {
             host,
-            addr,
-            port,
+            to,
+            source,
             t,
             t_timeout: timeout,
             deadline,
@@ -306,7 +307,7 @@ impl SshEngine {
                 self.sessions.clone(),
                 self.slots.clone(),
             );
-            let (host, addr, port, t) = (c.host.to_string(), c.addr, c.port, c.t.clone());
+            let (host, to, source, t) = (c.host.to_string(), c.to, c.source, c.t.clone());
             let (hold, p, reconnected) = (hold.clone(), pending.clone(), r.reconnected);
             let limit = LOGIN_LIMIT.max(c.t_timeout);
             tokio::spawn(async move {
@@ -314,8 +315,8 @@ impl SshEngine {
                 let _slot = slots.acquire_owned().await;
                 let call = Call {
                     host: &host,
-                    addr,
-                    port,
+                    to,
+                    source,
                     t: &t,
                     t_timeout: limit,
                     deadline: Instant::now() + limit,
@@ -460,12 +461,13 @@ async fn login(
 ) -> Result<Handle<ProbeHandler>, ProbeOutcome> {
     let Call {
         host,
-        addr,
-        port,
+        to,
+        source,
         t,
         deadline,
         ..
     } = *c;
+    let port = to.port();
     let wait = sessions.login_turn();
     if !wait.is_zero() {
         if Instant::now() + wait > deadline {
@@ -479,12 +481,7 @@ async fn login(
         // connect
         enter(r, progress, SshStage::Connect);
         let mut mark = Instant::now();
-        let stream = match tokio::time::timeout_at(
-            deadline,
-            tokio::net::TcpStream::connect(SocketAddr::new(addr, port)),
-        )
-        .await
-        {
+        let stream = match tokio::time::timeout_at(deadline, super::tcp::open(to, source)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(down(DownReason::from_io(&e))),
             Err(_) => return Err(down(DownReason::Timeout)),

@@ -6,14 +6,32 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::model::{DownReason, ProbeOutcome};
 
-/// Connects to `addr:port`, waiting at most `timeout`.
-pub async fn connect(addr: IpAddr, port: u16, timeout: Duration) -> ProbeOutcome {
+/// Opens a TCP connection to `to`, from `source` if set (bound before connecting, any port).
+pub async fn open(to: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(to).await;
+    };
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(to).await
+}
+
+/// Connects to `addr:port` (from `source` if set), waiting at most `timeout`.
+pub async fn connect(
+    addr: IpAddr,
+    port: u16,
+    source: Option<IpAddr>,
+    timeout: Duration,
+) -> ProbeOutcome {
     let started = Instant::now();
-    match tokio::time::timeout(timeout, TcpStream::connect(SocketAddr::new(addr, port))).await {
+    match tokio::time::timeout(timeout, open(SocketAddr::new(addr, port), source)).await {
         Ok(Ok(stream)) => {
             let rtt = started.elapsed();
             drop(stream);

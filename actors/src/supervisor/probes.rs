@@ -315,9 +315,11 @@ impl ProbeSupState {
             let key = target.key();
             if let Some(child) = self.children.get_mut(&key) {
                 // A target kept across an assignment keeps its actor; new settings (a reload)
-                // reach it as an update.
+                // reach it as an update (a new source too, which is this node's own setting and
+                // so not in the cluster-wide digest).
                 if !Arc::ptr_eq(&child.target, target)
-                    && settings_digest(&child.target) != settings_digest(target)
+                    && (settings_digest(&child.target) != settings_digest(target)
+                        || child.target.source != target.source)
                 {
                     child.target = target.clone();
                     updated += 1;
