@@ -98,6 +98,7 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod confirm;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod fault;
 pub mod heavy;
