@@ -89,11 +89,24 @@ fn or_dash<T: Display>(v: &Option<T>) -> String {
 /// `ringpoll status`.
 pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let st: ClusterStatus = get(&args.http, "/status?scope=cluster")?;
-    let down: TargetsAnswer = get(&args.http, "/targets?state=down&scope=cluster")?;
+    let mut down: TargetsAnswer = get(&args.http, "/targets?state=down&scope=cluster")?;
+    // With several owners each owner reports the target: one row per target is enough.
+    dedup(&mut down);
+    let degraded = if st.replicas.unwrap_or(1) > 1 {
+        let mut up: TargetsAnswer = get(&args.http, "/targets?state=up&scope=cluster")?;
+        up.targets.retain(|t| t.degraded);
+        dedup(&mut up);
+        up.count = up.targets.len();
+        Some(up)
+    } else {
+        None
+    };
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"status": st, "down": down}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"status": st, "down": down, "degraded": degraded})
+            )?
         );
         return Ok(());
     }
@@ -169,7 +182,36 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
             down.targets.len() - 50
         );
     }
+    if let Some(degraded) = degraded {
+        println!(
+            "\n{} target(s) degraded (seen down from fewer vantages than confirm needs)",
+            degraded.targets.len()
+        );
+        for t in degraded.targets.iter().take(50) {
+            let views: Vec<String> = t
+                .vantages
+                .iter()
+                .flatten()
+                .map(|(n, s)| format!("{n}={}", s.as_str()))
+                .collect();
+            println!(
+                "  {:<24} {:<5} {}",
+                t.result.target,
+                t.result.probe,
+                views.join(" ")
+            );
+        }
+    }
     Ok(())
+}
+
+/// Keeps one report per target (the first, from the best-placed answer).
+fn dedup(answer: &mut TargetsAnswer) {
+    let mut seen = std::collections::HashSet::new();
+    answer
+        .targets
+        .retain(|t| seen.insert((t.result.probe, t.result.target.clone())));
+    answer.count = answer.targets.len();
 }
 
 /// `ringpoll owner`.

@@ -332,8 +332,13 @@ impl Families {
 fn node_families(view: &NodeView, f: &mut Families) {
     let state = view.state();
     let (mut success, mut duration, mut last) = (Vec::new(), Vec::new(), Vec::new());
+    let mut degraded = Vec::new();
     for (r, _) in state.running_latest() {
         let labels = target_labels(&r.target);
+        // With several owners, the cluster's verdict, once per target (by its primary).
+        if let Some(v) = state.verdict(&r.target.key()).filter(|v| v.primary) {
+            degraded.push((labels.clone(), if v.degraded { 1.0 } else { 0.0 }));
+        }
         let ok = if r.outcome.is_up() { 1.0 } else { 0.0 };
         let ts =
             r.ts.duration_since(UNIX_EPOCH)
@@ -356,6 +361,11 @@ fn node_families(view: &NodeView, f: &mut Families) {
         "probe_last_result_timestamp_seconds",
         "Unix time of the target's last result",
         last,
+    );
+    f.gauge(
+        "ringpoll_target_degraded",
+        "1 when the target is up but seen down from fewer vantages than its confirm needs (targets with several owners; exported by the target's primary owner)",
+        degraded,
     );
     echo_families(&state.running_echoes(), f);
 

@@ -18,6 +18,7 @@
 //! | [`sink`] | bounded buffer (pure); JSON-lines and SQLite writers; the result sink actor |
 //! | [`ring`] | placement and reassignment (pure); the ring snapshot; the ring owner actor |
 //! | [`catalog`] | every target cluster-wide and who lists it: set digests and catch-up (pure); the catalog actor |
+//! | [`confirm`] | k-of-n confirmation from the owners' views (pure); the confirm actor (replicas > 1) |
 //! | [`membership`] | table and failure detector, dialer, sessions, wire format (pure); transport, port and membership actor |
 //! | [`status`] | typed status answers, computed from the view and gathered from every member |
 //! | [`supervisor`] | the root and probe supervisors |
@@ -27,6 +28,7 @@
 //! ```text
 //! RootSupervisor                 restarts children one for one within a budget; gives up → exit 1
 //! ├── ResultSink                 bounded buffer per writer (JSON lines, SQLite), flushed every 250 ms and at shutdown
+//! ├── Confirm                    replicas > 1: owners' views → the target's state; the primary's events
 //! ├── ProbeSupervisor            per-target restart budget, quarantine, never escalates
 //! │   └── ProbeActor × owned     one ICMP/TCP/SSH probe in flight, the next at its slot
 //! ├── RingOwner                  membership and catalog views → owned targets (+ epoch), make-before-break hand-offs
@@ -52,7 +54,10 @@
 //! | ring owner | membership, catalog | `Publish` after the ring owner restarted (send the views again) |
 //! | probe supervisor | ring owner | `Resend` after the probe supervisor restarted |
 //! | probe supervisor | probe actors | `Inherit(state)`, `Retire` |
-//! | probe actors | result sink | `Record(result)`, `Event(state change)` |
+//! | probe actors | result sink | `Record(result)`, `Event(state change)` (one owner per target) |
+//! | probe actors | confirm | `Own(view)` after every result (several owners per target) |
+//! | confirm | result sink, peers' ports | `Event` when this node is the target's primary; views (wire) |
+//! | port | confirm | co-owners' views |
 //! | membership | peers' ports | heartbeats, leave, refusal (wire) |
 //! | probe supervisor | peers' ports | hand-off states (wire) |
 //! | port | membership / probe supervisor / root | heartbeats and leaves / hand-off states / a refusal of this node |

@@ -229,6 +229,9 @@ pub struct TargetSpec {
     /// kernel's choice). A node's own setting, as its vantage point: not part of the target's
     /// settings digest, so members may differ in it.
     pub source: Option<IpAddr>,
+    /// Owners that must see the target down for the cluster to call it down (`confirm`, 1 to
+    /// `replicas`).
+    pub confirm: u32,
 }
 
 impl TargetSpec {
@@ -255,6 +258,7 @@ impl TargetSpec {
             thresholds: Thresholds::default(),
             retry_interval: default_retry_interval(interval),
             source: None,
+            confirm: 1,
         }
     }
 
@@ -448,6 +452,9 @@ pub struct StateEvent {
     pub from: Option<TargetState>,
     /// State now.
     pub to: TargetState,
+    /// With several owners: the views the change was confirmed on, in owner order (empty for a
+    /// target with one owner, whose own state is the change).
+    pub vantages: Vec<(NodeName, TargetState)>,
 }
 
 /// The JSON-lines shape of a [`StateEvent`].
@@ -471,6 +478,9 @@ pub struct EventLine<'a> {
     pub epoch: u64,
     /// The group's labels.
     pub labels: &'a BTreeMap<String, String>,
+    /// Each vantage's view, `{"n1": "down", …}`, when the target has several owners.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vantages: BTreeMap<&'a str, TargetState>,
 }
 
 impl StateEvent {
@@ -486,6 +496,11 @@ impl StateEvent {
             to: self.to,
             epoch: self.epoch,
             labels: &self.target.labels,
+            vantages: self
+                .vantages
+                .iter()
+                .map(|(n, s)| (n.as_str(), *s))
+                .collect(),
         }
     }
 }

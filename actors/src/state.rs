@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
+use crate::confirm::views::Verdict;
 use crate::model::{ProbeResult, StateEvent, TargetKey, TargetSpec};
 use crate::probe::echo::EchoTotals;
 use crate::probe::health::TargetState;
@@ -37,6 +38,8 @@ pub struct NodeState {
     unprobed: Mutex<Option<(std::time::Instant, usize)>>,
     /// SSH logins and held connections (counted by the SSH engine).
     pub ssh: Arc<crate::probe::ssh::SshCounters>,
+    /// With several owners per target: the cluster's verdicts on this node's targets.
+    verdicts: RwLock<HashMap<TargetKey, Verdict>>,
 }
 
 /// How long a count of unprobed targets is reused.
@@ -75,6 +78,36 @@ impl NodeState {
     /// A probe actor's confirmed state (first result, change, or hand-over).
     pub(crate) fn set_confirmed(&self, key: TargetKey, state: TargetState) {
         write(&self.confirmed).insert(key, state);
+    }
+
+    /// The cluster's verdicts on this node's targets (the confirm actor, when targets have
+    /// several owners): the confirmed states become the cluster's, and the verdicts are kept
+    /// for the status API.
+    pub(crate) fn set_verdicts(&self, verdicts: impl Iterator<Item = (TargetKey, Verdict)>) {
+        let verdicts: HashMap<TargetKey, Verdict> = verdicts.collect();
+        {
+            let mut confirmed = write(&self.confirmed);
+            for (k, v) in &verdicts {
+                if let Some(s) = v.state {
+                    confirmed.insert(k.clone(), s);
+                }
+            }
+        }
+        *write(&self.verdicts) = verdicts;
+    }
+
+    /// The cluster's verdict on `key`, when targets have several owners.
+    pub fn verdict(&self, key: &TargetKey) -> Option<Verdict> {
+        read(&self.verdicts).get(key).cloned()
+    }
+
+    /// Targets up but seen down from fewer vantages than `confirm` needs.
+    pub fn degraded(&self) -> Vec<(TargetKey, Verdict)> {
+        read(&self.verdicts)
+            .iter()
+            .filter(|(_, v)| v.degraded)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// A state handed over by another node, kept unless this node knows the target already.

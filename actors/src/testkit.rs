@@ -108,6 +108,7 @@ pub(crate) async fn context(
         engine,
         permits: Arc::new(Semaphore::new(max_in_flight)),
         sink: Link::to(sink.clone()),
+        confirm: None,
         ownership: rx,
         state,
         faults,

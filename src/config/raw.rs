@@ -124,6 +124,7 @@ pub(super) struct RawProbe {
     pub(super) max_rate_per_network: Option<Spanned<u32>>,
     pub(super) max_pps: Option<Spanned<u32>>,
     pub(super) source: Option<Spanned<String>>,
+    pub(super) confirm: Option<Spanned<u32>>,
     #[serde(default)]
     pub(super) ssh: RawSshDefaults,
 }
@@ -263,6 +264,7 @@ pub struct RawGroup {
     pub(super) max_loss: Option<Spanned<f64>>,
     pub(super) max_rtt: Option<Spanned<Dur>>,
     pub(super) source: Option<Spanned<String>>,
+    pub(super) confirm: Option<Spanned<u32>>,
     #[serde(default)]
     pub(super) labels: Option<Spanned<BTreeMap<String, String>>>,
     pub(super) user: Option<Spanned<String>>,

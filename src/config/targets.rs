@@ -69,6 +69,8 @@ pub(super) struct GroupTemplate {
     pub(super) labels: Labels,
     /// The address probes are sent from, if set.
     pub(super) source: Option<IpAddr>,
+    /// Owners that must see a target down (`confirm`).
+    pub(super) confirm: u32,
 }
 
 impl<'a> Expander<'a> {
@@ -568,6 +570,7 @@ impl<'a> Expander<'a> {
         .with_health(t.health.0, t.health.1);
         let spec = TargetSpec {
             source: t.source,
+            confirm: t.confirm,
             ..spec
         };
         self.origins.push(origin);

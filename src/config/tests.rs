@@ -1370,3 +1370,50 @@ fn source_addresses_are_checked_and_a_group_overrides_the_default() {
         "{e}"
     );
 }
+
+#[test]
+fn confirm_is_one_to_replicas() {
+    let group = "[[targets]]\nhosts = [\"127.0.0.2\"]\nprobe = \"icmp\"\n";
+    let s = parse_str(&format!(
+        "{NODE}[cluster]\nreplicas = 3\n[probe]\nconfirm = 2\n{group}\
+         [[targets]]\nhosts = [\"127.0.0.3\"]\nprobe = \"icmp\"\nconfirm = 3\n"
+    ))
+    .unwrap();
+    let k: Vec<u32> = s.targets.iter().map(|t| t.confirm).collect();
+    assert_eq!(k, [2, 3]);
+    assert_eq!(
+        parse_str(&format!("{NODE}{group}")).unwrap().targets[0].confirm,
+        1
+    );
+    let e = err(&format!("{NODE}{group}confirm = 2\n"));
+    assert!(
+        e.starts_with("test.toml:6:11: targets[0].confirm: expected 1 to cluster.replicas (1)"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{NODE}[cluster]\nreplicas = 2\n[probe]\nconfirm = 0\n{group}"
+    ));
+    assert!(
+        e.contains("probe.confirm: expected 1 to cluster.replicas (2)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_readme_confirmation_example_is_valid() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("### Confirming from several vantage points")
+        .nth(1)
+        .expect("the README section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("its example");
+    let s = parse_str(&format!("{NODE}{block}")).unwrap();
+    assert_eq!(
+        (s.targets[0].confirm, s.targets[0].source.is_some()),
+        (2, true)
+    );
+}

@@ -326,6 +326,7 @@ fn groups(
         let labels = labels_of(group, loc, &key)?;
         let health = health_of(loc, &raw.probe, group, i, interval)?;
         let source = source_of(loc, &raw.probe, group, i)?;
+        let confirm = confirm_of(loc, raw, group, i)?;
         let echoes = echoes_of(loc, &raw.probe, g, i, interval, timeout)?;
         let (check, ssh) = match (probe, port) {
             (ProbeKind::Ssh, Some(port)) => {
@@ -350,6 +351,7 @@ fn groups(
             timeout,
             labels,
             source,
+            confirm,
         };
         let source = expander.group(i, g, template, sources)?;
         groups.push(GroupSummary {
@@ -719,6 +721,32 @@ fn health_of(
         Some(r) => r.get_ref().0,
     };
     Ok((t, retry))
+}
+
+/// Group `i`'s `confirm`: the group's, else `[probe]`'s, else 1; at most `cluster.replicas`.
+fn confirm_of(
+    loc: &Locator<'_>,
+    raw: &RawConfig,
+    group: &RawGroup,
+    i: usize,
+) -> Result<u32, ConfigError> {
+    let (key, v) = match (&group.confirm, &raw.probe.confirm) {
+        (Some(v), _) => (format!("targets[{i}].confirm"), v),
+        (None, Some(v)) => ("probe.confirm".to_string(), v),
+        (None, None) => return Ok(1),
+    };
+    let replicas = or(&raw.cluster.replicas, DEFAULT_REPLICAS);
+    let k = *v.get_ref();
+    if !(1..=replicas).contains(&k) {
+        return Err(loc.at(
+            v.span().start,
+            format!(
+                "{key}: expected 1 to cluster.replicas ({replicas}) owners that must see a \
+                 target down; raise cluster.replicas to confirm from more vantage points"
+            ),
+        ));
+    }
+    Ok(k)
 }
 
 /// Group `i`'s source address: the group's, else `[probe]`'s, else none. It must be an address

@@ -90,6 +90,7 @@ pub fn settings_digest(spec: &TargetSpec) -> u64 {
     }
     h.update(&spec.thresholds.rise.to_le_bytes());
     h.update(&spec.thresholds.fall.to_le_bytes());
+    h.update(&spec.confirm.to_le_bytes());
     h.update(&(spec.labels.len() as u64).to_le_bytes());
     for (k, v) in spec.labels.iter() {
         text(&mut h, k.as_bytes());
@@ -341,6 +342,7 @@ mod tests {
             with(&|t| t.retry_interval = Duration::from_millis(1234)),
             with(&|t| t.thresholds.rise = 3),
             with(&|t| t.thresholds.fall = 3),
+            with(&|t| t.confirm = 2),
             with(&|t| t.labels = label("site", "a")),
             // The same bytes split otherwise between key and value.
             with(&|t| t.labels = label("sit", "ea")),

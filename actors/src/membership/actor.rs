@@ -24,6 +24,7 @@ use super::view::{ClusterSettings, MemberRow};
 use super::wire::{broadcast, Heartbeat, PeerMessage, PortMsg};
 use crate::catalog::msg::CatalogMsg;
 use crate::clock::now;
+use crate::confirm::msg::ConfirmMsg;
 use crate::link::Link;
 use crate::model::NodeName;
 use crate::ring::msg::RingOwnerMsg;
@@ -52,6 +53,8 @@ pub struct MembershipArgs {
     pub catalog: Link<CatalogMsg>,
     /// Where the port routes hand-off states.
     pub probes: Link<ProbeSupMsg>,
+    /// Where the port routes co-owners' views.
+    pub confirm: Link<ConfirmMsg>,
     /// Where the port routes a refusal of this node.
     pub root: ActorRef<RootMsg>,
     /// Read for heartbeats (adopted digest, unprobed count) and by the port for answers.
@@ -117,6 +120,7 @@ impl Actor for Membership {
         let port_args = PortArgs {
             membership: myself.clone(),
             probes: args.probes.clone(),
+            confirm: args.confirm.clone(),
             view: args.view.clone(),
         };
         let edge = transport::start(&myself, &me, &settings, port_args).await?;
@@ -547,7 +551,7 @@ impl MembershipState {
                 }
             }
             // The port routes these elsewhere.
-            PeerMessage::Handoff { .. } => {}
+            PeerMessage::Handoff { .. } | PeerMessage::Views { .. } => {}
         }
     }
 

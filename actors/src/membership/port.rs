@@ -6,12 +6,14 @@
 //! |---|---|
 //! | heartbeat, leave, death report, refusal of this node | membership (which checks a refusal against this node's own claim on its name) |
 //! | hand-off states | the probe supervisor |
+//! | views of co-owned targets | the confirm actor |
 //! | status question | answered here, from the [`NodeView`] |
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use super::msg::MembershipMsg;
 use super::wire::{PeerMessage, PortMsg};
+use crate::confirm::msg::ConfirmMsg;
 use crate::link::Link;
 use crate::status::local::answer_bytes;
 use crate::supervisor::msg::ProbeSupMsg;
@@ -31,6 +33,8 @@ pub struct PortArgs {
     pub membership: ActorRef<MembershipMsg>,
     /// Hand-off states.
     pub probes: Link<ProbeSupMsg>,
+    /// Views of co-owned targets.
+    pub confirm: Link<ConfirmMsg>,
     /// What status questions are answered from.
     pub view: NodeView,
 }
@@ -59,6 +63,9 @@ impl Actor for PortActor {
                 Ok(PeerMessage::Handoff { from, states }) => {
                     tracing::debug!(from = %from, targets = states.len(), "target states handed over");
                     state.probes.cast(ProbeSupMsg::Inherit(states));
+                }
+                Ok(PeerMessage::Views { from, views }) => {
+                    state.confirm.cast(ConfirmMsg::Peer { from, views });
                 }
                 // Membership checks a refusal against this node's own claim on its name.
                 Ok(

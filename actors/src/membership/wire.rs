@@ -84,6 +84,14 @@ pub enum PeerMessage {
         /// Target states.
         states: Vec<HandoffState>,
     },
+    /// The sender's views of targets the receiver also owns, and the states it carries (see
+    /// `confirm::views`). Sent only when targets have more than one owner.
+    Views {
+        /// Sender.
+        from: String,
+        /// One entry per target.
+        views: Vec<WireView>,
+    },
 }
 
 /// A heartbeat. Fields it does not know are ignored, so that a later version can add some and
@@ -164,6 +172,32 @@ impl HandoffState {
     }
 }
 
+/// One owner's word on a target, for its co-owners.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireView {
+    /// Probe kind.
+    pub probe: ProbeKind,
+    /// Target id.
+    pub target: String,
+    /// Its own confirmed state after its last probe (absent: only `carried` is news).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up: Option<bool>,
+    /// The decided state it carries and that decision's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<(u64, bool)>,
+}
+
+impl WireView {
+    /// The target's key.
+    pub fn key(&self) -> TargetKey {
+        TargetKey {
+            probe: self.probe,
+            id: self.target.as_str().into(),
+        }
+    }
+}
+
 /// A [`TargetState`] as the boolean `up` (the wire format since the first version).
 mod up_flag {
     use super::TargetState;
@@ -232,7 +266,7 @@ impl PeerMessage {
                     addr_ok(h)?;
                 }
             }
-            PeerMessage::Handoff { from, .. } => name_ok(from)?,
+            PeerMessage::Handoff { from, .. } | PeerMessage::Views { from, .. } => name_ok(from)?,
         }
         Ok(msg)
     }
@@ -293,6 +327,23 @@ mod tests {
                     target: "127.0.0.1".into(),
                     state: TargetState::Up,
                 }],
+            },
+            PeerMessage::Views {
+                from: "n1".into(),
+                views: vec![
+                    WireView {
+                        probe: ProbeKind::Icmp,
+                        target: "127.0.0.1".into(),
+                        up: Some(false),
+                        carried: Some((3, true)),
+                    },
+                    WireView {
+                        probe: ProbeKind::Tcp,
+                        target: "127.0.0.1:22".into(),
+                        up: None,
+                        carried: None,
+                    },
+                ],
             },
         ] {
             assert_eq!(PeerMessage::decode(&m.encode()).unwrap(), m);

@@ -25,6 +25,7 @@ use super::health::{HealthTracker, TargetState};
 use super::schedule::ProbeSchedule;
 use super::ssh::SshReport;
 use crate::clock;
+use crate::confirm::msg::ConfirmMsg;
 #[cfg(any(test, feature = "test-hooks"))]
 use crate::fault::FaultInjection;
 use crate::link::Link;
@@ -47,6 +48,9 @@ pub struct ProbeContext {
     pub permits: Arc<Semaphore>,
     /// Where results and state events go.
     pub sink: Link<SinkMsg>,
+    /// With several owners per target: where this node's views go (the confirm actor decides
+    /// the state and reports its changes); None: each probe actor reports its own.
+    pub confirm: Option<Link<ConfirmMsg>>,
     /// The ownership epoch stamped on every result (published by the probe supervisor).
     pub ownership: watch::Receiver<Ownership>,
     /// Where confirmed states, overruns and results that found no sink are recorded.
@@ -398,7 +402,20 @@ impl ProbeState {
     }
 
     fn log_transition(&mut self, outcome: &ProbeOutcome, at: SystemTime) {
-        let Some(t) = self.health.record(outcome.is_up()) else {
+        let t = self.health.record(outcome.is_up());
+        if let Some(confirm) = &self.ctx.confirm {
+            // Several owners: this node's view goes to the confirm actor after every result
+            // (so it stays fresh), and the target's primary reports the cluster's changes.
+            if let Some(state) = self.health.state() {
+                let key = self.target.key();
+                confirm.cast(ConfirmMsg::Own { key, state });
+            }
+            if let Some(t) = t {
+                tracing::debug!(host = %self.target.id, view = t.to.as_str(), "own view changed");
+            }
+            return;
+        }
+        let Some(t) = t else {
             return;
         };
         let key = self.target.key();
@@ -451,6 +468,7 @@ impl ProbeState {
             epoch: self.ctx.epoch(),
             from: t.from,
             to: t.to,
+            vantages: Vec::new(),
         };
         self.ctx.send(SinkMsg::Event(event));
     }

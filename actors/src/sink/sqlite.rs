@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS events (
     ts TEXT NOT NULL, ts_ms INTEGER NOT NULL, node TEXT NOT NULL,
     probe TEXT NOT NULL, target TEXT NOT NULL,
     from_state TEXT NOT NULL, to_state TEXT NOT NULL, epoch INTEGER NOT NULL,
-    labels TEXT NOT NULL
+    labels TEXT NOT NULL, vantages TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts_ms);
 CREATE INDEX IF NOT EXISTS events_target ON events (probe, target, ts_ms);
@@ -72,6 +72,19 @@ impl SqliteWriter {
             .map_err(err)?;
         conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        // A database written by a version without `events.vantages` gains the column.
+        let has_vantages: bool = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('events') WHERE name = 'vantages'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(err)?
+            > 0;
+        if !has_vantages {
+            conn.execute_batch("ALTER TABLE events ADD COLUMN vantages TEXT")
+                .map_err(err)?;
+        }
         Ok(SqliteWriter {
             path: path.to_path_buf(),
             conn,
@@ -125,8 +138,8 @@ impl ResultWriter for SqliteWriter {
                 .map_err(io)?;
             let mut event = tx
                 .prepare_cached(
-                    "INSERT INTO events (ts, ts_ms, node, probe, target, from_state, to_state, epoch, labels)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO events (ts, ts_ms, node, probe, target, from_state, to_state, epoch, labels, vantages)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(io)?;
             for r in batch {
@@ -190,6 +203,9 @@ impl ResultWriter for SqliteWriter {
                                 l.to.as_str(),
                                 l.epoch as i64,
                                 serde_json::to_string(l.labels).unwrap_or_default(),
+                                (!l.vantages.is_empty())
+                                    .then(|| serde_json::to_string(&l.vantages).ok())
+                                    .flatten(),
                             ])
                             .map_err(io)?;
                     }
@@ -247,6 +263,7 @@ mod tests {
                 epoch: 1,
                 from: Some(TargetState::Up),
                 to: TargetState::Down,
+                vantages: Vec::new(),
             })
         };
         w.write_batch(&[

@@ -75,6 +75,9 @@ pub struct NodeStatus {
     pub up: usize,
     /// Of those, confirmed down.
     pub down: usize,
+    /// Of its targets, up but seen down from fewer vantages than `confirm` needs.
+    #[serde(default)]
+    pub degraded: usize,
     /// Actor restarts by role.
     pub restarts: BTreeMap<String, u64>,
     /// Results dropped.
@@ -91,8 +94,15 @@ pub struct TargetReport {
     /// The result, as in the results file.
     #[serde(flatten)]
     pub result: ResultLine<'static>,
-    /// The confirmed state (null before the first result was confirmed).
+    /// The confirmed state (null before the first result was confirmed); with several owners,
+    /// the cluster's.
     pub state: Option<TargetState>,
+    /// Up, but seen down from fewer vantages than `confirm` needs (several owners only).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
+    /// Each owner's view, when the target has several owners and the node asked knows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vantages: Option<BTreeMap<String, TargetState>>,
 }
 
 /// `GET /targets`.
@@ -164,6 +174,9 @@ pub struct TargetCounts {
     pub up: usize,
     /// Down, of those it probes.
     pub down: usize,
+    /// Degraded, of those it owns (several owners only).
+    #[serde(default)]
+    pub degraded: usize,
 }
 
 /// The sink counters of [`ClusterStatus`].

@@ -28,6 +28,7 @@ pub fn node_status(view: &NodeView) -> NodeStatus {
         running: st.running_count(),
         up,
         down,
+        degraded: st.degraded().len(),
         restarts: st
             .restarts()
             .into_iter()
@@ -39,10 +40,18 @@ pub fn node_status(view: &NodeView) -> NodeStatus {
     }
 }
 
-fn report(r: &ProbeResult, state: Option<TargetState>) -> TargetReport {
+fn report(view: &NodeView, r: &ProbeResult, state: Option<TargetState>) -> TargetReport {
+    let verdict = view.state().verdict(&r.target.key());
     TargetReport {
         result: r.line().into_owned(),
-        state,
+        state: verdict.as_ref().and_then(|v| v.state).or(state),
+        degraded: verdict.as_ref().is_some_and(|v| v.degraded),
+        vantages: verdict.map(|v| {
+            v.vantages
+                .into_iter()
+                .map(|(n, s)| (n.to_string(), s))
+                .collect()
+        }),
     }
 }
 
@@ -54,7 +63,7 @@ pub fn targets(view: &NodeView, state: Option<TargetState>) -> Vec<TargetReport>
         .running_latest()
         .into_iter()
         .filter(|(_, s)| state.is_none_or(|want| *s == Some(want)))
-        .map(|(r, s)| report(&r, s))
+        .map(|(r, s)| report(view, &r, s))
         .collect();
     out.sort_by(|a, b| {
         (a.result.probe.as_str(), &a.result.target)
@@ -66,7 +75,7 @@ pub fn targets(view: &NodeView, state: Option<TargetState>) -> Vec<TargetReport>
 /// This node's latest result of `key`, if it probes it.
 pub fn latest(view: &NodeView, key: &TargetKey) -> Option<TargetReport> {
     let (r, s) = view.state().running_latest_of(key)?;
-    Some(report(&r, s))
+    Some(report(view, &r, s))
 }
 
 /// Answers a question from a peer (bytes in, bytes out; a bad question gets
@@ -134,7 +143,7 @@ pub fn owner(view: &NodeView, key: &TargetKey) -> Option<OwnerAnswer> {
                 .collect(),
             note: "members are ranked by weighted rendezvous score; a target goes to its best-ranked members that list it, with room under the 1.10x load bound".into(),
         },
-        last_result: st.latest(key).map(|r| report(&r, st.confirmed(key))),
+        last_result: st.latest(key).map(|r| report(view, &r, st.confirmed(key))),
     })
 }
 
@@ -242,6 +251,7 @@ pub fn cluster_status(
             kept: local.kept,
             up: local.up,
             down: local.down,
+            degraded: local.degraded,
         },
         results: ResultCounts {
             buffered: local.results_buffered,

@@ -18,6 +18,8 @@ use crate::model::{TargetKey, TargetSpec};
 pub enum Role {
     /// ResultSink.
     Sink,
+    /// ConfirmActor (only when targets have several owners).
+    Confirm,
     /// ProbeSupervisor.
     Probes,
     /// RingOwner.
@@ -30,8 +32,9 @@ pub enum Role {
 
 impl Role {
     /// Consumers before producers.
-    pub const START_ORDER: [Role; 5] = [
+    pub const START_ORDER: [Role; 6] = [
         Role::Sink,
+        Role::Confirm,
         Role::Probes,
         Role::Ring,
         Role::Catalog,
@@ -42,6 +45,7 @@ impl Role {
     pub fn name(self) -> &'static str {
         match self {
             Role::Sink => "result_sink",
+            Role::Confirm => "confirm",
             Role::Probes => "probe_supervisor",
             Role::Ring => "ring_owner",
             Role::Catalog => "catalog",

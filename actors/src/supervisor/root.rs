@@ -4,16 +4,17 @@
 //! ```text
 //! RootSupervisor
 //! ├── ResultSink          (1st: consumers before producers)
-//! ├── ProbeSupervisor     (2nd) ── ProbeActor × owned targets
-//! ├── RingOwner           (3rd)
-//! ├── Catalog             (4th)
-//! └── Membership          (5th)
+//! ├── Confirm             (2nd, only with replicas > 1: k-of-n confirmation)
+//! ├── ProbeSupervisor     (3rd) ── ProbeActor × owned targets
+//! ├── RingOwner           (4th)
+//! ├── Catalog             (5th)
+//! └── Membership          (6th)
 //! ```
 //!
 //! A failed child is restarted after a backoff while its budget (`[supervision]`) allows; when
 //! the budget is spent the root gives up, stops, and the process exits non-zero so a service
 //! manager can restart it. Shutdown runs in reverse: membership, catalog, ring owner, probe
-//! actors, then the sink is drained.
+//! actors, confirm, then the sink is drained.
 //!
 //! The root is the one place that knows every child. It holds their [`ChildLinks`] and points
 //! them at each (re)started instance, hands each child the links it sends on and the
@@ -31,6 +32,8 @@ use super::msg::{ProbeSupMsg, Role, RootMsg, ShutdownReport};
 use super::probes::{ProbeSupArgs, ProbeSupervisor};
 use crate::catalog::actor::{CatalogActor, CatalogArgs};
 use crate::catalog::msg::CatalogMsg;
+use crate::confirm::actor::{ConfirmActor, ConfirmArgs};
+use crate::confirm::msg::ConfirmMsg;
 #[cfg(any(test, feature = "test-hooks"))]
 use crate::fault::FaultInjection;
 use crate::link::LinkSetter;
@@ -67,12 +70,15 @@ pub struct ChildLinks {
     pub membership: LinkSetter<MembershipMsg>,
     /// To the catalog (held by the ring owner and membership).
     pub catalog: LinkSetter<CatalogMsg>,
+    /// To the confirm actor (held by the probe actors and the port).
+    pub confirm: LinkSetter<ConfirmMsg>,
 }
 
 impl ChildLinks {
     fn clear(&self, role: Role) {
         match role {
             Role::Sink => self.sink.set(None),
+            Role::Confirm => self.confirm.set(None),
             Role::Probes => self.probes.set(None),
             Role::Ring => self.ring.set(None),
             Role::Catalog => self.catalog.set(None),
@@ -152,6 +158,16 @@ impl RootState {
                 a.links.sink.set(Some(r.clone()));
                 r.get_cell()
             }
+            Role::Confirm => {
+                let args = ConfirmArgs {
+                    view: a.view.clone(),
+                    sink: a.links.sink.link(),
+                    state: a.state.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, ConfirmActor, args, sup).await?;
+                a.links.confirm.set(Some(r.clone()));
+                r.get_cell()
+            }
             Role::Probes => {
                 let args = ProbeSupArgs {
                     ctx: self.ctx.clone(),
@@ -196,6 +212,7 @@ impl RootState {
                     ring: a.links.ring.link(),
                     catalog: a.links.catalog.link(),
                     probes: a.links.probes.link(),
+                    confirm: a.links.confirm.link(),
                     root: myself.clone(),
                     view: a.view.clone(),
                     members: a.publishers.members.clone(),
@@ -296,6 +313,11 @@ impl RootState {
                 .await
                 .ok();
         }
+        if let Some(c) = links.confirm.get() {
+            c.stop_and_wait(Some("shutdown".into()), Some(STEP))
+                .await
+                .ok();
+        }
         if let Some(s) = links.sink.get() {
             match ractor::call_t!(s, SinkMsg::Drain, STEP.as_millis() as u64) {
                 Ok(d) => {
@@ -336,6 +358,7 @@ impl Actor for RootSupervisor {
             engine: std::mem::take(&mut args.engine),
             permits: Arc::new(Semaphore::new(args.max_in_flight)),
             sink: args.links.sink.link(),
+            confirm: (args.ring.replicas > 1).then(|| args.links.confirm.link()),
             ownership: args.view.ownership_watch(),
             state: args.state.clone(),
             #[cfg(any(test, feature = "test-hooks"))]
@@ -350,6 +373,9 @@ impl Actor for RootSupervisor {
             gave_up: None,
         };
         for role in Role::START_ORDER {
+            if role == Role::Confirm && state.args.ring.replicas <= 1 {
+                continue; // one owner per target: its own state is the cluster's
+            }
             state.start(&myself, role).await?;
         }
         Ok(state)
