@@ -434,6 +434,34 @@ fn node_families(view: &NodeView, f: &mut Families) {
             (labels(&[("result", "failed")]), logins_failed),
         ],
     );
+    let notify = &state.notify;
+    let kinds = ringpoll_actors::notify::counters::Kind::ALL;
+    let per_kind = |which: fn((u64, u64, u64)) -> u64| {
+        kinds
+            .iter()
+            .map(|k| (labels(&[("kind", k.as_str())]), which(notify.get(*k))))
+            .collect::<Vec<_>>()
+    };
+    f.counter(
+        "ringpoll_notifications_sent_total",
+        "Alerts (alertmanager) and state events (webhook) delivered",
+        per_kind(|c| c.0),
+    );
+    f.counter(
+        "ringpoll_notifications_failed_total",
+        "Posts to a notifier that failed (each is retried: alerts at the next second, webhook events with backoff)",
+        per_kind(|c| c.1),
+    );
+    f.counter(
+        "ringpoll_notifications_dropped_total",
+        "Webhook events dropped: the queue was full, or an event failed every attempt",
+        per_kind(|c| c.2),
+    );
+    f.single(
+        "ringpoll_alerts_firing",
+        "Alerts this node sends to Alertmanager now (the targets it is the primary of that are down)",
+        notify.firing() as f64,
+    );
     f.counter(
         "ringpoll_round_overrun_total",
         "Probe slots missed because probes could not start in time",

@@ -72,6 +72,7 @@ pub fn needs_restart(started: &Settings, new: &Settings) -> Vec<String> {
         check(key, a.net.as_ref().map(field) != b.net.as_ref().map(field));
     }
     check("cluster.seeds", a.seeds != b.seeds);
+    check("notify", started.notify != new.notify);
     check("cluster.weight", a.weight != b.weight);
     check("cluster.replicas", a.replicas != b.replicas);
     check(

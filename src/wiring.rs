@@ -118,6 +118,7 @@ pub async fn run_node(
         publishers,
         links: ChildLinks::default(),
         sink: settings.results.clone(),
+        notify: settings.notify.clone(),
         policy: settings.supervision,
         on_give_up: Some(give_up_tx),
         ring,

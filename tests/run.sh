@@ -16,16 +16,18 @@ fi
 # a cluster link and its ip makes network namespaces; openssh-server is the real sshd the SSH
 # probe is tested against (ssh-keygen makes its keys); nftables cuts a node off in the
 # partition test; prometheus brings promtool, which checks the metrics and the shipped rules;
+# prometheus-alertmanager is the real Alertmanager the notification test sends alerts to;
 # systemd's systemd-analyze verifies the shipped unit, man-db renders the man pages, and bash,
 # zsh and fish load the completion scripts.
-need=(openssl iproute2 openssh-server openssh-client nftables prometheus systemd man-db zsh fish)
+need=(openssl iproute2 openssh-server openssh-client nftables prometheus prometheus-alertmanager systemd man-db zsh fish)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
     if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq
         # Only the tools: no recommended extras (prometheus recommends node-exporter), and no
-        # daemon started by the install (prometheus and sshd would listen on every address).
+        # daemon started by the install (prometheus, alertmanager and sshd would listen on every
+        # address).
         if [ ! -e /usr/sbin/policy-rc.d ]; then
             printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
             chmod +x /usr/sbin/policy-rc.d

@@ -1,37 +1,124 @@
-//! k-of-n confirmation with real processes: three nodes in a network namespace of the test's
-//! own, each probing from its own source address (its cluster address, 127.0.1.N), with
-//! nftables dropping echoes from chosen sources to chosen targets.
+//! k-of-n confirmation and notifications with real processes: three nodes in a network
+//! namespace of the test's own, each probing from its own source address (its cluster address,
+//! 127.0.1.N), with nftables dropping echoes from chosen sources to chosen targets; a real
+//! Alertmanager (Debian's prometheus-alertmanager, gossip off) and a webhook receiver (python3's
+//! http.server) on 127.0.1.9 in the same namespace.
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{wait_converged, wait_until, Cluster, Netns, Node};
 use serde_json::Value;
 
-const TARGETS: [&str; 8] = [
-    "127.0.5.1",
-    "127.0.5.2",
-    "127.0.5.3",
-    "127.0.5.4",
-    "127.0.5.5",
-    "127.0.5.6",
-    "127.0.5.7",
-    "127.0.5.8",
-];
-const CUT: [&str; 4] = ["127.0.5.1", "127.0.5.2", "127.0.5.3", "127.0.5.4"];
+/// 127.0.5.1 to 127.0.5.16.
+fn targets() -> Vec<String> {
+    (1..=16).map(|i| format!("127.0.5.{i}")).collect()
+}
 
-/// Node `n`'s config: replicas 3, confirm 2, probing from 127.0.1.`n`.
+const AM: &str = "127.0.1.9:9093";
+const HOOK: &str = "127.0.1.9:8080";
+
+/// Node `n`'s config: replicas 3, confirm 2, probing from 127.0.1.`n`; alerts to the
+/// Alertmanager (resent every 2 s, so ending 6 s ahead), events to the webhook.
 fn config(n: u8) -> String {
-    let hosts: Vec<String> = TARGETS.iter().map(|t| format!("\"{t}\"")).collect();
+    let hosts: Vec<String> = targets().iter().map(|t| format!("\"{t}\"")).collect();
     format!(
         "[node]\nname = \"unset\"\n[cluster]\nreplicas = 3\n\
          [probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\ncount = 1\nsource = \"127.0.1.{n}\"\n\
-         [[targets]]\nhosts = [{}]\nprobe = \"icmp\"\nconfirm = 2\n",
+         [[notify]]\nkind = \"alertmanager\"\nurl = \"http://{AM}\"\nresend = \"2s\"\n\
+         [[notify]]\nkind = \"webhook\"\nurl = \"http://{HOOK}/events\"\n\
+         [[targets]]\nhosts = [{}]\nprobe = \"icmp\"\nconfirm = 2\nlabels = {{ site = \"lab\" }}\n",
         hosts.join(", ")
     )
+}
+
+/// A process run inside the namespace for the test's life.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Alertmanager on 127.0.1.9:9093, HA gossip off, routing every alert to a receiver that
+/// sends nothing.
+fn alertmanager(ns: &Netns, dir: &Path) -> Server {
+    std::fs::write(
+        dir.join("am.yml"),
+        "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+    )
+    .unwrap();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "prometheus-alertmanager"])
+        .arg(format!("--config.file={}", dir.join("am.yml").display()))
+        .arg(format!("--storage.path={}", dir.join("am-data").display()))
+        .arg(format!("--web.listen-address={AM}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("am.log")).unwrap())
+        .spawn()
+        .expect("prometheus-alertmanager (the test command installs it)");
+    Server(child)
+}
+
+/// A webhook receiver on 127.0.1.9:8080: each POST body becomes a line of `out`.
+fn webhook(ns: &Netns, out: &Path) -> Server {
+    let script = r#"
+import http.server, sys
+out = open(sys.argv[1], "a")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        out.write(body.decode() + "\n"); out.flush()
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.1.9", 8080), H).serve_forever()
+"#;
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-c", script])
+        .arg(out)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("python3");
+    Server(child)
+}
+
+/// `GET url` from inside the namespace, as JSON.
+fn get_json(ns: &Netns, url: &str) -> Option<Value> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "python3", "-c"])
+        .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
+        .arg(url)
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// The alerts Alertmanager holds active.
+fn active_alerts(ns: &Netns) -> Option<Vec<Value>> {
+    let v = get_json(ns, &format!("http://{AM}/api/v2/alerts?active=true"))?;
+    v.as_array().cloned()
+}
+
+/// The events the webhook received: (target, to).
+fn hooked(out: &PathBuf) -> Vec<(String, String)> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap_or("").to_string(),
+                e["to"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
 }
 
 fn start(ns: &Netns, n: u8, seeds: &[u8]) -> Node {
@@ -46,24 +133,17 @@ fn start(ns: &Netns, n: u8, seeds: &[u8]) -> Node {
 
 /// `GET path` of node `n`'s HTTP endpoint, from inside the namespace.
 fn http_json(ns: &Netns, n: u8, path: &str) -> Option<Value> {
-    let url = format!("http://127.0.1.{n}:9464{path}");
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "python3", "-c"])
-        .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
-        .arg(&url)
-        .output()
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
+    get_json(ns, &format!("http://127.0.1.{n}:9464{path}"))
 }
 
-/// Drops echo requests from `sources` (last octets) to the four cut targets.
-fn cut_from(ns: &Netns, sources: &[u8]) {
+/// Drops echo requests from `sources` (last octets) to the `cut` targets.
+fn cut_from(ns: &Netns, sources: &[u8], cut: &[String]) {
     let from: Vec<String> = sources.iter().map(|n| format!("127.0.1.{n}")).collect();
     ns.nft(&format!(
         "table inet vantage {{\n chain out {{\n  type filter hook output priority 0;\n  \
          ip saddr {{ {} }} ip daddr {{ {} }} icmp type echo-request drop\n }}\n}}\n",
         from.join(", "),
-        CUT.join(", ")
+        cut.join(", ")
     ));
 }
 
@@ -100,7 +180,7 @@ fn rounds(nodes: &[&Node], more: usize) {
             nodes
                 .iter()
                 .zip(&seen)
-                .all(|(n, s)| n.results().len() >= s + more * TARGETS.len())
+                .all(|(n, s)| n.results().len() >= s + more * targets().len())
                 .then_some(())
         },
     );
@@ -121,13 +201,18 @@ fn degraded(ns: &Netns, n: u8) -> Vec<String> {
 }
 
 #[test]
-fn a_target_is_down_only_when_k_vantages_agree_and_one_event_is_written_per_change() {
+fn a_target_is_down_only_when_k_vantages_agree_and_is_reported_and_alerted_once() {
     let ns = Netns::new("vantage");
+    let dir = tempfile::tempdir().unwrap();
+    let _am = alertmanager(&ns, dir.path());
+    let hook_out = dir.path().join("hook.jsonl");
+    let _hook = webhook(&ns, &hook_out);
     let n1 = start(&ns, 1, &[]);
     let n2 = start(&ns, 2, &[1]);
     let n3 = start(&ns, 3, &[1]);
     wait_converged(&[&n1, &n2, &n3], 3, Duration::from_secs(20));
     let nodes = [&n1, &n2, &n3];
+    let all = targets();
     // Every node probes every target (replicas 3), and all are up.
     wait_until(
         "ok results of every target from every node",
@@ -136,7 +221,7 @@ fn a_target_is_down_only_when_k_vantages_agree_and_one_event_is_written_per_chan
             nodes
                 .iter()
                 .all(|n| {
-                    TARGETS.iter().all(|t| {
+                    all.iter().all(|t| {
                         n.results()
                             .iter()
                             .any(|r| r["target"] == *t && r["ok"] == true)
@@ -145,9 +230,25 @@ fn a_target_is_down_only_when_k_vantages_agree_and_one_event_is_written_per_chan
                 .then_some(())
         },
     );
+    // The four targets to cut: those n3 is the primary of, so that n3 (the vantage that still
+    // sees them up) is the one sending their alerts when it is killed below.
+    let cut: Vec<String> = all
+        .iter()
+        .filter(|t| {
+            let owner = http_json(&ns, 1, &format!("/owner/{t}?probe=icmp")).unwrap();
+            owner["owners"][0] == "n3"
+        })
+        .take(4)
+        .cloned()
+        .collect();
+    assert_eq!(
+        cut.len(),
+        4,
+        "n3 is the primary of at least four of the targets"
+    );
 
-    // n1 cannot reach four targets: they are degraded (on every owner), never down.
-    cut_from(&ns, &[1]);
+    // n1 cannot reach them: degraded (on every owner), never down, no alert.
+    cut_from(&ns, &[1], &cut);
     for n in 1..=3 {
         wait_until(
             &format!("n{n} reports the four cut targets degraded"),
@@ -155,7 +256,9 @@ fn a_target_is_down_only_when_k_vantages_agree_and_one_event_is_written_per_chan
             || {
                 let mut d = degraded(&ns, n);
                 d.sort();
-                (d == CUT).then_some(())
+                let mut want = cut.clone();
+                want.sort();
+                (d == want).then_some(())
             },
         );
     }
@@ -165,59 +268,164 @@ fn a_target_is_down_only_when_k_vantages_agree_and_one_event_is_written_per_chan
         "no event while one vantage sees them down: {:?}",
         events(&nodes)
     );
+    assert_eq!(active_alerts(&ns).map(|a| a.len()), Some(0), "no alert");
 
-    // n2 cannot reach them either: two of three vantages agree, one down event per target.
-    cut_from(&ns, &[1, 2]);
-    let down = wait_until(
+    // n2 cannot reach them either: two of three vantages agree, one down event per target,
+    // one alert per target.
+    cut_from(&ns, &[1, 2], &cut);
+    wait_until(
         "a down event for each cut target",
         Duration::from_secs(15),
         || {
             let e = events(&nodes);
-            CUT.iter()
-                .all(|t| e.get(*t).is_some_and(|v| v.iter().any(|x| x.2 == "down")))
-                .then_some(e)
+            cut.iter()
+                .all(|t| e.get(t).is_some_and(|v| v.iter().any(|x| x.2 == "down")))
+                .then_some(())
         },
     );
+    let alerts = wait_until("four alerts", Duration::from_secs(10), || {
+        active_alerts(&ns).filter(|a| a.len() == 4)
+    });
+    let mut alerted: Vec<String> = alerts
+        .iter()
+        .map(|a| a["labels"]["target"].as_str().unwrap().to_string())
+        .collect();
+    alerted.sort();
+    let mut want = cut.clone();
+    want.sort();
+    assert_eq!(alerted, want);
+    for a in &alerts {
+        let labels = a["labels"].as_object().unwrap();
+        assert_eq!(labels["alertname"], "TargetDown", "{a}");
+        assert_eq!(
+            (&labels["probe"], &labels["site"]),
+            (&"icmp".into(), &"lab".into()),
+            "{a}"
+        );
+        assert!(
+            !labels.contains_key("node") && !labels.contains_key("instance"),
+            "{a}"
+        );
+    }
     rounds(&nodes, 3);
     let e = events(&nodes);
     assert_eq!(e.len(), 4, "events of uncut targets: {e:?}");
-    for t in CUT {
+    for t in &cut {
         let v = &e[t];
         assert_eq!(v.len(), 1, "{t}: exactly one event cluster-wide: {v:?}");
-        let (_, from, to, vantages) = &v[0];
+        let (node, from, to, vantages) = &v[0];
         assert_eq!((from.as_str(), to.as_str()), ("up", "down"), "{t}");
+        assert_eq!(node, "n3", "{t}: written by its primary");
         assert_eq!(vantages["n1"], "down", "{t}: {vantages}");
         assert_eq!(vantages["n2"], "down", "{t}: {vantages}");
         assert_eq!(vantages["n3"], "up", "{t}: {vantages}");
     }
-    drop(down);
 
-    // The vantage that still sees them up dies: n1 and n2 still agree, so they stay down, and
-    // whichever node becomes their primary writes no second event.
+    // The sender (n3, which still sees them up) dies. n1 and n2 still agree, so the targets
+    // stay down with no second event; the new primaries send the alerts on, so Alertmanager
+    // holds the same four alerts, active, past the 6 s the last ones from n3 were good for.
     n3.signal(libc::SIGKILL);
+    let watch_until = std::time::Instant::now() + Duration::from_secs(10);
+    for _ in 0..100 {
+        if std::time::Instant::now() >= watch_until {
+            break;
+        }
+        let n = active_alerts(&ns).map(|a| a.len());
+        assert_eq!(n, Some(4), "the alerts stay while n3's duty moves");
+        std::thread::sleep(Duration::from_millis(250));
+    }
     wait_converged(&[&n1, &n2], 2, Duration::from_secs(20));
-    rounds(&[&n1, &n2], 3);
+    rounds(&[&n1, &n2], 2);
     let e = events(&nodes);
-    for t in CUT {
+    for t in &cut {
         assert_eq!(e[t].len(), 1, "{t}: {:?}", e[t]);
     }
 
-    // The cut heals: one up event per target.
+    // The cut heals: one up event per target, and the alerts resolve.
     heal(&ns);
     wait_until(
         "an up event for each cut target",
         Duration::from_secs(15),
         || {
             let e = events(&nodes);
-            CUT.iter()
-                .all(|t| e.get(*t).is_some_and(|v| v.iter().any(|x| x.2 == "up")))
+            cut.iter()
+                .all(|t| e.get(t).is_some_and(|v| v.iter().any(|x| x.2 == "up")))
                 .then_some(())
         },
     );
+    wait_until("the alerts resolved", Duration::from_secs(10), || {
+        active_alerts(&ns).filter(|a| a.is_empty())
+    });
     rounds(&[&n1, &n2], 3);
     let e = events(&nodes);
-    for t in CUT {
+    for t in &cut {
         let to: Vec<&str> = e[t].iter().map(|x| x.2.as_str()).collect();
         assert_eq!(to, ["down", "up"], "{t}: {:?}", e[t]);
     }
+    // The webhook got each change once, whichever node wrote it.
+    let hooked = wait_until("8 events at the webhook", Duration::from_secs(10), || {
+        let h = hooked(&hook_out);
+        (h.len() >= 8).then_some(h)
+    });
+    let mut want: Vec<(String, String)> = cut
+        .iter()
+        .flat_map(|t| {
+            [
+                (t.clone(), "down".to_string()),
+                (t.clone(), "up".to_string()),
+            ]
+        })
+        .collect();
+    want.sort();
+    let mut got = hooked;
+    got.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn notifiers_that_cannot_be_reached_are_counted_logged_once_and_never_hold_up_probing() {
+    // Nothing listens on 127.99.7.1:9 (loopback): every post is refused.
+    let config = "[node]\nname = \"lonely\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\
+        [[notify]]\nkind = \"alertmanager\"\nurl = \"http://127.99.7.1:9\"\nresend = \"1s\"\n\
+        [[notify]]\nkind = \"webhook\"\nurl = \"http://127.99.7.1:9/hook\"\n\
+        [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"icmp\"\n\
+        [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = 1\n";
+    let node = Node::start_args(config, &["--http", "127.99.7.1:9464"], &[]);
+    // The TCP target is refused: down from its first result, an event and an alert are due.
+    node.wait_log(
+        "webhook event dropped after its last attempt",
+        1,
+        Duration::from_secs(20),
+    );
+    let metric = |name: &str, kind: &str| -> f64 {
+        let text = common::http_get("127.99.7.1:9464", "/metrics").unwrap_or_default();
+        text.lines()
+            .find(|l| l.starts_with(name) && l.contains(&format!("kind=\"{kind}\"")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    wait_until(
+        "failed alert posts counted",
+        Duration::from_secs(10),
+        || (metric("ringpoll_notifications_failed_total", "alertmanager") >= 3.0).then_some(()),
+    );
+    assert!(metric("ringpoll_notifications_failed_total", "webhook") >= 4.0);
+    assert!(metric("ringpoll_notifications_dropped_total", "webhook") >= 1.0);
+    // Logged on change, not per attempt.
+    let log = node.log();
+    assert_eq!(log.matches("alertmanager post failed").count(), 1, "{log}");
+    assert_eq!(log.matches("webhook post failed").count(), 1, "{log}");
+    // Probing never waited: the ICMP target kept its 1 s rhythm throughout.
+    let times: Vec<i64> = node
+        .results()
+        .iter()
+        .filter(|r| r["probe"] == "icmp")
+        .map(|r| {
+            let t = humantime::parse_rfc3339(r["ts"].as_str().unwrap()).unwrap();
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+        })
+        .collect();
+    assert!(times.len() >= 8, "{times:?}");
+    let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(gap <= 1_500, "a gap of {gap} ms between ICMP results");
 }

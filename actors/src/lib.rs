@@ -110,6 +110,7 @@ pub mod heavy;
 pub mod link;
 pub mod membership;
 pub mod model;
+pub mod notify;
 pub mod probe;
 pub mod restart;
 pub mod ring;

@@ -38,6 +38,8 @@ pub struct NodeState {
     unprobed: Mutex<Option<(std::time::Instant, usize)>>,
     /// SSH logins and held connections (counted by the SSH engine).
     pub ssh: Arc<crate::probe::ssh::SshCounters>,
+    /// Notifications sent, failed and dropped (counted by the notify actor).
+    pub notify: Arc<crate::notify::counters::NotifyCounters>,
     /// With several owners per target: the cluster's verdicts on this node's targets.
     verdicts: RwLock<HashMap<TargetKey, Verdict>>,
 }

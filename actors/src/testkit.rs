@@ -95,6 +95,7 @@ pub(crate) async fn context(
         buffer: 1_000_000,
         flush_interval: Duration::from_millis(100),
         state: state.clone(),
+        notify: None,
     };
     let (sink, _) = Actor::spawn(None, ResultSink, args).await.unwrap();
     let mut engine = ProbeEngine::default();

@@ -46,7 +46,28 @@ pub struct RawConfig {
     #[serde(default)]
     pub(super) sinks: Vec<Spanned<RawSink>>,
     #[serde(default)]
+    pub(super) notify: Vec<Spanned<RawNotify>>,
+    #[serde(default)]
     pub(super) targets: Vec<Spanned<RawGroup>>,
+}
+
+/// One `[[notify]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    pub(super) kind: Spanned<RawNotifyKind>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) urls: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) bearer_token_file: Option<Spanned<String>>,
+    pub(super) resend: Option<Spanned<Dur>>,
+    pub(super) queue: Option<Spanned<usize>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum RawNotifyKind {
+    Alertmanager,
+    Webhook,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -159,6 +159,8 @@ pub struct Settings {
     pub pace: ringpoll_actors::probe::pace::PaceLimits,
     /// The result sink.
     pub results: SinkSettings,
+    /// The notifiers (`[[notify]]`).
+    pub notify: Vec<ringpoll_actors::notify::spec::NotifySpec>,
     /// Restart policy.
     pub supervision: RestartPolicy,
     /// Every target, in config order.

@@ -1417,3 +1417,78 @@ fn the_readme_confirmation_example_is_valid() {
         (2, true)
     );
 }
+
+#[test]
+fn notifiers_are_checked() {
+    use ringpoll_actors::notify::spec::NotifySpec;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("am.token"), "s3cret\n").unwrap();
+    let text = format!(
+        "{NODE}[[notify]]\nkind = \"alertmanager\"\nurls = [\"http://127.0.0.1:9093\", \"http://127.0.0.2:9093\"]\n\
+         bearer_token_file = \"am.token\"\nresend = \"30s\"\n\
+         [[notify]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:8080/hook\"\nqueue = 50\n"
+    );
+    let s = parse(
+        Path::new("t.toml"),
+        &text,
+        dir.path(),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.notify,
+        [
+            NotifySpec::Alertmanager {
+                urls: vec![
+                    "http://127.0.0.1:9093".into(),
+                    "http://127.0.0.2:9093".into()
+                ],
+                token: Some("s3cret".into()),
+                resend: Duration::from_secs(30),
+            },
+            NotifySpec::Webhook {
+                url: "http://127.0.0.1:8080/hook".into(),
+                token: None,
+                queue: 50,
+            },
+        ]
+    );
+    let am = "[[notify]]\nkind = \"alertmanager\"\n";
+    let e = err(&format!("{NODE}{am}url = \"https://127.0.0.1:9093\"\n"));
+    assert!(
+        e.starts_with(
+            "test.toml:5:7: notify[0].url: \"https://127.0.0.1:9093\": expected an http:// URL"
+        ),
+        "{e}"
+    );
+    let e = err(&format!("{NODE}{am}"));
+    assert!(e.contains("notify[0].url: a notifier needs url"), "{e}");
+    let e = err(&format!(
+        "{NODE}{am}url = \"http://127.0.0.1:9093\"\nqueue = 5\n"
+    ));
+    assert!(
+        e.contains("notify[0].queue: not a setting of kind = \"alertmanager\""),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{NODE}{am}url = \"http://127.0.0.1:9093\"\nresend = \"100ms\"\n"
+    ));
+    assert!(e.contains("notify[0].resend: expected 1s to 1h"), "{e}");
+    let e = err(&format!(
+        "{NODE}[[notify]]\nkind = \"pager\"\nurl = \"http://127.0.0.1:1\"\n"
+    ));
+    assert!(e.contains("unknown variant `pager`"), "{e}");
+}
+
+#[test]
+fn the_readme_notification_example_is_valid() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("## Notifications")
+        .nth(1)
+        .and_then(|s| s.split("```toml\n").nth(1))
+        .and_then(|b| b.split("```").next())
+        .expect("the README's example");
+    let s = parse_str(&format!("{NODE}{block}")).unwrap();
+    assert_eq!(s.notify.len(), 2);
+}

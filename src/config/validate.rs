@@ -22,8 +22,8 @@ use ringpoll_actors::sink::{SinkSettings, SinkSpec};
 use super::defaults::*;
 use super::error::{ConfigError, Locator};
 use super::raw::{
-    Dur, RawCluster, RawConfig, RawGroup, RawHttp, RawNode, RawProbe, RawResults, RawSink,
-    RawSinkKind, RawSupervision,
+    Dur, RawCluster, RawConfig, RawGroup, RawHttp, RawNode, RawNotify, RawNotifyKind, RawProbe,
+    RawResults, RawSink, RawSinkKind, RawSupervision,
 };
 use super::settings::{
     ClusterConfig, ClusterNet, CookieSource, GroupSummary, HttpConfig, Overrides, Settings,
@@ -31,6 +31,7 @@ use super::settings::{
 use super::sources::SourceReader;
 use super::ssh::SshLoader;
 use super::targets::{check_label, Expander, GroupTemplate};
+use ringpoll_actors::notify::spec::{NotifySpec, DEFAULT_QUEUE, DEFAULT_RESEND};
 
 /// Validates the file with command-line overrides applied. Sections are checked in file
 /// order, so the first error reported is the first in the file.
@@ -46,6 +47,7 @@ pub(super) fn validate(
     let http = http(&raw.http, loc, base, ov)?;
     let probe = probe(&raw.probe, loc)?;
     let results = results(&raw.results, &raw.sinks, loc, base, ov)?;
+    let notify = notifiers(&raw.notify, loc, base)?;
     let supervision = supervision(&raw.supervision, loc)?;
     let max_concurrent_ssh = match &raw.probe.ssh.max_concurrent_ssh {
         None => DEFAULT_MAX_CONCURRENT,
@@ -84,6 +86,7 @@ pub(super) fn validate(
         pace: probe.pace,
         ssh: ssh_limits,
         results,
+        notify,
         supervision,
         targets,
         groups,
@@ -167,6 +170,115 @@ fn probe(p: &RawProbe, loc: &Locator<'_>) -> Result<ProbeDefaults, ConfigError> 
             node: rate(&p.max_pps, None),
         },
     })
+}
+
+/// `[[notify]]`: each entry's URLs (plain `http://HOST:PORT`), token and settings.
+fn notifiers(
+    raw: &[Spanned<RawNotify>],
+    loc: &Locator<'_>,
+    base: &Path,
+) -> Result<Vec<NotifySpec>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, entry) in raw.iter().enumerate() {
+        let n = entry.get_ref();
+        let key = |k: &str| format!("notify[{i}].{k}");
+        let check_url = |u: &Spanned<String>, k: &str| -> Result<String, ConfigError> {
+            let s = u.get_ref().trim();
+            let rest = s.strip_prefix("http://").ok_or_else(|| {
+                loc.at(
+                    u.span().start,
+                    format!(
+                        "{}: {s:?}: expected an http:// URL, e.g. \"http://127.0.0.1:9093\" \
+                         (https is not built in: put a local TLS proxy in front)",
+                        key(k)
+                    ),
+                )
+            })?;
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(loc.at(u.span().start, format!("{}: {s:?} has no host", key(k))));
+            }
+            Ok(s.to_string())
+        };
+        let mut urls = Vec::new();
+        if let Some(u) = &n.url {
+            urls.push(check_url(u, "url")?);
+        }
+        for u in n.urls.iter().flat_map(|u| u.get_ref()) {
+            urls.push(check_url(u, "urls")?);
+        }
+        if urls.is_empty() {
+            return Err(loc.at(
+                entry.span().start,
+                format!(
+                    "{}: a notifier needs url = \"http://HOST:PORT…\"",
+                    key("url")
+                ),
+            ));
+        }
+        let token = match &n.bearer_token_file {
+            Some(f) => Some(secret_file(loc, base, f, &key("bearer_token_file"), "")?.0),
+            None => None,
+        };
+        let at_kind = |k: &str, v_at: usize| {
+            loc.at(
+                v_at,
+                format!(
+                    "{}: not a setting of kind = \"{}\"",
+                    key(k),
+                    match n.kind.get_ref() {
+                        RawNotifyKind::Alertmanager => "alertmanager",
+                        RawNotifyKind::Webhook => "webhook",
+                    }
+                ),
+            )
+        };
+        out.push(match n.kind.get_ref() {
+            RawNotifyKind::Alertmanager => {
+                if let Some(q) = &n.queue {
+                    return Err(at_kind("queue", q.span().start));
+                }
+                let resend = n.resend.as_ref().map_or(DEFAULT_RESEND, |r| r.get_ref().0);
+                if resend < Duration::from_secs(1) || resend > Duration::from_secs(3600) {
+                    return Err(loc.at(
+                        pos(&n.resend),
+                        format!(
+                            "{}: expected 1s to 1h (Alertmanager wants 30s to 3m)",
+                            key("resend")
+                        ),
+                    ));
+                }
+                NotifySpec::Alertmanager {
+                    urls,
+                    token,
+                    resend,
+                }
+            }
+            RawNotifyKind::Webhook => {
+                if let Some(r) = &n.resend {
+                    return Err(at_kind("resend", r.span().start));
+                }
+                if urls.len() > 1 {
+                    return Err(loc.at(
+                        pos(&n.urls),
+                        format!("{}: a webhook takes one url", key("urls")),
+                    ));
+                }
+                let queue = n.queue.as_ref().map_or(DEFAULT_QUEUE, |q| *q.get_ref());
+                if queue == 0 {
+                    return Err(loc.at(
+                        pos(&n.queue),
+                        format!("{}: expected at least 1", key("queue")),
+                    ));
+                }
+                NotifySpec::Webhook {
+                    url: urls.remove(0),
+                    token,
+                    queue,
+                }
+            }
+        });
+    }
+    Ok(out)
 }
 
 /// `[results]` and `[[sinks]]`, with `--results` and `--sqlite`.

@@ -10,7 +10,9 @@ use ractor_cluster::RactorMessage;
 
 use super::batch::ResultBuffer;
 use super::writer::ResultWriter;
+use crate::link::Link;
 use crate::model::{ProbeResult, Record, StateEvent};
+use crate::notify::msg::NotifyMsg;
 use crate::state::NodeState;
 
 /// Records handed to a writer at once, at most.
@@ -34,6 +36,8 @@ pub struct SinkArgs {
     pub flush_interval: Duration,
     /// Where the latest result per target and the node's counters are kept.
     pub state: Arc<NodeState>,
+    /// Where accepted state events go on to (webhooks), when notifiers are set up.
+    pub notify: Option<Link<NotifyMsg>>,
 }
 
 /// What a drain achieved (summed over lanes).
@@ -110,6 +114,7 @@ struct Lane {
 pub struct SinkState {
     lanes: Vec<Lane>,
     state: Arc<NodeState>,
+    notify: Option<Link<NotifyMsg>>,
     draining: Vec<RpcReplyPort<DrainReport>>,
 }
 
@@ -143,6 +148,7 @@ impl Actor for ResultSink {
         Ok(SinkState {
             lanes,
             state: args.state,
+            notify: args.notify,
             draining: Vec::new(),
         })
     }
@@ -160,6 +166,9 @@ impl Actor for ResultSink {
             }
             SinkMsg::Event(event) => {
                 state.state.record_event(&event);
+                if let Some(n) = &state.notify {
+                    n.cast(NotifyMsg::Event(Box::new(event.clone())));
+                }
                 state.push(&myself, Record::Event(event));
             }
             SinkMsg::FlushTick => {
@@ -388,6 +397,7 @@ mod tests {
             buffer,
             flush_interval: Duration::from_secs(1),
             state: Arc::new(NodeState::default()),
+            notify: None,
         };
         Actor::spawn(None, ResultSink, args).await.unwrap().0
     }

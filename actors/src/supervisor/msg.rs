@@ -16,6 +16,8 @@ use crate::model::{TargetKey, TargetSpec};
 /// The root's infrastructure children, in start order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// NotifyActor (only when `[[notify]]` is set).
+    Notify,
     /// ResultSink.
     Sink,
     /// ConfirmActor (only when targets have several owners).
@@ -32,7 +34,8 @@ pub enum Role {
 
 impl Role {
     /// Consumers before producers.
-    pub const START_ORDER: [Role; 6] = [
+    pub const START_ORDER: [Role; 7] = [
+        Role::Notify,
         Role::Sink,
         Role::Confirm,
         Role::Probes,
@@ -44,6 +47,7 @@ impl Role {
     /// The name in logs and metrics.
     pub fn name(self) -> &'static str {
         match self {
+            Role::Notify => "notify",
             Role::Sink => "result_sink",
             Role::Confirm => "confirm",
             Role::Probes => "probe_supervisor",

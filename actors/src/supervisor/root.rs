@@ -3,18 +3,19 @@
 //!
 //! ```text
 //! RootSupervisor
-//! ├── ResultSink          (1st: consumers before producers)
-//! ├── Confirm             (2nd, only with replicas > 1: k-of-n confirmation)
-//! ├── ProbeSupervisor     (3rd) ── ProbeActor × owned targets
-//! ├── RingOwner           (4th)
-//! ├── Catalog             (5th)
-//! └── Membership          (6th)
+//! ├── Notify              (1st: consumers before producers; only with [[notify]])
+//! ├── ResultSink          (2nd)
+//! ├── Confirm             (3rd, only with replicas > 1: k-of-n confirmation)
+//! ├── ProbeSupervisor     (4th) ── ProbeActor × owned targets
+//! ├── RingOwner           (5th)
+//! ├── Catalog             (6th)
+//! └── Membership          (7th)
 //! ```
 //!
 //! A failed child is restarted after a backoff while its budget (`[supervision]`) allows; when
 //! the budget is spent the root gives up, stops, and the process exits non-zero so a service
 //! manager can restart it. Shutdown runs in reverse: membership, catalog, ring owner, probe
-//! actors, confirm, then the sink is drained.
+//! actors, confirm, then the sink is drained, and the notifier stops last.
 //!
 //! The root is the one place that knows every child. It holds their [`ChildLinks`] and points
 //! them at each (re)started instance, hands each child the links it sends on and the
@@ -41,6 +42,9 @@ use crate::membership::actor::{Membership, MembershipArgs};
 use crate::membership::msg::MembershipMsg;
 use crate::membership::view::ClusterSettings;
 use crate::model::TargetSpec;
+use crate::notify::actor::{NotifyActor, NotifyArgs};
+use crate::notify::msg::NotifyMsg;
+use crate::notify::spec::NotifySpec;
 use crate::probe::actor::ProbeContext;
 use crate::probe::engine::ProbeEngine;
 use crate::restart::{RestartBudget, RestartPolicy};
@@ -72,11 +76,14 @@ pub struct ChildLinks {
     pub catalog: LinkSetter<CatalogMsg>,
     /// To the confirm actor (held by the probe actors and the port).
     pub confirm: LinkSetter<ConfirmMsg>,
+    /// To the notify actor (held by the sink).
+    pub notify: LinkSetter<NotifyMsg>,
 }
 
 impl ChildLinks {
     fn clear(&self, role: Role) {
         match role {
+            Role::Notify => self.notify.set(None),
             Role::Sink => self.sink.set(None),
             Role::Confirm => self.confirm.set(None),
             Role::Probes => self.probes.set(None),
@@ -109,6 +116,8 @@ pub struct RootArgs {
     pub links: ChildLinks,
     /// The result sink's settings.
     pub sink: SinkSettings,
+    /// The notifiers (`[[notify]]`); none: no notify actor.
+    pub notify: Vec<NotifySpec>,
     /// Restart policy for all children.
     pub policy: RestartPolicy,
     /// Ring settings.
@@ -153,9 +162,21 @@ impl RootState {
                     buffer: a.sink.buffer,
                     flush_interval: a.sink.flush_interval,
                     state: a.state.clone(),
+                    notify: (!a.notify.is_empty()).then(|| a.links.notify.link()),
                 };
                 let (r, _) = Actor::spawn_linked(None, ResultSink, args, sup).await?;
                 a.links.sink.set(Some(r.clone()));
+                r.get_cell()
+            }
+            Role::Notify => {
+                let args = NotifyArgs {
+                    specs: a.notify.clone(),
+                    view: a.view.clone(),
+                    several_owners: a.ring.replicas > 1,
+                    counters: a.state.notify.clone(),
+                };
+                let (r, _) = Actor::spawn_linked(None, NotifyActor, args, sup).await?;
+                a.links.notify.set(Some(r.clone()));
                 r.get_cell()
             }
             Role::Confirm => {
@@ -339,6 +360,11 @@ impl RootState {
                 .await
                 .ok();
         }
+        if let Some(n) = links.notify.get() {
+            n.stop_and_wait(Some("shutdown".into()), Some(STEP))
+                .await
+                .ok();
+        }
         report
     }
 }
@@ -375,6 +401,9 @@ impl Actor for RootSupervisor {
         for role in Role::START_ORDER {
             if role == Role::Confirm && state.args.ring.replicas <= 1 {
                 continue; // one owner per target: its own state is the cluster's
+            }
+            if role == Role::Notify && state.args.notify.is_empty() {
+                continue;
             }
             state.start(&myself, role).await?;
         }
@@ -493,6 +522,7 @@ mod tests {
                 buffer: 1000,
                 flush_interval: Duration::from_millis(200),
             },
+            notify: Vec::new(),
             policy: RestartPolicy {
                 max_restarts: 2,
                 within: 60 * S,
