@@ -89,15 +89,20 @@ http.server.HTTPServer(("127.0.1.9", 8080), H).serve_forever()
     Server(child)
 }
 
-/// `GET url` from inside the namespace, as JSON.
-fn get_json(ns: &Netns, url: &str) -> Option<Value> {
+/// `GET url` from inside the namespace (empty on failure).
+fn get_text(ns: &Netns, url: &str) -> String {
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.name, "python3", "-c"])
         .arg("import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
         .arg(url)
-        .output()
-        .ok()?;
-    serde_json::from_slice(&out.stdout).ok()
+        .output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// `GET url` from inside the namespace, as JSON.
+fn get_json(ns: &Netns, url: &str) -> Option<Value> {
+    serde_json::from_str(&get_text(ns, url)).ok()
 }
 
 /// The alerts Alertmanager holds active.
@@ -262,6 +267,34 @@ fn a_target_is_down_only_when_k_vantages_agree_and_is_reported_and_alerted_once(
             },
         );
     }
+    // The CLI lists them, and each target's primary exports it degraded, once.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            common::bin(),
+            "status",
+            "--http",
+            "127.0.1.1:9464",
+        ])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("4 target(s) degraded"), "{shown}");
+    assert!(cut.iter().all(|t| shown.contains(t.as_str())), "{shown}");
+    let exported: usize = (1..=3)
+        .map(|n| {
+            get_text(&ns, &format!("http://127.0.1.{n}:9464/metrics"))
+                .lines()
+                .filter(|l| l.starts_with("ringpoll_target_degraded{") && l.ends_with(" 1"))
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        exported, 4,
+        "ringpoll_target_degraded 1, once per cut target"
+    );
     rounds(&nodes, 2);
     assert!(
         events(&nodes).is_empty(),
