@@ -230,6 +230,53 @@ mod tests {
     }
 
     #[test]
+    fn events_keep_their_vantages_and_an_older_database_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        // A database as an earlier version made it: no events.vantages.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL,
+                 ts_ms INTEGER NOT NULL, node TEXT NOT NULL, probe TEXT NOT NULL,
+                 target TEXT NOT NULL, from_state TEXT NOT NULL, to_state TEXT NOT NULL,
+                 epoch INTEGER NOT NULL, labels TEXT NOT NULL);",
+            )
+            .unwrap();
+        let mut w = SqliteWriter::open(&path, None).unwrap();
+        let n = |s: &str| NodeName::new(s).unwrap();
+        let event = |vantages: Vec<(NodeName, TargetState)>| {
+            Record::Event(StateEvent {
+                ts: SystemTime::now(),
+                node: n("n1"),
+                target: target("127.0.0.1"),
+                epoch: 1,
+                from: Some(TargetState::Up),
+                to: TargetState::Down,
+                vantages,
+            })
+        };
+        w.write_batch(&[
+            event(vec![
+                (n("n1"), TargetState::Down),
+                (n("n2"), TargetState::Up),
+            ]),
+            event(Vec::new()),
+        ])
+        .unwrap();
+        drop(w);
+        let conn = Connection::open(&path).unwrap();
+        let rows: Vec<Option<String>> = conn
+            .prepare("SELECT vantages FROM events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows, [Some(r#"{"n1":"down","n2":"up"}"#.to_string()), None]);
+    }
+
+    #[test]
     fn latest_is_one_row_per_target_and_events_append() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.db");
