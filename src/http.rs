@@ -1,5 +1,6 @@
 //! The node's HTTP endpoint: `/metrics`, `/status`, `/targets`, `/owner/{target}`, `/plan`,
-//! `/-/reload`; and without a token `/-/healthy`, `/-/ready` and `/` (a page of links).
+//! `/-/reload`; and without a token `/-/healthy`, `/-/ready` and `/` (the status page, which
+//! reads the others with the token).
 //! Loopback by default; any other address needs a bearer token (checked in config).
 
 use std::sync::Arc;
@@ -63,7 +64,7 @@ pub fn spawn(
             require_token,
         ))
         // Liveness and readiness for load balancers and orchestrators, as Prometheus serves
-        // them, and the index page: no token (they show nothing of the cluster).
+        // them, and the status page: no token (it shows nothing of the cluster by itself).
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/", get(index))
@@ -122,20 +123,25 @@ async fn ready(State(app): State<Shared>) -> Response {
     }
 }
 
-/// A small page linking the endpoints.
-async fn index(State(app): State<Shared>) -> Response {
-    let node = app.view.node();
-    let page = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ringpoll {node}</title></head>\n\
-         <body><h1>ringpoll node {node}</h1>\n<ul>\n\
-         <li><a href=\"/status\">/status</a>: this node (<a href=\"/status?scope=cluster\">the whole cluster</a>)</li>\n\
-         <li><a href=\"/targets\">/targets</a>: targets probed here (<a href=\"/targets?scope=cluster&amp;state=down\">down, cluster-wide</a>)</li>\n\
-         <li><a href=\"/plan\">/plan</a>: what would move if a member left or joined</li>\n\
-         <li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>\n\
-         <li><a href=\"/-/healthy\">/-/healthy</a>, <a href=\"/-/ready\">/-/ready</a></li>\n\
-         </ul>\n<p>The data endpoints need <code>Authorization: Bearer TOKEN</code> when the node has a token.</p></body></html>\n"
-    );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+/// The status page: one self-contained file (HTML, CSS and script) built into the binary. It
+/// holds no data: its script reads the JSON endpoints, with the token when the node has one.
+const PAGE: &str = include_str!("page.html");
+
+/// What the page may do: its own inline script and style, requests to this node, nothing else.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+    connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// `GET /`: the status page (no token needed: it shows nothing without one).
+async fn index() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        PAGE,
+    )
+        .into_response()
 }
 
 /// The metrics in the format the scraper's `Accept` header prefers (see [`Format::negotiate`]).
@@ -342,4 +348,40 @@ pub fn parse_join(s: &str) -> Result<(String, u32), String> {
     };
     NodeName::new(name)?;
     Ok((name.to_string(), weight.clamp(1, 1000)))
+}
+
+#[cfg(test)]
+mod tests {
+    /// WCAG 2 relative luminance of `#rrggbb`.
+    fn luminance(hex: &str) -> f64 {
+        let c = |i: usize| {
+            let v = f64::from(u8::from_str_radix(&hex[i..i + 2], 16).unwrap()) / 255.0;
+            if v <= 0.03928 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * c(1) + 0.7152 * c(3) + 0.0722 * c(5)
+    }
+
+    #[test]
+    fn the_page_text_colours_pass_wcag_aa_on_its_backgrounds() {
+        let vars: std::collections::BTreeMap<&str, &str> = super::PAGE
+            .split("--")
+            .skip(1)
+            .filter_map(|v| {
+                let (name, rest) = v.split_once(':')?;
+                let hex = rest.trim().get(..7)?;
+                hex.starts_with('#').then_some((name.trim(), hex))
+            })
+            .collect();
+        for bg in ["bg", "head"] {
+            for fg in ["fg", "muted", "up", "down", "warn", "accent"] {
+                let (a, b) = (luminance(vars[fg]), luminance(vars[bg]));
+                let ratio = (a.max(b) + 0.05) / (a.min(b) + 0.05);
+                assert!(ratio >= 4.5, "--{fg} on --{bg}: {ratio:.2}");
+            }
+        }
+    }
 }

@@ -17,9 +17,10 @@ fi
 # probe is tested against (ssh-keygen makes its keys); nftables cuts a node off in the
 # partition test; prometheus brings promtool, which checks the metrics and the shipped rules;
 # prometheus-alertmanager is the real Alertmanager the notification test sends alerts to;
+# chromium is the real browser the status page is tested in (headless);
 # systemd's systemd-analyze verifies the shipped unit, man-db renders the man pages, and bash,
 # zsh and fish load the completion scripts.
-need=(openssl iproute2 openssh-server openssh-client nftables prometheus prometheus-alertmanager systemd man-db zsh fish)
+need=(openssl iproute2 openssh-server openssh-client nftables prometheus prometheus-alertmanager chromium systemd man-db zsh fish)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()
     for p in "${need[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -25,6 +25,10 @@ pub struct NodeState {
     /// ICMP targets' echoes added up since this node started probing them.
     echoes: Mutex<HashMap<TargetKey, EchoTotals>>,
     confirmed: RwLock<HashMap<TargetKey, TargetState>>,
+    /// When this node last wrote a state event of each target.
+    changed: RwLock<HashMap<TargetKey, SystemTime>>,
+    /// The last [`RECENT`] results of each target this node probes, for the status page.
+    recent: Mutex<HashMap<TargetKey, std::collections::VecDeque<Recent>>>,
     /// Targets this node probes, with when it started probing them.
     running: RwLock<HashMap<TargetKey, SystemTime>>,
     results_dropped: AtomicU64,
@@ -42,6 +46,24 @@ pub struct NodeState {
     pub notify: Arc<crate::notify::counters::NotifyCounters>,
     /// With several owners per target: the cluster's verdicts on this node's targets.
     verdicts: RwLock<HashMap<TargetKey, Verdict>>,
+}
+
+/// Results kept per target for the status page's sparklines (about 350 bytes a target).
+pub const RECENT: usize = 20;
+
+/// One recent result, small.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Recent {
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+    /// Up or not.
+    pub ok: bool,
+    /// Round trip (ICMP: the echoes' average), if it was up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f32>,
+    /// Share of echoes lost (ICMP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f32>,
 }
 
 /// How long a count of unprobed targets is reused.
@@ -63,6 +85,26 @@ impl NodeState {
     /// A result was accepted by the sink.
     pub(crate) fn record_result(&self, r: &ProbeResult) {
         let key = r.target.key();
+        let point = Recent {
+            ts_ms: r
+                .ts
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            ok: r.outcome.is_up(),
+            rtt_ms: match r.outcome {
+                crate::model::ProbeOutcome::Up { rtt } => Some(rtt.as_secs_f32() * 1000.0),
+                crate::model::ProbeOutcome::Down { .. } => None,
+            },
+            loss: r.echo.as_ref().map(|e| e.loss as f32),
+        };
+        {
+            let mut recent = lock(&self.recent);
+            let q = recent.entry(key.clone()).or_default();
+            if q.len() == RECENT {
+                q.pop_front();
+            }
+            q.push_back(point);
+        }
         if let Some(echo) = &r.echo {
             lock(&self.echoes).entry(key.clone()).or_default().add(echo);
         }
@@ -71,6 +113,7 @@ impl NodeState {
 
     /// A confirmed state change was accepted by the sink.
     pub(crate) fn record_event(&self, e: &StateEvent) {
+        write(&self.changed).insert(e.target.key(), e.ts);
         match e.to {
             TargetState::Up => self.changes_up.fetch_add(1, Ordering::Relaxed),
             TargetState::Down => self.changes_down.fetch_add(1, Ordering::Relaxed),
@@ -96,6 +139,19 @@ impl NodeState {
             }
         }
         *write(&self.verdicts) = verdicts;
+    }
+
+    /// The last results of `key`, oldest first.
+    pub fn recent(&self, key: &TargetKey) -> Vec<Recent> {
+        lock(&self.recent)
+            .get(key)
+            .map(|q| q.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// When this node last wrote a state event of `key`.
+    pub fn changed_at(&self, key: &TargetKey) -> Option<SystemTime> {
+        read(&self.changed).get(key).copied()
     }
 
     /// The cluster's verdict on `key`, when targets have several owners.
@@ -124,6 +180,7 @@ impl NodeState {
         running.retain(|k, _| keys.contains(k));
         // A target probed here again later starts its counters again (a counter reset).
         lock(&self.echoes).retain(|k, _| keys.contains(k));
+        lock(&self.recent).retain(|k, _| keys.contains(k));
         for k in keys {
             running.entry(k).or_insert(now);
         }
@@ -280,6 +337,44 @@ mod tests {
     use super::*;
     use crate::model::{NodeName, ProbeOutcome};
     use crate::testkit::target;
+
+    #[test]
+    fn the_last_results_of_a_target_are_kept_while_it_runs_here() {
+        let s = NodeState::default();
+        let t = target("127.0.0.1", Duration::from_secs(10), Duration::from_secs(1));
+        s.set_running([t.key()].into_iter().collect());
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        for i in 0..(RECENT as u64 + 5) {
+            s.record_result(&ProbeResult {
+                ts: at + Duration::from_secs(i),
+                node: NodeName::new("n1").unwrap(),
+                target: t.clone(),
+                epoch: 1,
+                outcome: if i % 2 == 0 {
+                    ProbeOutcome::Up {
+                        rtt: Duration::from_millis(i),
+                    }
+                } else {
+                    ProbeOutcome::Down {
+                        reason: crate::model::DownReason::Timeout,
+                    }
+                },
+                elapsed: Duration::from_millis(1),
+                echo: None,
+                ssh: None,
+            });
+        }
+        let r = s.recent(&t.key());
+        assert_eq!(r.len(), RECENT, "the oldest go");
+        assert_eq!(r[0].ts_ms, 1_005_000);
+        assert_eq!((r[1].ok, r[1].rtt_ms), (true, Some(6.0)));
+        assert_eq!((r[0].ok, r[0].rtt_ms), (false, None));
+        s.set_running(HashSet::new());
+        assert!(
+            s.recent(&t.key()).is_empty(),
+            "dropped once it no longer runs here"
+        );
+    }
 
     #[test]
     fn a_target_is_unprobed_once_its_last_result_is_older_than_interval_timeout_and_a_second() {

@@ -103,6 +103,12 @@ pub struct TargetReport {
     /// Each owner's view, when the target has several owners and the node asked knows them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vantages: Option<BTreeMap<String, TargetState>>,
+    /// When the node asked wrote the target's last state event (RFC 3339), if it wrote one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Its last results on the node asked, oldest first (in single-target answers only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<crate::state::Recent>,
 }
 
 /// `GET /targets`.

@@ -41,7 +41,12 @@ pub fn node_status(view: &NodeView) -> NodeStatus {
 }
 
 fn report(view: &NodeView, r: &ProbeResult, state: Option<TargetState>) -> TargetReport {
-    let verdict = view.state().verdict(&r.target.key());
+    let key = r.target.key();
+    let verdict = view.state().verdict(&key);
+    let since = view
+        .state()
+        .changed_at(&key)
+        .map(|t| humantime::format_rfc3339_millis(t).to_string());
     TargetReport {
         result: r.line().into_owned(),
         state: verdict.as_ref().and_then(|v| v.state).or(state),
@@ -52,6 +57,8 @@ fn report(view: &NodeView, r: &ProbeResult, state: Option<TargetState>) -> Targe
                 .map(|(n, s)| (n.to_string(), s))
                 .collect()
         }),
+        since,
+        recent: Vec::new(),
     }
 }
 
@@ -75,7 +82,10 @@ pub fn targets(view: &NodeView, state: Option<TargetState>) -> Vec<TargetReport>
 /// This node's latest result of `key`, if it probes it.
 pub fn latest(view: &NodeView, key: &TargetKey) -> Option<TargetReport> {
     let (r, s) = view.state().running_latest_of(key)?;
-    Some(report(view, &r, s))
+    Some(TargetReport {
+        recent: view.state().recent(key),
+        ..report(view, &r, s)
+    })
 }
 
 /// Answers a question from a peer (bytes in, bytes out; a bad question gets
@@ -143,7 +153,10 @@ pub fn owner(view: &NodeView, key: &TargetKey) -> Option<OwnerAnswer> {
                 .collect(),
             note: "members are ranked by weighted rendezvous score; a target goes to its best-ranked members that list it, with room under the 1.10x load bound".into(),
         },
-        last_result: st.latest(key).map(|r| report(view, &r, st.confirmed(key))),
+        last_result: st.latest(key).map(|r| TargetReport {
+            recent: st.recent(key),
+            ..report(view, &r, st.confirmed(key))
+        }),
     })
 }
 
