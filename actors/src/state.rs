@@ -141,6 +141,39 @@ impl NodeState {
         *write(&self.verdicts) = verdicts;
     }
 
+    /// The targets this node sends the alerts of (every one it probes, or with several owners
+    /// those it is the primary of), split into those confirmed down (their specs) and those
+    /// confirmed up. Reads the maps in place: no result is copied.
+    pub fn senders_view(&self, several_owners: bool) -> (Vec<Arc<TargetSpec>>, HashSet<TargetKey>) {
+        let running = read(&self.running);
+        let latest = read(&self.latest);
+        let confirmed = read(&self.confirmed);
+        let verdicts = read(&self.verdicts);
+        let (mut down, mut up) = (Vec::new(), HashSet::new());
+        for key in running.keys() {
+            let state = if several_owners {
+                match verdicts.get(key) {
+                    Some(v) if v.primary => v.state,
+                    _ => continue,
+                }
+            } else {
+                confirmed.get(key).copied()
+            };
+            match state {
+                Some(TargetState::Down) => {
+                    if let Some(r) = latest.get(key) {
+                        down.push(r.target.clone());
+                    }
+                }
+                Some(TargetState::Up) => {
+                    up.insert(key.clone());
+                }
+                None => {}
+            }
+        }
+        (down, up)
+    }
+
     /// The last results of `key`, oldest first.
     pub fn recent(&self, key: &TargetKey) -> Vec<Recent> {
         lock(&self.recent)
@@ -337,6 +370,57 @@ mod tests {
     use super::*;
     use crate::model::{NodeName, ProbeOutcome};
     use crate::testkit::target;
+
+    #[test]
+    fn the_alerts_this_node_sends_are_its_own_targets_or_those_it_is_the_primary_of() {
+        use crate::confirm::views::Verdict;
+        let s = NodeState::default();
+        let t = |i: u8| {
+            target(
+                &format!("127.0.0.{i}"),
+                Duration::from_secs(10),
+                Duration::from_secs(1),
+            )
+        };
+        let (a, b, c) = (t(1), t(2), t(3));
+        s.set_running([a.key(), b.key(), c.key()].into_iter().collect());
+        for x in [&a, &b, &c] {
+            s.record_result(&ProbeResult {
+                ts: SystemTime::now(),
+                node: NodeName::new("n1").unwrap(),
+                target: x.clone(),
+                epoch: 1,
+                outcome: ProbeOutcome::Down {
+                    reason: crate::model::DownReason::Timeout,
+                },
+                elapsed: Duration::from_millis(1),
+                echo: None,
+                ssh: None,
+            });
+        }
+        s.set_confirmed(a.key(), TargetState::Down);
+        s.set_confirmed(b.key(), TargetState::Up);
+        let (down, up) = s.senders_view(false);
+        assert_eq!(down.iter().map(|t| t.key()).collect::<Vec<_>>(), [a.key()]);
+        assert_eq!(up, [b.key()].into_iter().collect());
+        // With several owners only the targets it is the primary of, by the cluster's verdict.
+        let verdict = |state, primary| Verdict {
+            state: Some(state),
+            degraded: false,
+            primary,
+            vantages: Vec::new(),
+        };
+        s.set_verdicts(
+            [
+                (a.key(), verdict(TargetState::Down, false)),
+                (c.key(), verdict(TargetState::Down, true)),
+            ]
+            .into_iter(),
+        );
+        let (down, up) = s.senders_view(true);
+        assert_eq!(down.iter().map(|t| t.key()).collect::<Vec<_>>(), [c.key()]);
+        assert!(up.is_empty());
+    }
 
     #[test]
     fn the_last_results_of_a_target_are_kept_while_it_runs_here() {

@@ -5,7 +5,7 @@
 //! per notifier, each under a timeout, so a slow or dead receiver never holds up anything
 //! else: probing does not wait for notifications at all.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -127,12 +127,12 @@ impl Actor for NotifyActor {
             NotifyMsg::Event(e) => {
                 state.event(&e);
                 for i in 0..state.notifiers.len() {
-                    state.pump(&myself, i);
+                    state.pump(&myself, i, false);
                 }
             }
             NotifyMsg::Tick => {
                 for i in 0..state.notifiers.len() {
-                    state.pump(&myself, i);
+                    state.pump(&myself, i, true);
                 }
                 state.counters.set_firing(state.firing());
             }
@@ -142,7 +142,7 @@ impl Actor for NotifyActor {
                 posts,
             } => {
                 state.posted(index, result, &posts);
-                state.pump(&myself, index);
+                state.pump(&myself, index, false);
             }
         }
         Ok(())
@@ -183,43 +183,32 @@ impl NotifyState {
             .unwrap_or(0)
     }
 
-    /// The targets this node sends the alerts of that are confirmed down, and a test for those
-    /// confirmed up.
-    fn down(&self) -> (Vec<Down>, HashMap<TargetKey, bool>) {
-        let st = self.view.state();
-        let mut down = Vec::new();
-        let mut ours = HashMap::new();
-        for (r, confirmed) in st.running_latest() {
-            let key = r.target.key();
-            let state = if self.several_owners {
-                match st.verdict(&key) {
-                    Some(v) if v.primary => v.state,
-                    _ => continue,
-                }
-            } else {
-                confirmed
-            };
-            match state {
-                Some(TargetState::Down) => down.push(Down {
-                    key: key.clone(),
-                    labels: alert_labels(&r.target),
+    /// The targets this node sends the alerts of that are confirmed down, and those confirmed
+    /// up.
+    fn down(&self) -> (Vec<Down>, HashSet<TargetKey>) {
+        let (down, up) = self.view.state().senders_view(self.several_owners);
+        let down = down
+            .into_iter()
+            .map(|t| {
+                let key = t.key();
+                Down {
                     since: self.since.get(&key).copied(),
-                }),
-                Some(TargetState::Up) => {
-                    ours.insert(key, true);
+                    labels: alert_labels(&t),
+                    key,
                 }
-                None => {}
-            }
-        }
-        (down, ours)
+            })
+            .collect();
+        (down, up)
     }
 
-    /// Starts the next post of notifier `i`, if one is due and none is in flight.
-    fn pump(&mut self, myself: &ActorRef<NotifyMsg>, i: usize) {
+    /// Starts the next post of notifier `i`, if one is due and none is in flight. Alerts are
+    /// worked out only when `look` (once a second): a storm of events only feeds webhooks.
+    fn pump(&mut self, myself: &ActorRef<NotifyMsg>, i: usize, look: bool) {
         let now = clock::now();
         let (down, up) = match &self.notifiers[i] {
-            Notifier::Alertmanager { busy: false, .. } => self.down(),
-            _ => Default::default(),
+            Notifier::Alertmanager { busy: false, .. } if look => self.down(),
+            Notifier::Alertmanager { .. } => return,
+            Notifier::Webhook { .. } => Default::default(),
         };
         let me = myself.clone();
         match &mut self.notifiers[i] {
@@ -233,7 +222,7 @@ impl NotifyState {
                 if *busy {
                     return;
                 }
-                let posts = book.due(down, |k| up.contains_key(k), now, SystemTime::now());
+                let posts = book.due(down, |k| up.contains(k), now, SystemTime::now());
                 if posts.is_empty() {
                     return;
                 }
