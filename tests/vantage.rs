@@ -503,3 +503,44 @@ fn notifiers_that_cannot_be_reached_are_counted_logged_once_and_never_hold_up_pr
     let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
     assert!(gap <= 1_500, "a gap of {gap} ms between ICMP results");
 }
+
+#[test]
+fn events_queued_for_a_webhook_are_posted_before_the_node_stops() {
+    // A slow receiver on loopback: half a second per post.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hook.jsonl");
+    let script = r#"
+import http.server, sys, time
+out = open(sys.argv[1], "a")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(0.5)
+        out.write(body.decode() + "\n"); out.flush()
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.99.7.2", 8080), H).serve_forever()
+"#;
+    let _hook = Server(
+        Command::new("python3")
+            .args(["-c", script])
+            .arg(&out)
+            .spawn()
+            .expect("python3"),
+    );
+    // Three targets refused: three events at once, from their first results.
+    let config = "[node]\nname = \"stopping\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\
+        [[notify]]\nkind = \"webhook\"\nurl = \"http://127.99.7.2:8080/hook\"\n\
+        [[targets]]\nhosts = [\"127.0.0.1\"]\nprobe = \"tcp\"\nport = 1\n\
+        [[targets]]\nhosts = [\"127.0.0.2\"]\nprobe = \"tcp\"\nport = 1\n\
+        [[targets]]\nhosts = [\"127.0.0.3\"]\nprobe = \"tcp\"\nport = 1\n";
+    let mut node = Node::start_args(config, &["--http", "127.99.7.2:9464"], &[]);
+    wait_until("three events written", Duration::from_secs(10), || {
+        (node.events().len() >= 3).then_some(())
+    });
+    // Stopped at once: the posts still queued go out before it exits.
+    node.signal(libc::SIGTERM);
+    node.wait_exit(Duration::from_secs(15));
+    let posted = std::fs::read_to_string(&out).unwrap_or_default();
+    assert_eq!(posted.lines().count(), 3, "{posted}\n{}", node.log());
+}

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::alerts::{AlertBook, Down, Post};
 use super::counters::{Kind, NotifyCounters};
@@ -71,6 +71,8 @@ pub struct NotifyState {
     counters: Arc<NotifyCounters>,
     /// When each target went down, from the events this node wrote.
     since: HashMap<TargetKey, SystemTime>,
+    /// A shutdown waiting for the webhooks' queues to empty, and until when.
+    draining: Option<(RpcReplyPort<usize>, std::time::Instant)>,
 }
 
 impl Actor for NotifyActor {
@@ -114,6 +116,7 @@ impl Actor for NotifyActor {
             several_owners: args.several_owners,
             counters: args.counters,
             since: HashMap::new(),
+            draining: None,
         })
     }
 
@@ -135,6 +138,14 @@ impl Actor for NotifyActor {
                     state.pump(&myself, i, true);
                 }
                 state.counters.set_firing(state.firing());
+                state.drained();
+            }
+            NotifyMsg::Drain(within, reply) => {
+                state.draining = Some((reply, clock::now() + within));
+                for i in 0..state.notifiers.len() {
+                    state.pump(&myself, i, false);
+                }
+                state.drained();
             }
             NotifyMsg::Posted {
                 index,
@@ -143,6 +154,7 @@ impl Actor for NotifyActor {
             } => {
                 state.posted(index, result, &posts);
                 state.pump(&myself, index, false);
+                state.drained();
             }
         }
         Ok(())
@@ -168,6 +180,30 @@ impl NotifyState {
                     self.counters.dropped(Kind::Webhook);
                     tracing::warn!(url = %url, queued = outbox.len(), "webhook queue full: the oldest event waiting was dropped");
                 }
+            }
+        }
+    }
+
+    /// Replies to a shutdown waiting for the webhooks once their queues are empty, or once its
+    /// time is up (with how many events were left).
+    fn drained(&mut self) {
+        let Some((_, until)) = &self.draining else {
+            return;
+        };
+        let left: usize = self
+            .notifiers
+            .iter()
+            .map(|n| match n {
+                Notifier::Webhook { outbox, .. } => outbox.len(),
+                Notifier::Alertmanager { .. } => 0,
+            })
+            .sum();
+        if left == 0 || clock::now() >= *until {
+            if let Some((reply, _)) = self.draining.take() {
+                if left > 0 {
+                    tracing::warn!(left, "webhook events not posted before the node stopped");
+                }
+                let _ = reply.send(left);
             }
         }
     }

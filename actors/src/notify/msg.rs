@@ -1,5 +1,6 @@
 //! The notify actor's messages.
 
+use ractor::RpcReplyPort;
 use ractor_cluster::RactorMessage;
 
 use super::alerts::Post;
@@ -12,6 +13,9 @@ pub enum NotifyMsg {
     Event(Box<StateEvent>),
     /// Look at the alerts due, and at retries (every second).
     Tick,
+    /// Shutdown: post the webhook events still queued, within the given time; the reply is how
+    /// many were left.
+    Drain(std::time::Duration, RpcReplyPort<usize>),
     /// A post of notifier `index` ended.
     Posted {
         /// The notifier.

@@ -361,6 +361,12 @@ impl RootState {
                 .ok();
         }
         if let Some(n) = links.notify.get() {
+            // The events the sink accepted go out to the webhooks first, within a step.
+            let _ = ractor::call_t!(
+                n,
+                |reply| NotifyMsg::Drain(STEP, reply),
+                STEP.as_millis() as u64 + 1_000
+            );
             n.stop_and_wait(Some("shutdown".into()), Some(STEP))
                 .await
                 .ok();
