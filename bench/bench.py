@@ -1031,6 +1031,56 @@ def ssh_sessions(d, n=1000, window_s=10):
         srv.close()
 
 
+def confirmation(d, n_targets, window_s=20):
+    """Issue 17: what k-of-n confirmation costs. Three nodes poll n_targets every 10 s, one echo
+    each; first with replicas = 1 (each node a third), then with replicas = 3, confirm = 2 (each
+    node all of them, its views sent to the other two after every probe). CPU per probe per node
+    in steady state: the difference is the views and the confirm actor."""
+    base = "127.77.201"
+    hf = hosts_file(d, n_targets, prefix="127.3")
+
+    def run(replicas):
+        cfg = write(os.path.join(d, f"confirm-{replicas}.toml"),
+                    f'[node]\nname = "x"\n[cluster]\nreplicas = {replicas}\n'
+                    f'[probe]\ninterval = "10s"\ntimeout = "1s"\ncount = 1\nmax_targets = 1048576\n'
+                    f'[[targets]]\nfile = "{hf}"\nprobe = "icmp"\nconfirm = {min(2, replicas)}\n')
+        procs, res = {}, {}
+        for i in (1, 2, 3):
+            name = f"n{i}"
+            res[name] = os.path.join(d, f"confirm-{replicas}-{name}.jsonl")
+            args = [RINGPOLL, "node", "--config", cfg, "--name", name, "--listen", f"{base}.{i}:4701",
+                    "--http", "off", "--results", res[name]]
+            if i > 1:
+                args += ["--seed", f"{base}.1:4701"]
+            procs[name] = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                           env=dict(os.environ, RUST_LOG="warn"))
+        try:
+            time.sleep(15)  # join, ring, a first full round
+            lines = lambda n: sum(1 for _ in open(res[n]))
+            l0 = {n: lines(n) for n in procs}
+            c0 = {n: cpu_s(p.pid) for n, p in procs.items()}
+            time.sleep(window_s)
+            per_probe = [(cpu_s(p.pid) - c0[n]) / max(lines(n) - l0[n], 1) * 1e6 for n, p in procs.items()]
+            probes_s = sum(lines(n) - l0[n] for n in procs) / window_s
+            rss = [rss_kb(p.pid) / 1024 for p in procs.values()]
+        finally:
+            for p in procs.values():
+                p.terminate()
+            for p in procs.values():
+                p.wait()
+        return per_probe, probes_s, rss
+
+    one, one_rate, one_rss = run(1)
+    three, three_rate, three_rss = run(3)
+    rows = [
+        ("replicas 1", {"cpu_us_per_probe": stats(one), "probes_per_s": round(one_rate), "rss_mb": stats(one_rss)}),
+        ("replicas 3, confirm 2", {"cpu_us_per_probe": stats(three), "probes_per_s": round(three_rate), "rss_mb": stats(three_rss)}),
+    ]
+    ratio = statistics.median(three) / statistics.median(one)
+    report(f"11. Confirmation, 3 nodes, {n_targets} targets / 10 s", rows,
+           f"CPU per probe with views and confirmation: {ratio:.2f}x replicas 1's")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer sizes and repetitions")
@@ -1043,7 +1093,7 @@ def main():
     a.out = a.out or os.path.join(ROOT, "bench", "soak-last-run.json" if a.soak else "last-run.json")
     if os.geteuid() != 0:
         sys.exit("bench: run as root (raw ICMP sockets, network namespaces, sshd)")
-    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10"}
+    only = set(a.only.split(",")) if a.only else {"1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"}
     reps = 2 if a.quick else 5
     global QUICK
     QUICK = a.quick
@@ -1075,6 +1125,8 @@ def main():
             echoes(d, reps, 16384, 16384 if a.quick else 65536)
         if "10" in only:
             ssh_sessions(d, n=1000, window_s=5 if a.quick else 10)
+        if "11" in only:
+            confirmation(d, 8192 if a.quick else 32768)
     if a.only and os.path.exists(a.out):
         # A partial run replaces its scenarios in the file and keeps the others (each scenario
         # carries its own date).
