@@ -192,13 +192,9 @@ impl NodeState {
         read(&self.verdicts).get(key).cloned()
     }
 
-    /// Targets up but seen down from fewer vantages than `confirm` needs.
-    pub fn degraded(&self) -> Vec<(TargetKey, Verdict)> {
-        read(&self.verdicts)
-            .iter()
-            .filter(|(_, v)| v.degraded)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    /// How many targets are up but seen down from fewer vantages than `confirm` needs.
+    pub fn degraded_count(&self) -> usize {
+        read(&self.verdicts).values().filter(|v| v.degraded).count()
     }
 
     /// A state handed over by another node, kept unless this node knows the target already.

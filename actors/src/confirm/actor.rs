@@ -124,6 +124,16 @@ impl Actor for ConfirmActor {
     }
 }
 
+/// `key`'s word for the wire: a view if set, and the decision carried if any.
+fn wire_view(key: &TargetKey, view: Option<TargetState>, carried: Option<Carried>) -> WireView {
+    WireView {
+        probe: key.probe,
+        target: key.id.to_string(),
+        up: view.map(|s| s == TargetState::Up),
+        carried: carried.map(|c| (c.version, c.state == TargetState::Up)),
+    }
+}
+
 fn state_of(up: bool) -> TargetState {
     if up {
         TargetState::Up
@@ -162,12 +172,10 @@ impl ConfirmState {
         self.ring = Some(ring);
         let reshuffle = self.confirmations.place(owned, now);
         for (to, key, c) in reshuffle.greet {
-            self.outbox.entry(to).or_default().push(WireView {
-                probe: key.probe,
-                target: key.id.to_string(),
-                up: None,
-                carried: Some((c.version, c.state == TargetState::Up)),
-            });
+            self.outbox
+                .entry(to)
+                .or_default()
+                .push(wire_view(&key, None, Some(c)));
         }
         for e in reshuffle.events {
             self.queue(&e.key, None);
@@ -183,12 +191,10 @@ impl ConfirmState {
             return;
         };
         for o in owners.iter().filter(|o| **o != me) {
-            self.outbox.entry(o.clone()).or_default().push(WireView {
-                probe: key.probe,
-                target: key.id.to_string(),
-                up: view.map(|s| s == TargetState::Up),
-                carried: carried.map(|c| (c.version, c.state == TargetState::Up)),
-            });
+            self.outbox
+                .entry(o.clone())
+                .or_default()
+                .push(wire_view(key, view, carried));
         }
     }
 

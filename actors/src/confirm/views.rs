@@ -251,7 +251,7 @@ impl Confirmations {
         }
         self.records = next;
         Reshuffle {
-            events: self.evaluate_all(now),
+            events: self.tick(now),
             greet,
         }
     }
@@ -259,24 +259,13 @@ impl Confirmations {
     /// This node's own view of `key` after a result. Returns the event to report, if any.
     pub fn own(&mut self, key: &TargetKey, state: TargetState, now: Instant) -> Option<Event> {
         let me = self.me.clone();
-        self.heard(&me, key, Some(state), None, now)
+        self.peer(&me, key, Some(state), None, now)
     }
 
     /// What another owner sent about `key`: its view (None: only the state it carries, sent
     /// after a change) and the state it carries. From a member that is not an owner of `key`,
     /// ignored.
     pub fn peer(
-        &mut self,
-        from: &NodeName,
-        key: &TargetKey,
-        view: Option<TargetState>,
-        carried: Option<Carried>,
-        now: Instant,
-    ) -> Option<Event> {
-        self.heard(from, key, view, carried, now)
-    }
-
-    fn heard(
         &mut self,
         from: &NodeName,
         key: &TargetKey,
@@ -300,10 +289,6 @@ impl Confirmations {
 
     /// Views that went stale and warm-ups that ended. Returns the events to report.
     pub fn tick(&mut self, now: Instant) -> Vec<Event> {
-        self.evaluate_all(now)
-    }
-
-    fn evaluate_all(&mut self, now: Instant) -> Vec<Event> {
         let me = &self.me;
         self.records
             .iter_mut()

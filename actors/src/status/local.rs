@@ -28,7 +28,7 @@ pub fn node_status(view: &NodeView) -> NodeStatus {
         running: st.running_count(),
         up,
         down,
-        degraded: st.degraded().len(),
+        degraded: st.degraded_count(),
         restarts: st
             .restarts()
             .into_iter()
