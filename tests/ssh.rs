@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{now_ms, wait_converged, wait_until, Cluster, Netns, Node};
+use common::{now_ms, ts_ms, wait_converged, wait_until, Cluster, Netns, Node};
 use serde_json::Value;
 
 const USER: &str = "ringpoll-probe";
@@ -844,12 +844,6 @@ fn wait_ok_rounds(node: &Node, targets: &[String], n: usize, within: Duration) {
             })
             .then_some(())
     });
-}
-
-/// A result's time, ms since the epoch.
-fn ts_ms(r: &Value) -> i64 {
-    let t = humantime::parse_rfc3339(r["ts"].as_str().unwrap()).unwrap();
-    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// The pids of the sshd processes serving connections to `local` (`ip:port`) in `netns`.

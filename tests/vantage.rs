@@ -67,22 +67,34 @@ fn alertmanager(ns: &Netns, dir: &Path) -> Server {
     Server(child)
 }
 
-/// A webhook receiver on 127.0.1.9:8080: each POST body becomes a line of `out`.
-fn webhook(ns: &Netns, out: &Path) -> Server {
+/// A webhook receiver on `host`:8080 (inside `ns` if set): each POST body becomes a line of
+/// `out`, after `delay_s` seconds.
+fn webhook(ns: Option<&Netns>, host: &str, out: &Path, delay_s: f64) -> Server {
     let script = r#"
-import http.server, sys
-out = open(sys.argv[1], "a")
+import http.server, sys, time
+out, delay = open(sys.argv[1], "a"), float(sys.argv[2])
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(delay)
         out.write(body.decode() + "\n"); out.flush()
         self.send_response(200); self.end_headers()
     def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.1.9", 8080), H).serve_forever()
+http.server.HTTPServer((sys.argv[3], 8080), H).serve_forever()
 "#;
-    let child = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "python3", "-c", script])
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &ns.name, "python3"]);
+            c
+        }
+        None => Command::new("python3"),
+    };
+    let child = cmd
+        .args(["-c", script])
         .arg(out)
+        .arg(delay_s.to_string())
+        .arg(host)
         .stdout(Stdio::null())
         .spawn()
         .expect("python3");
@@ -211,7 +223,7 @@ fn a_target_is_down_only_when_k_vantages_agree_and_is_reported_and_alerted_once(
     let dir = tempfile::tempdir().unwrap();
     let _am = alertmanager(&ns, dir.path());
     let hook_out = dir.path().join("hook.jsonl");
-    let _hook = webhook(&ns, &hook_out);
+    let _hook = webhook(Some(&ns), "127.0.1.9", &hook_out, 0.0);
     let n1 = start(&ns, 1, &[]);
     let n2 = start(&ns, 2, &[1]);
     let n3 = start(&ns, 3, &[1]);
@@ -490,14 +502,9 @@ fn notifiers_that_cannot_be_reached_are_counted_logged_once_and_never_hold_up_pr
     assert_eq!(log.matches("alertmanager post failed").count(), 1, "{log}");
     assert_eq!(log.matches("webhook post failed").count(), 1, "{log}");
     // Probing never waited: the ICMP target kept its 1 s rhythm throughout.
-    let times: Vec<i64> = node
-        .results()
+    let times: Vec<i64> = common::by_target(&node.results())["127.0.0.1"]
         .iter()
-        .filter(|r| r["probe"] == "icmp")
-        .map(|r| {
-            let t = humantime::parse_rfc3339(r["ts"].as_str().unwrap()).unwrap();
-            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-        })
+        .map(|(ms, _)| *ms)
         .collect();
     assert!(times.len() >= 8, "{times:?}");
     let gap = times.windows(2).map(|w| w[1] - w[0]).max().unwrap();
@@ -509,25 +516,7 @@ fn events_queued_for_a_webhook_are_posted_before_the_node_stops() {
     // A slow receiver on loopback: half a second per post.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hook.jsonl");
-    let script = r#"
-import http.server, sys, time
-out = open(sys.argv[1], "a")
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        time.sleep(0.5)
-        out.write(body.decode() + "\n"); out.flush()
-        self.send_response(200); self.end_headers()
-    def log_message(self, *a): pass
-http.server.HTTPServer(("127.99.7.2", 8080), H).serve_forever()
-"#;
-    let _hook = Server(
-        Command::new("python3")
-            .args(["-c", script])
-            .arg(&out)
-            .spawn()
-            .expect("python3"),
-    );
+    let _hook = webhook(None, "127.99.7.2", &out, 0.5);
     // Three targets refused: three events at once, from their first results.
     let config = "[node]\nname = \"stopping\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\n\
         [[notify]]\nkind = \"webhook\"\nurl = \"http://127.99.7.2:8080/hook\"\n\

@@ -255,18 +255,22 @@ impl Drop for Node {
     }
 }
 
+/// A result's (or event's) time, ms since the epoch.
+pub fn ts_ms(r: &Value) -> i64 {
+    let t = humantime::parse_rfc3339(r["ts"].as_str().expect("ts")).expect("RFC 3339 ts");
+    t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
 /// Results grouped by target, with the node: target → (ms since epoch, node, ok).
 pub fn by_target_node(
     results: &[Value],
 ) -> std::collections::BTreeMap<String, Vec<(i64, String, bool)>> {
     let mut map: std::collections::BTreeMap<String, Vec<(i64, String, bool)>> = Default::default();
     for r in results {
-        let t = humantime::parse_rfc3339(r["ts"].as_str().expect("ts")).expect("RFC 3339 ts");
-        let ms = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
         map.entry(r["target"].as_str().unwrap().to_string())
             .or_default()
             .push((
-                ms,
+                ts_ms(r),
                 r["node"].as_str().unwrap().to_string(),
                 r["ok"].as_bool().unwrap(),
             ));
@@ -289,12 +293,9 @@ pub fn now_ms() -> i64 {
 pub fn by_target(results: &[Value]) -> std::collections::BTreeMap<String, Vec<(i64, bool)>> {
     let mut map: std::collections::BTreeMap<String, Vec<(i64, bool)>> = Default::default();
     for r in results {
-        let ts = r["ts"].as_str().expect("ts");
-        let t = humantime::parse_rfc3339(ts).expect("RFC 3339 ts");
-        let ms = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
         map.entry(r["target"].as_str().unwrap().to_string())
             .or_default()
-            .push((ms, r["ok"].as_bool().unwrap()));
+            .push((ts_ms(r), r["ok"].as_bool().unwrap()));
     }
     map
 }
