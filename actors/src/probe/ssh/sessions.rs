@@ -189,17 +189,13 @@ impl<H: russh::client::Handler + 'static> Sessions<H> {
 
     /// Room for one more held connection? Counts it as open when there is.
     pub fn admit(&self) -> bool {
-        let open = &self.counters.open;
-        let mut n = open.load(Ordering::Relaxed);
-        loop {
-            if n >= self.limits.max_sessions {
-                return false;
-            }
-            match open.compare_exchange_weak(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => return true,
-                Err(now) => n = now,
-            }
-        }
+        let max = self.limits.max_sessions;
+        self.counters
+            .open
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     /// A newly logged-in connection for `key` (admitted), to be held.
