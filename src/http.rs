@@ -38,13 +38,25 @@ const RELOAD_WAIT: Duration = Duration::from_secs(60);
 
 type Shared = Arc<App>;
 
-/// Serves the endpoint on `listener` until the process ends.
+/// The endpoint being served: closing it stops accepting and frees the address.
+#[derive(Debug)]
+pub struct Serving(oneshot::Sender<()>);
+
+impl Serving {
+    /// Closes the listener at once (requests in progress finish): a node that stops frees its
+    /// address for the process that replaces it before it hands its targets over.
+    pub fn close(self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// Serves the endpoint on `listener` until closed or the process ends.
 pub fn spawn(
     listener: tokio::net::TcpListener,
     view: NodeView,
     token: Option<String>,
     reload: mpsc::Sender<Request>,
-) {
+) -> Serving {
     let metrics = crate::metrics::Exporter::new(view.clone());
     let app = Arc::new(App {
         view,
@@ -69,11 +81,16 @@ pub fn spawn(
         .route("/-/ready", get(ready))
         .route("/", get(index))
         .with_state(app);
+    let (close, closed) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+            let _ = closed.await;
+        });
+        if let Err(e) = serve.await {
             tracing::error!(error = %e, "HTTP endpoint stopped");
         }
     });
+    Serving(close)
 }
 
 /// Every route needs `Authorization: Bearer TOKEN` when the node has a token.

@@ -10,6 +10,7 @@ use ractor::Actor;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::oneshot;
 
+use ringpoll_actors::listen::BIND_RETRY;
 use ringpoll_actors::membership::tls::ClusterTls;
 use ringpoll_actors::membership::ClusterSettings;
 use ringpoll_actors::probe::ssh::HostKeyPolicy;
@@ -127,7 +128,7 @@ pub async fn run_node(
     // Bind the status endpoint before starting, so a taken port is a clear error.
     let http = match &settings.http {
         Some(h) => Some((
-            tokio::net::TcpListener::bind(h.listen)
+            ringpoll_actors::listen::bind(h.listen, "http.listen / --http", BIND_RETRY)
                 .await
                 .with_context(|| {
                     format!(
@@ -153,11 +154,15 @@ pub async fn run_node(
         config_status,
     );
     tokio::spawn(reloader.run(reload_rx));
-    if let Some((listener, token)) = http {
-        let addr = listener.local_addr()?;
-        crate::http::spawn(listener, view, token, reload_tx.clone());
-        tracing::info!(%addr, "HTTP endpoint listening (/metrics, /status, /targets, /owner/TARGET, /plan)");
-    }
+    let serving = match http {
+        Some((listener, token)) => {
+            let addr = listener.local_addr()?;
+            let serving = crate::http::spawn(listener, view, token, reload_tx.clone());
+            tracing::info!(%addr, "HTTP endpoint listening (/metrics, /status, /targets, /owner/TARGET, /plan)");
+            Some(serving)
+        }
+        None => None,
+    };
 
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -179,6 +184,11 @@ pub async fn run_node(
         }
     };
     tracing::info!(signal = signal_name, "shutting down");
+    // The addresses a successor binds are freed first: the HTTP listener here, the cluster
+    // listener when membership leaves. A process started while this one drains can start.
+    if let Some(serving) = serving {
+        serving.close();
+    }
     // A second signal ends the process at once.
     tokio::spawn(async move {
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }

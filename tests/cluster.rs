@@ -671,3 +671,76 @@ probe = "icmp"
         assert_eq!(last_ring(n), ring, "{}", n.log());
     }
 }
+
+/// Issue 28: a rolling restart as a deploy script or a service manager with a fast restart does
+/// it — each node gets SIGTERM, its successor starts 1 s later on the same addresses (cluster
+/// and HTTP), 6 s between nodes. The leaving node frees its addresses when its drain starts and
+/// exits once the others run the ring without it, so every successor starts and joins, every
+/// old process is gone within 2 s of its signal, no target goes more than interval + 1 s without
+/// a result, and no target changes state.
+#[test]
+fn a_rolling_restart_with_each_successor_started_1s_after_the_stop_leaves_no_gap() {
+    let c = cluster(14, &config(1));
+    let start = |n: u8| {
+        let http = c.addr_port(n, 9464);
+        c.start_with(n, &[1], &["--http", &http], &[])
+    };
+    let mut current: Vec<Node> = (1..=3).map(start).collect();
+    wait_converged(
+        &current.iter().collect::<Vec<_>>(),
+        3,
+        Duration::from_secs(15),
+    );
+    let from = now_ms();
+    let mut old = Vec::new();
+    for (i, n) in (1..=3u8).enumerate() {
+        let signalled = std::time::Instant::now();
+        current[i].signal(libc::SIGTERM);
+        wait_until("1 s after the stop", Duration::from_secs(2), || {
+            (signalled.elapsed() >= Duration::from_secs(1)).then_some(())
+        });
+        let mut prev = std::mem::replace(&mut current[i], start(n));
+        let status = prev.wait_exit(Duration::from_secs(2).saturating_sub(signalled.elapsed()));
+        assert!(
+            status.success(),
+            "n{n} exited with {status}: {}",
+            prev.log()
+        );
+        assert!(
+            prev.log()
+                .contains("targets handed over to the other members"),
+            "{}",
+            prev.log()
+        );
+        old.push(prev);
+        wait_until("6 s after the stop", Duration::from_secs(7), || {
+            (signalled.elapsed() >= Duration::from_secs(6)).then_some(())
+        });
+    }
+    let now: Vec<&Node> = current.iter().collect();
+    wait_converged(&now, 3, Duration::from_secs(10));
+    let settled = now_ms() + 2 * INTERVAL_MS;
+    wait_until("two more rounds", Duration::from_secs(4), || {
+        (now_ms() >= settled).then_some(())
+    });
+    for (i, n) in current.iter_mut().enumerate() {
+        assert!(
+            n.exited().is_none(),
+            "the new n{} stopped: {}",
+            i + 1,
+            n.log()
+        );
+        let http = c.addr_port(i as u8 + 1, 9464);
+        assert!(
+            common::http_get(&http, "/-/healthy").is_some(),
+            "n{} serves no HTTP",
+            i + 1
+        );
+    }
+    let all: Vec<&Node> = old.iter().chain(&current).collect();
+    Coverage::of_nodes(&all, from, now_ms(), INTERVAL_MS, 1)
+        .assert_gaps_within(256, INTERVAL_MS + 1_000);
+    for n in &all {
+        assert!(n.events().is_empty(), "state events: {:?}", n.events());
+    }
+}

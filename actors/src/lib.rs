@@ -12,6 +12,7 @@
 //! | [`view`] | the node's published state ([`NodeView`](view::NodeView)) and its write halves |
 //! | [`state`] | latest results, confirmed states and counters (behind locks, read through the view) |
 //! | [`restart`] | restart budgets and backoff (pure) |
+//! | [`listen`] | binding a listener a stopping predecessor may still hold (retried, said once) |
 //! | [`clock`] | the actors' clock (tokio's, paused in tests) as the pure modules take it |
 //! | [`heavy`] | long computations run off the async workers' path (`block_in_place`) |
 //! | [`probe`] | schedule and health (pure); ICMP, TCP and SSH checks; the probe actor |
@@ -108,6 +109,7 @@ pub mod confirm;
 pub mod fault;
 pub mod heavy;
 pub mod link;
+pub mod listen;
 pub mod membership;
 pub mod model;
 pub mod notify;

@@ -215,12 +215,12 @@ impl Node {
         }
     }
 
-    /// Ends the node (if running), returning its status.
     /// The exit status if the node has exited, without waiting (`None` while it runs).
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
     }
 
+    /// Ends the node (if running), returning its status.
     pub fn wait_exit_or_none(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         let _ = child.kill();

@@ -149,6 +149,16 @@ impl CatalogView {
             .collect()
     }
 
+    /// The digest this view would have without `member`'s set: the view the other members
+    /// hold once `member` has left (a leaving node waits for them to adopt it).
+    pub fn digest_without(&self, member: &NodeName) -> u64 {
+        digest_of(
+            (self.sets.iter())
+                .filter(|(n, _)| *n != member)
+                .map(|(n, (d, _))| (n, *d)),
+        )
+    }
+
     /// The members listing target `i`, by name.
     pub fn listers(&self, i: usize) -> Vec<NodeName> {
         match &self.targets[i].listed {
@@ -445,13 +455,7 @@ impl Catalog {
     /// The digest of the view, without building it: the members and their sets' digests.
     pub fn view_digest(&self) -> u64 {
         let (members, sets) = self.sets();
-        let mut h = Xxh3::new();
-        for (n, s) in members.iter().zip(&sets) {
-            h.update(n.as_str().as_bytes());
-            h.update(&[0]);
-            h.update(&s.digest.to_le_bytes());
-        }
-        h.digest()
+        digest_of(members.iter().zip(sets.iter().map(|s| s.digest)))
     }
 
     /// The view: the union of the held sets.
@@ -516,6 +520,17 @@ impl Catalog {
             listed,
         }
     }
+}
+
+/// The digest of a view made of these members (in name order) and their sets' digests.
+fn digest_of<'a>(sets: impl Iterator<Item = (&'a NodeName, u64)>) -> u64 {
+    let mut h = Xxh3::new();
+    for (n, d) in sets {
+        h.update(n.as_str().as_bytes());
+        h.update(&[0]);
+        h.update(&d.to_le_bytes());
+    }
+    h.digest()
 }
 
 /// The next question's buckets, taken from the front of `to_fetch`.

@@ -316,7 +316,11 @@ impl MembershipState {
             incarnation: net.incarnation,
         };
         broadcast(net.sessions.ports(), &msg);
-        tracing::info!(peers = net.sessions.ports().count(), "leaving the cluster");
+        net.edge.stop_accepting();
+        tracing::info!(
+            peers = net.sessions.ports().count(),
+            "leaving the cluster (cluster listener closed)"
+        );
         net.leaving = true;
     }
 

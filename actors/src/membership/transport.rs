@@ -54,7 +54,13 @@ pub async fn start(
     settings: &ClusterSettings,
     port_args: PortArgs,
 ) -> Result<Edge, ActorProcessingErr> {
-    let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
+    let listener = crate::listen::bind(
+        settings.listen,
+        "cluster.listen / --listen",
+        crate::listen::BIND_RETRY,
+    )
+    .await
+    .map_err(|e| {
         format!(
             "cannot listen for cluster connections on {}: {e}",
             settings.listen
@@ -138,8 +144,14 @@ pub fn port_change(change: GroupChangeMessage) -> Option<PortChange> {
 impl Edge {
     /// Stops accepting and leaves the port group (the linked actors stop with membership).
     pub fn stop(&self) {
-        self.listener.abort();
+        self.stop_accepting();
         ractor::pg::leave(PORT_GROUP.into(), vec![self.port.get_cell()]);
+    }
+
+    /// Closes the listener (the sessions open stay): a node that leaves frees its address for
+    /// the process that replaces it while it hands its targets over.
+    pub fn stop_accepting(&self) {
+        self.listener.abort();
     }
 }
 

@@ -282,7 +282,13 @@ impl RingOwnerState {
             }
         }
         let handed_off = change.lost.iter().map(|&i| keys[i].clone()).collect();
-        let digest = assignment_digest(&ring, catalog);
+        // A leaving node's peers adopt a ring without it, placed over a catalog without its
+        // set: that is the digest its hand-off waits for them to announce.
+        let digest = if self.left {
+            assignment_digest(&ring, catalog.digest_without(me))
+        } else {
+            assignment_digest(&ring, catalog.digest)
+        };
         self.epoch += 1;
         self.specs = specs;
         self.assignment = change.next;

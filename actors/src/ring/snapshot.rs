@@ -96,10 +96,11 @@ pub fn place(ring: &Ring, keys: &[TargetKey], catalog: &CatalogView) -> Placemen
     ring.place_among(keys, |i| eligible.get(i).and_then(|e| e.as_deref()))
 }
 
-/// The digest of a ring placed with a catalog view: what members compare to end hand-offs.
-pub fn assignment_digest(ring: &Ring, catalog: &CatalogView) -> u64 {
+/// The digest of a ring placed with a catalog view (given by its digest): what members compare
+/// to end hand-offs.
+pub fn assignment_digest(ring: &Ring, catalog_digest: u64) -> u64 {
     let mut bytes = [0u8; 16];
     bytes[..8].copy_from_slice(&ring.digest().to_le_bytes());
-    bytes[8..].copy_from_slice(&catalog.digest.to_le_bytes());
+    bytes[8..].copy_from_slice(&catalog_digest.to_le_bytes());
     xxhash_rust::xxh3::xxh3_64(&bytes)
 }

@@ -269,6 +269,16 @@ proptest! {
             let first: Vec<&TargetKey> = views[0].targets.iter().map(|t| &t.key).collect();
             prop_assert_eq!(keys, first);
         }
+        // When a member leaves, the view the others are left with is what it expects them to
+        // adopt: its own view's digest without itself.
+        if names.len() > 1 {
+            let (gone, stays) = (&names[0], &names[1]);
+            let mut c = Catalog::new(stays.clone(), &set_of(&sets[1]));
+            let others = bucketed.iter().filter(|(m, _)| *m != gone && *m != stays).map(|(m, b)| (m.clone(), b.clone())).collect();
+            catch_up(&mut c, &others, now);
+            prop_assert_eq!(views[0].digest_without(gone), c.view_digest());
+            prop_assert_ne!(views[0].digest_without(gone), views[0].digest);
+        }
         // Place as the ring owner does, with every member alive.
         let v = &views[0];
         let ring = Ring::new(v.members.iter().map(|n| (n.clone(), 1)), replicas);
