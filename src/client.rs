@@ -118,9 +118,18 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         st.targets.total,
         st.node
     );
-    println!(
-        "{:<16} {:<8} {:>6} {:>8} {:>7} {:>7} {:>9}  TARGET SET",
-        "MEMBER", "STATE", "SHARE", "TARGETS", "UP", "DOWN", "RESTARTS"
+    let mut members = table(
+        &[
+            "MEMBER",
+            "STATE",
+            "SHARE",
+            "TARGETS",
+            "UP",
+            "DOWN",
+            "RESTARTS",
+            "TARGET SET",
+        ],
+        &[2, 3, 4, 5, 6],
     );
     let (mut up, mut dn) = (0, 0);
     for m in &st.members {
@@ -130,21 +139,26 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
             (Some(d), Some(n)) => format!("{d} ({n})"),
             _ => "-".into(),
         };
-        println!(
-            "{:<16} {:<8} {:>5.1}% {:>8} {:>7} {:>7} {:>9}  {set}",
-            m.name,
-            m.state.as_str(),
-            m.share * 100.0,
-            m.targets,
+        members.add_row(vec![
+            m.name.to_string(),
+            m.state.as_str().to_string(),
+            format!("{:.1}%", m.share * 100.0),
+            m.targets.to_string(),
             or_dash(&m.up),
             or_dash(&m.down),
-            or_dash(&m.restarts)
-        );
+            or_dash(&m.restarts),
+            set,
+        ]);
     }
-    println!(
-        "{:<16} {:<8} {:>6} {:>8} {:>7} {:>7}",
-        "total", "", "", st.targets.total, up, dn
-    );
+    members.add_row(vec![
+        "total".to_string(),
+        String::new(),
+        String::new(),
+        st.targets.total.to_string(),
+        up.to_string(),
+        dn.to_string(),
+    ]);
+    print_table(&members, "");
     if st.targets.not_everywhere > 0 {
         println!(
             "{} target(s) not listed by every member (each is probed by the members that list it)",
@@ -165,16 +179,19 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         println!("not answering: {}", names.join(", "));
     }
     println!("\n{} target(s) down", down.targets.len());
+    let mut rows = table(&["TARGET", "PROBE", "ERROR", "NODE", "SINCE"], &[]);
     for t in down.targets.iter().take(50) {
         let r = &t.result;
-        println!(
-            "  {:<24} {:<5} {:<12} {:<10} {}",
-            r.target,
-            r.probe,
+        rows.add_row(vec![
+            r.target.to_string(),
+            r.probe.to_string(),
             or_dash(&r.error),
-            r.node,
-            r.ts
-        );
+            r.node.to_string(),
+            r.ts.to_string(),
+        ]);
+    }
+    if !down.targets.is_empty() {
+        print_table(&rows, "  ");
     }
     if down.targets.len() > 50 {
         println!(
@@ -187,6 +204,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
             "\n{} target(s) degraded (seen down from fewer vantages than confirm needs)",
             degraded.targets.len()
         );
+        let mut rows = table(&["TARGET", "PROBE", "VIEWS"], &[]);
         for t in degraded.targets.iter().take(50) {
             let views: Vec<String> = t
                 .vantages
@@ -194,15 +212,41 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
                 .flatten()
                 .map(|(n, s)| format!("{n}={}", s.as_str()))
                 .collect();
-            println!(
-                "  {:<24} {:<5} {}",
-                t.result.target,
-                t.result.probe,
-                views.join(" ")
-            );
+            rows.add_row(vec![
+                t.result.target.to_string(),
+                t.result.probe.to_string(),
+                views.join(" "),
+            ]);
+        }
+        if !degraded.targets.is_empty() {
+            print_table(&rows, "  ");
         }
     }
     Ok(())
+}
+
+/// A plain table (no borders, columns two spaces apart, each as wide as its content) with
+/// the columns numbered in `right` aligned right.
+fn table(header: &[&str], right: &[usize]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING)
+        .set_header(header.to_vec());
+    for i in 0..header.len() {
+        if let Some(c) = t.column_mut(i) {
+            c.set_padding((0, 2));
+            if right.contains(&i) {
+                c.set_cell_alignment(comfy_table::CellAlignment::Right);
+            }
+        }
+    }
+    t
+}
+
+/// Prints `t` line by line, each line after `indent`, without trailing spaces.
+fn print_table(t: &comfy_table::Table, indent: &str) {
+    for line in t.lines() {
+        println!("{indent}{}", line.trim_end());
+    }
 }
 
 /// Keeps one report per target (the first, from the best-placed answer).
@@ -234,8 +278,16 @@ pub fn owner(args: &OwnerArgs) -> anyhow::Result<()> {
             plan.targets,
             plan.moved as f64 * 100.0 / total as f64
         );
+        let mut moves = table(&["FROM", "TO", "TARGETS"], &[2]);
         for m in &plan.moves {
-            println!("  {:<16} -> {:<16} {:>7}", m.from, m.to, m.targets);
+            moves.add_row(vec![
+                m.from.to_string(),
+                m.to.to_string(),
+                m.targets.to_string(),
+            ]);
+        }
+        if !plan.moves.is_empty() {
+            print_table(&moves, "  ");
         }
         if plan.unowned > 0 {
             println!(
@@ -298,4 +350,25 @@ pub fn owner(args: &OwnerArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::table;
+
+    #[test]
+    fn columns_are_as_wide_as_their_content_and_numbers_align_right() {
+        let mut t = table(&["MEMBER", "STATE", "TARGETS"], &[2]);
+        t.add_row(vec!["n1", "alive", "7"]);
+        t.add_row(vec!["a-node-name-longer-than-sixteen", "dead", "12345"]);
+        let lines: Vec<String> = t.lines().map(|l| l.trim_end().to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "MEMBER                           STATE  TARGETS",
+                "n1                               alive        7",
+                "a-node-name-longer-than-sixteen  dead     12345",
+            ]
+        );
+    }
 }

@@ -46,9 +46,23 @@ pub fn host_name() -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+/// The text of a file ringpoll reads (config, hosts file, file_sd, secret), without the UTF-8
+/// byte-order mark an editor may have saved at its start.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    std::fs::read_to_string(path).map(without_bom)
+}
+
+/// `text` without a leading UTF-8 byte-order mark.
+pub fn without_bom(text: String) -> String {
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    }
+}
+
 /// The text of config file `path`.
 pub fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+    read_text(path).map_err(|e| ConfigError::Read {
         path: path.to_path_buf(),
         msg: format!("cannot read the config file: {e}"),
     })

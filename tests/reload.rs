@@ -443,3 +443,111 @@ fn nodes_with_different_lists_probe_the_union() {
         "{metrics}"
     );
 }
+
+/// 4,096 addresses never listed before, for reload `round` (127.32.0.0 onwards).
+fn fresh_addresses(round: usize) -> Vec<String> {
+    (0..4096)
+        .map(|i| {
+            let idx = round * 4096 + i;
+            format!(
+                "127.{}.{}.{}",
+                32 + (idx >> 16),
+                (idx >> 8) & 255,
+                idx & 255
+            )
+        })
+        .collect()
+}
+
+/// The node's resident memory in MiB, at its lowest over `window` (reading past the moments
+/// right after a reload, when the retired probe actors and the new ones both live and the
+/// allocator has not yet given the freed memory back).
+fn settled_rss_mib(node: &Node, window: Duration) -> u64 {
+    let read = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS");
+        kib / 1024
+    };
+    let until = std::time::Instant::now() + window;
+    let mut low = read();
+    wait_until("the window", window + Duration::from_secs(1), || {
+        low = low.min(read());
+        (std::time::Instant::now() >= until).then_some(())
+    });
+    low
+}
+
+/// Issue 28: memory follows what the node runs, not how many targets it has ever run. A
+/// watched hosts file replaced 30 times by 4,096 addresses never listed before (SIGHUP each
+/// time): RSS after the 30th within 30 MiB of RSS after the 5th (before: +4.5 MB a reload),
+/// and `/targets` and `/metrics` list the current targets only.
+#[test]
+fn thirty_reloads_to_new_targets_leave_memory_flat_and_only_the_current_targets_listed() {
+    let http = "127.88.5.1:9464";
+    let node = Node::start_args(
+        "[node]\nname = \"r1\"\n[probe]\ninterval = \"2s\"\ntimeout = \"1s\"\n[[targets]]\nfile = \"hosts.txt\"\nprobe = \"icmp\"\n",
+        &["--http", http, "--results", "/dev/null"],
+        &[],
+    );
+    let hosts = node.dir.path().join("hosts.txt");
+    let listed = |round: usize| {
+        let tmp = node.dir.path().join("hosts.tmp");
+        std::fs::write(&tmp, fresh_addresses(round).join("\n")).unwrap();
+        std::fs::rename(&tmp, &hosts).unwrap();
+    };
+    // Written before the node reads it (it starts on an empty file otherwise).
+    listed(0);
+    let targets = |round: usize| {
+        let want: std::collections::BTreeSet<String> = fresh_addresses(round).into_iter().collect();
+        wait_until(
+            &format!("the targets of reload {round}, each with a result"),
+            Duration::from_secs(60),
+            || {
+                let t = http_json(http, "/targets")?;
+                let got: std::collections::BTreeSet<String> = t["targets"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|r| Some(r["target"].as_str()?.to_string()))
+                    .collect();
+                (got == want).then_some(())
+            },
+        )
+    };
+    targets(0);
+    let mut at_5 = 0;
+    for round in 1..=30 {
+        listed(round);
+        node.signal(libc::SIGHUP);
+        targets(round);
+        if round == 5 {
+            at_5 = settled_rss_mib(&node, Duration::from_secs(7));
+        }
+    }
+    let at_30 = settled_rss_mib(&node, Duration::from_secs(7));
+    eprintln!("RSS after the 5th reload {at_5} MiB, after the 30th {at_30} MiB");
+    assert!(
+        at_30 <= at_5 + 30,
+        "RSS grew from {at_5} MiB after the 5th reload to {at_30} MiB after the 30th"
+    );
+    let metrics = http_get(http, "/metrics").expect("metrics");
+    let current: std::collections::BTreeSet<String> = fresh_addresses(30).into_iter().collect();
+    let series: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("probe_success{"))
+        .collect();
+    assert_eq!(series.len(), 4096);
+    for l in series {
+        let target = l
+            .split("target=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next());
+        assert!(
+            target.is_some_and(|t| current.contains(t)),
+            "a series of a target gone: {l}"
+        );
+    }
+}

@@ -7,6 +7,13 @@
 //! - the probe actors: confirmed states, overruns, results that found no sink;
 //! - the probe supervisor: the targets running, states handed over, probe restarts;
 //! - the root: infrastructure restarts.
+//!
+//! Every per-target record is of a target this node runs (owned or kept): records of targets
+//! it no longer runs are dropped in one place, [`NodeState::set_running`], and writes for a
+//! target not running (the last result of a retired probe actor) are not kept. The one
+//! exception is a state another node handed over for a target this node does not run yet,
+//! kept for [`INHERITED_TTL`] so the probe actor started for it begins from it. So memory
+//! follows what the node runs, however often its targets change.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +53,12 @@ pub struct NodeState {
     pub notify: Arc<crate::notify::counters::NotifyCounters>,
     /// With several owners per target: the cluster's verdicts on this node's targets.
     verdicts: RwLock<HashMap<TargetKey, Verdict>>,
+    /// States handed over for targets not running here yet (in `confirmed`), and when.
+    inherited: Mutex<HashMap<TargetKey, SystemTime>>,
 }
+
+/// How long a state handed over for a target this node does not run is kept for it.
+pub const INHERITED_TTL: Duration = Duration::from_secs(60);
 
 /// Results kept per target for the status page's sparklines (about 350 bytes a target).
 pub const RECENT: usize = 20;
@@ -77,6 +89,15 @@ fn lock<T>(l: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     l.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Keeps the entries `keep` says, and gives memory back once the map is under a quarter full
+/// (after a node's share shrank, or targets were replaced by fewer).
+fn prune<V>(map: &mut HashMap<TargetKey, V>, mut keep: impl FnMut(&TargetKey, &V) -> bool) {
+    map.retain(|k, v| keep(k, v));
+    if map.len() * 4 < map.capacity() {
+        map.shrink_to_fit();
+    }
+}
+
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
@@ -85,6 +106,9 @@ impl NodeState {
     /// A result was accepted by the sink.
     pub(crate) fn record_result(&self, r: &ProbeResult) {
         let key = r.target.key();
+        if !self.runs(&key) {
+            return; // a retired probe actor's last result: written, not kept
+        }
         let point = Recent {
             ts_ms: r
                 .ts
@@ -113,7 +137,10 @@ impl NodeState {
 
     /// A confirmed state change was accepted by the sink.
     pub(crate) fn record_event(&self, e: &StateEvent) {
-        write(&self.changed).insert(e.target.key(), e.ts);
+        let key = e.target.key();
+        if self.runs(&key) {
+            write(&self.changed).insert(key, e.ts);
+        }
         match e.to {
             TargetState::Up => self.changes_up.fetch_add(1, Ordering::Relaxed),
             TargetState::Down => self.changes_down.fetch_add(1, Ordering::Relaxed),
@@ -122,14 +149,23 @@ impl NodeState {
 
     /// A probe actor's confirmed state (first result, change, or hand-over).
     pub(crate) fn set_confirmed(&self, key: TargetKey, state: TargetState) {
-        write(&self.confirmed).insert(key, state);
+        if self.runs(&key) {
+            write(&self.confirmed).insert(key, state);
+        }
+    }
+
+    fn runs(&self, key: &TargetKey) -> bool {
+        read(&self.running).contains_key(key)
     }
 
     /// The cluster's verdicts on this node's targets (the confirm actor, when targets have
     /// several owners): the confirmed states become the cluster's, and the verdicts are kept
     /// for the status API.
     pub(crate) fn set_verdicts(&self, verdicts: impl Iterator<Item = (TargetKey, Verdict)>) {
-        let verdicts: HashMap<TargetKey, Verdict> = verdicts.collect();
+        let verdicts: HashMap<TargetKey, Verdict> = {
+            let running = read(&self.running);
+            verdicts.filter(|(k, _)| running.contains_key(k)).collect()
+        };
         {
             let mut confirmed = write(&self.confirmed);
             for (k, v) in &verdicts {
@@ -197,22 +233,59 @@ impl NodeState {
         read(&self.verdicts).values().filter(|v| v.degraded).count()
     }
 
-    /// A state handed over by another node, kept unless this node knows the target already.
+    /// A state handed over by another node, kept unless this node knows the target already;
+    /// for a target not running here, for [`INHERITED_TTL`].
     pub(crate) fn confirm_if_unknown(&self, key: TargetKey, state: TargetState) {
-        write(&self.confirmed).entry(key).or_insert(state);
+        // (No lock is held while `running` is read: readers take it before `confirmed`.)
+        let runs = self.runs(&key);
+        let mut inherited = lock(&self.inherited);
+        let mut confirmed = write(&self.confirmed);
+        if confirmed.contains_key(&key) {
+            return;
+        }
+        if !runs {
+            inherited.insert(key.clone(), SystemTime::now());
+        }
+        confirmed.insert(key, state);
     }
 
-    /// The targets this node's probe actors run (owned and kept).
+    /// The targets this node's probe actors run (owned and kept). Every record of a target
+    /// not among them is dropped here — latest result, confirmed state, last event time,
+    /// recent results, echo totals, verdict — but for states handed over less than
+    /// [`INHERITED_TTL`] ago. A target probed here again later starts afresh (its counters
+    /// reset).
     pub(crate) fn set_running(&self, keys: HashSet<TargetKey>) {
-        let now = SystemTime::now();
-        let mut running = write(&self.running);
-        running.retain(|k, _| keys.contains(k));
-        // A target probed here again later starts its counters again (a counter reset).
-        lock(&self.echoes).retain(|k, _| keys.contains(k));
-        lock(&self.recent).retain(|k, _| keys.contains(k));
-        for k in keys {
-            running.entry(k).or_insert(now);
+        self.set_running_at(keys, SystemTime::now());
+    }
+
+    /// One more target runs here (tests start probe actors one by one).
+    #[cfg(test)]
+    pub(crate) fn add_running(&self, key: TargetKey) {
+        write(&self.running).insert(key, SystemTime::now());
+    }
+
+    fn set_running_at(&self, keys: HashSet<TargetKey>, now: SystemTime) {
+        {
+            let mut running = write(&self.running);
+            running.retain(|k, _| keys.contains(k));
+            for k in &keys {
+                running.entry(k.clone()).or_insert(now);
+            }
         }
+        let runs = |k: &TargetKey| keys.contains(k);
+        let mut inherited = lock(&self.inherited);
+        prune(&mut inherited, |k, at| {
+            !runs(k) && now.duration_since(*at).unwrap_or_default() < INHERITED_TTL
+        });
+        prune(&mut write(&self.confirmed), |k, _| {
+            runs(k) || inherited.contains_key(k)
+        });
+        drop(inherited);
+        prune(&mut write(&self.latest), |k, _| runs(k));
+        prune(&mut write(&self.changed), |k, _| runs(k));
+        prune(&mut write(&self.verdicts), |k, _| runs(k));
+        prune(&mut lock(&self.echoes), |k, _| runs(k));
+        prune(&mut lock(&self.recent), |k, _| runs(k));
     }
 
     /// Targets this node probes now.
@@ -454,6 +527,97 @@ mod tests {
             s.recent(&t.key()).is_empty(),
             "dropped once it no longer runs here"
         );
+    }
+
+    fn down_result(t: &Arc<TargetSpec>) -> ProbeResult {
+        ProbeResult {
+            ts: SystemTime::now(),
+            node: NodeName::new("n1").unwrap(),
+            target: t.clone(),
+            epoch: 1,
+            outcome: ProbeOutcome::Down {
+                reason: crate::model::DownReason::Timeout,
+            },
+            elapsed: Duration::from_millis(1),
+            echo: Some(crate::probe::echo::EchoStats::default()),
+            ssh: None,
+        }
+    }
+
+    /// Every map keyed by target, by its length.
+    fn sizes(s: &NodeState) -> [usize; 8] {
+        [
+            read(&s.latest).len(),
+            lock(&s.echoes).len(),
+            read(&s.confirmed).len(),
+            read(&s.changed).len(),
+            lock(&s.recent).len(),
+            read(&s.running).len(),
+            read(&s.verdicts).len(),
+            lock(&s.inherited).len(),
+        ]
+    }
+
+    #[test]
+    fn every_record_of_a_target_goes_when_it_stops_running_here_and_late_writes_are_not_kept() {
+        let s = NodeState::default();
+        // (States handed over are stamped with the clock; the rounds are 5 s apart from now.)
+        let start = SystemTime::now();
+        let at = |i: u64| start + Duration::from_secs(i);
+        let ten = Duration::from_secs(10);
+        let mut all = Vec::new();
+        // Ten rounds of churn: 50 targets never seen before each time, each with a result, an
+        // event, a verdict, and a state handed over for a target not running here.
+        for round in 0..10u64 {
+            let ts: Vec<Arc<TargetSpec>> = (0..50)
+                .map(|i| target(&format!("127.9.{round}.{i}"), ten, Duration::from_secs(1)))
+                .collect();
+            s.set_running_at(ts.iter().map(|t| t.key()).collect(), at(round * 5));
+            for t in &ts {
+                s.record_result(&down_result(t));
+                s.set_confirmed(t.key(), TargetState::Down);
+                s.record_event(&StateEvent {
+                    ts: SystemTime::now(),
+                    node: NodeName::new("n1").unwrap(),
+                    target: t.clone(),
+                    from: None,
+                    to: TargetState::Down,
+                    epoch: 1,
+                    vantages: Vec::new(),
+                });
+            }
+            let verdict = Verdict {
+                state: Some(TargetState::Down),
+                degraded: false,
+                primary: true,
+                vantages: Vec::new(),
+            };
+            s.set_verdicts(ts.iter().map(|t| (t.key(), verdict.clone())));
+            let elsewhere = target(&format!("127.8.0.{round}"), ten, Duration::from_secs(1));
+            s.confirm_if_unknown(elsewhere.key(), TargetState::Up);
+            all.extend(ts);
+        }
+        // What the last round runs, and the states handed over within the last minute.
+        assert_eq!(sizes(&s), [50, 50, 50 + 10, 50, 50, 50, 50, 10]);
+        // A retired actor's late result, event and state for a target gone: written, not kept.
+        s.record_result(&down_result(&all[0]));
+        s.set_confirmed(all[0].key(), TargetState::Up);
+        assert_eq!(sizes(&s), [50, 50, 60, 50, 50, 50, 50, 10]);
+        // Two minutes on, with nothing running: everything is gone.
+        s.set_running_at(HashSet::new(), at(220));
+        assert_eq!(sizes(&s), [0; 8]);
+        assert!(s.latest(&all[499].key()).is_none());
+    }
+
+    #[test]
+    fn a_state_handed_over_before_the_target_runs_here_is_where_its_actor_starts() {
+        let s = NodeState::default();
+        let t = target("127.0.0.1", Duration::from_secs(10), Duration::from_secs(1));
+        s.confirm_if_unknown(t.key(), TargetState::Down);
+        // The assignment that starts it comes within the minute.
+        s.set_running_at([t.key()].into_iter().collect(), SystemTime::now());
+        assert_eq!(s.confirmed(&t.key()), Some(TargetState::Down));
+        assert_eq!(sizes(&s)[7], 0, "running now: no longer an inherited state");
     }
 
     #[test]

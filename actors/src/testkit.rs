@@ -135,7 +135,10 @@ impl Harness {
     }
 
     /// Starts a probe actor for `target`, with no state handed over and no missed slot.
+    /// Starts a probe actor of `target`, which runs on this node from now on (as the probe
+    /// supervisor records before it starts one).
     pub(crate) async fn spawn_probe(&self, target: Arc<TargetSpec>) -> ActorRef<ProbeMsg> {
+        self.ctx.state.add_running(target.key());
         let args = ProbeArgs {
             target,
             ctx: self.ctx.clone(),

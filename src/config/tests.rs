@@ -1492,3 +1492,35 @@ fn the_readme_notification_example_is_valid() {
     let s = parse_str(&format!("{NODE}{block}")).unwrap();
     assert_eq!(s.notify.len(), 2);
 }
+
+#[test]
+fn a_byte_order_mark_at_the_start_of_a_file_is_skipped() {
+    // Windows editors save UTF-8 with a BOM; every file ringpoll reads takes it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hosts.txt"),
+        "\u{feff}127.0.0.1\n127.0.0.2\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("sd")).unwrap();
+    std::fs::write(
+        dir.path().join("sd/a.json"),
+        "\u{feff}[{\"targets\": [\"127.0.0.3\"]}]",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("cookie"), "\u{feff}s3cret\n").unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "\u{feff}{NODE}[cluster]\nlisten = \"127.0.1.1:4701\"\ncookie_file = \"cookie\"\n\
+             [[targets]]\nfile = \"hosts.txt\"\nprobe = \"icmp\"\n\
+             [[targets]]\nfile_sd = \"sd/*.json\"\nprobe = \"icmp\"\n"
+        ),
+    )
+    .unwrap();
+    let s = crate::config::load(&config, &Overrides::default()).unwrap();
+    let ids: Vec<&str> = s.targets.iter().map(|t| &*t.id).collect();
+    assert_eq!(ids, ["127.0.0.1", "127.0.0.2", "127.0.0.3"]);
+    assert_eq!(s.cluster.net.unwrap().cookie, "s3cret");
+}

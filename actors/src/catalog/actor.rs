@@ -187,8 +187,13 @@ impl CatalogState {
         self.args.ring.cast(RingOwnerMsg::Catalog(Arc::new(view)));
     }
 
-    /// One log line per member whose set starts or stops differing, or differs otherwise.
+    /// One log line per member whose set starts or stops differing, or differs otherwise, once
+    /// its set is known (a member still being caught up keeps what was said of it).
     fn report_drift(&mut self, summary: &CatalogSummary) {
+        let catching_up: BTreeMap<NodeName, Drift> = (self.drift.iter())
+            .filter(|(m, _)| !summary.drift.contains_key(*m) && summary.sets.contains_key(*m))
+            .map(|(m, d)| (m.clone(), *d))
+            .collect();
         for (member, d) in &summary.drift {
             if self.drift.get(member) == Some(d) {
                 continue;
@@ -206,6 +211,7 @@ impl CatalogState {
             }
         }
         self.drift = summary.drift.clone();
+        self.drift.extend(catching_up);
     }
 
     /// Asks each question in a task of its own, under a timeout; the answer comes back as a

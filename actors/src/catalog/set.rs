@@ -236,6 +236,13 @@ impl BucketedSet {
         set
     }
 
+    /// True when the set holds `key`.
+    pub fn contains(&self, key: &TargetKey) -> bool {
+        self.entries[usize::from(bucket(key))]
+            .iter()
+            .any(|e| e.probe == key.probe && e.id == key.id)
+    }
+
     /// The buckets whose digests differ from `digests` (another member's), ascending.
     pub fn differing(&self, digests: &[u64]) -> Vec<u16> {
         (0..BUCKETS)

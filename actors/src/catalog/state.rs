@@ -92,7 +92,8 @@ pub struct CatalogView {
     pub targets: Vec<ViewTarget>,
     /// Digest of the view: the members and their sets' digests as held.
     pub digest: u64,
-    /// How each other member's set differs from this node's.
+    /// How each other member's set differs from this node's (members whose set is known as
+    /// announced).
     pub drift: BTreeMap<NodeName, Drift>,
     /// Targets not listed by every member.
     pub not_everywhere: usize,
@@ -488,9 +489,12 @@ impl Catalog {
                 targets.push(self.target(key, (!all).then_some(by)));
             }
         }
+        // Only of members whose set is known as announced: what is held for one still being
+        // fetched (nothing, for a newcomer) would say the wrong thing.
         let drift = self
             .others
             .iter()
+            .filter(|(_, m)| m.held.digest == m.announced)
             .map(|(n, m)| (n.clone(), self.own.drift_to(&m.held)))
             .collect();
         let catching_up = self

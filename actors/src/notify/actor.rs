@@ -5,7 +5,7 @@
 //! per notifier, each under a timeout, so a slow or dead receiver never holds up anything
 //! else: probing does not wait for notifications at all.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +18,6 @@ use super::outbox::{Failure, Outbox};
 use super::spec::NotifySpec;
 use crate::clock;
 use crate::model::{StateEvent, TargetKey, TargetSpec};
-use crate::probe::health::TargetState;
 use crate::view::NodeView;
 
 /// How often alerts are looked at.
@@ -69,8 +68,6 @@ pub struct NotifyState {
     view: NodeView,
     several_owners: bool,
     counters: Arc<NotifyCounters>,
-    /// When each target went down, from the events this node wrote.
-    since: HashMap<TargetKey, SystemTime>,
     /// A shutdown waiting for the webhooks' queues to empty, and until when.
     draining: Option<(RpcReplyPort<usize>, std::time::Instant)>,
 }
@@ -115,7 +112,6 @@ impl Actor for NotifyActor {
             view: args.view,
             several_owners: args.several_owners,
             counters: args.counters,
-            since: HashMap::new(),
             draining: None,
         })
     }
@@ -164,15 +160,6 @@ impl Actor for NotifyActor {
 impl NotifyState {
     /// A state event the sink accepted: queued for every webhook.
     fn event(&mut self, e: &StateEvent) {
-        let key = e.target.key();
-        match e.to {
-            TargetState::Down => {
-                self.since.insert(key, e.ts);
-            }
-            TargetState::Up => {
-                self.since.remove(&key);
-            }
-        }
         let body = serde_json::to_vec(&e.line()).unwrap_or_default();
         for n in &mut self.notifiers {
             if let Notifier::Webhook { url, outbox, .. } = n {
@@ -227,8 +214,10 @@ impl NotifyState {
             .into_iter()
             .map(|t| {
                 let key = t.key();
+                // When it went down: the node's last state event of it (written before the
+                // sink passed the event on).
                 Down {
-                    since: self.since.get(&key).copied(),
+                    since: self.view.state().changed_at(&key),
                     labels: alert_labels(&t),
                     key,
                 }

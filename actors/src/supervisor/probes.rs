@@ -145,11 +145,13 @@ impl Actor for ProbeSupervisor {
                 handed_off,
                 missed,
             } => {
+                // The states first: the assignment drops the records of targets no longer
+                // run here.
+                state.hand_off(&handed_off);
                 state.assign(&myself, epoch, &targets, &keep, &missed).await;
                 // Published once every probe actor of the assignment runs: peers release their
                 // hand-offs when every member has adopted the new ring.
                 state.ownership.send_modify(|o| o.digest = digest);
-                state.hand_off(&handed_off);
             }
             ProbeSupMsg::Inherit(list) => state.inherit(list),
             ProbeSupMsg::Respawn { key, generation } => {
@@ -397,13 +399,16 @@ impl ProbeSupState {
 
     /// Takes over states from another node: running probe actors without a result of their
     /// own adopt them, and actors started later begin from them.
+    /// States are sent to every peer: those of targets this node does not list (and so can
+    /// never own) are not kept.
     fn inherit(&mut self, list: Vec<HandoffState>) {
+        let listed = self.view.own_set();
         for h in list {
             let key = h.key();
             if let Some(actor) = self.children.get(&key).and_then(|c| c.actor.as_ref()) {
                 // The actor records it in NodeState unless it has a result of its own.
                 let _ = actor.send_message(ProbeMsg::Inherit(h.state));
-            } else {
+            } else if listed.contains(&key) {
                 self.ctx.state.confirm_if_unknown(key, h.state);
             }
         }

@@ -89,6 +89,10 @@ fn a_differing_member_is_caught_up_bucket_by_bucket() {
     let mut c = Catalog::new(node(1), &set_of(&mine));
     let remote = BucketedSet::of(&theirs);
     let remotes = BTreeMap::from([(node(2), remote.clone())]);
+    // Announced, not yet fetched: no drift is said of it (what is held for it is nothing).
+    let mut early = Catalog::new(node(1), &set_of(&mine));
+    early.members(&BTreeMap::from([(node(2), remote.digest)]), Instant::now());
+    assert!(early.view().drift.is_empty());
     let asked = catch_up(&mut c, &remotes, Instant::now());
     // One question for the digests, then the differing buckets (~28) in one question.
     assert_eq!(asked, 2);
