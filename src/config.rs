@@ -17,6 +17,7 @@ pub mod settings;
 pub mod sources;
 mod ssh;
 mod targets;
+pub mod text;
 pub mod validate;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ pub use error::{ConfigError, Locator};
 use raw::RawConfig;
 pub use settings::{CookieSource, LogFormat, Overrides, Settings};
 use sources::SourceReader;
+use text::read_text;
 
 /// Reads, parses and validates `path` with `overrides` applied; every source must be good.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Settings, ConfigError> {
@@ -44,20 +46,6 @@ pub fn host_name() -> Option<String> {
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     let name = std::str::from_utf8(&buf[..end]).ok()?.trim();
     (!name.is_empty()).then(|| name.to_string())
-}
-
-/// The text of a file ringpoll reads (config, hosts file, file_sd, secret), without the UTF-8
-/// byte-order mark an editor may have saved at its start.
-pub fn read_text(path: &Path) -> std::io::Result<String> {
-    std::fs::read_to_string(path).map(without_bom)
-}
-
-/// `text` without a leading UTF-8 byte-order mark.
-pub fn without_bom(text: String) -> String {
-    match text.strip_prefix('\u{feff}') {
-        Some(rest) => rest.to_string(),
-        None => text,
-    }
 }
 
 /// The text of config file `path`.

@@ -99,7 +99,7 @@ impl<'c> SourceReader<'c> {
     /// Reads file `path`, as [`SourceReader::file`] does, without watching it (its directory
     /// is watched for a glob).
     pub fn read(&mut self, path: &Path) -> Result<Read, String> {
-        match crate::config::read_text(path) {
+        match crate::config::text::read_text(path) {
             Ok(text) => Ok(Read::Content(Arc::new(text))),
             Err(e) => {
                 let why = format!("cannot read {}: {e}", path.display());
@@ -225,7 +225,7 @@ fn fetch(url: &str, token: Option<&str>) -> Result<String, String> {
     }
     resp.body_mut()
         .read_to_string()
-        .map(crate::config::without_bom)
+        .map(crate::config::text::without_bom)
         .map_err(|e| format!("GET {url}: {e}"))
 }
 

@@ -235,7 +235,7 @@ impl<'a> Expander<'a> {
             None => None,
             Some(f) => {
                 let path = self.base.join(f.get_ref());
-                let text = crate::config::read_text(&path).map_err(|e| {
+                let text = crate::config::text::read_text(&path).map_err(|e| {
                     self.loc.at(
                         f.span().start,
                         format!(

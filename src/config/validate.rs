@@ -763,7 +763,7 @@ fn secret_file(
     empty_hint: &str,
 ) -> Result<(String, PathBuf), ConfigError> {
     let path = base.join(f.get_ref());
-    let text = crate::config::read_text(&path).map_err(|e| {
+    let text = crate::config::text::read_text(&path).map_err(|e| {
         loc.at(
             f.span().start,
             format!("{key}: cannot read {}: {e}", path.display()),
