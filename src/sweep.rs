@@ -1,6 +1,12 @@
 //! `ringpoll sweep`: every target once, as fast as `--max-in-flight` allows, with the same
-//! probe engines and result format as a node — no actors, no scheduler. What a user reaches for
-//! instead of fping or parallel-ssh, and what the benchmark measures.
+//! result format as a node — no actors, no scheduler. What a user reaches for instead of fping
+//! or parallel-ssh, and what the benchmark measures.
+//!
+//! Two paths run side by side in one loop: ICMP to addresses goes through the batch engine
+//! ([`RawSweep`]: arrays, `sendmmsg`/`recvmmsg`) when raw sockets are permitted; everything
+//! else is a future per target on the node's probe engines. The window is `--max-in-flight`
+//! whatever the targets came from (a config's `max_in_flight` is a node's, sized for its
+//! interval: taken for a sweep, it let 8,192 probes out at once and cost 5–7×).
 //!
 //! Targets given on the command line become a generated config (so they are validated exactly
 //! like a config's), with `--probe`, `--port` and the SSH flags as its group.
@@ -14,8 +20,10 @@ use std::time::{Instant, SystemTime};
 use anyhow::{anyhow, Context};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use ringpoll_actors::model::{EchoIds, Host, NodeName, ProbeResult, Record};
-use ringpoll_actors::probe::pace::interleave_networks;
+use ringpoll_actors::model::{Check, EchoIds, Host, NodeName, ProbeResult, Record, TargetSpec};
+use ringpoll_actors::probe::pace::{interleave_networks, PaceLimits};
+use ringpoll_actors::probe::sweep::raw::RawSweep;
+use ringpoll_actors::probe::sweep::{Planned, SweepPlan};
 use ringpoll_actors::probe::{resolve, CheckReport, FirstAnswer, ProbeEngine};
 use ringpoll_actors::sink::{JsonLinesWriter, ResultWriter};
 
@@ -208,13 +216,86 @@ impl Slots {
     }
 }
 
+/// A sweep's targets shared between the batch engine and the per-target path.
+struct Split {
+    /// The batch engine, when it runs.
+    engine: Option<RawSweep>,
+    /// Its targets, in the order of its results' indexes.
+    batched: Vec<Arc<TargetSpec>>,
+    /// The per-target path's.
+    rest: Vec<Arc<TargetSpec>>,
+}
+
+/// The targets the batch engine takes (ICMP to an address, no `source`), the engine for
+/// them, and the rest. No engine (and every target in the rest) when there is no ICMP target
+/// to an address or raw sockets are not permitted.
+fn batch_engine(
+    targets: Vec<Arc<TargetSpec>>,
+    window: usize,
+    pace: PaceLimits,
+) -> anyhow::Result<Split> {
+    let (batched, rest): (Vec<_>, Vec<_>) = targets.into_iter().partition(|t| {
+        matches!(
+            (&t.check, &t.host, t.source),
+            (Check::Icmp(_), Host::Ip(_), None)
+        )
+    });
+    if batched.is_empty() {
+        return Ok(Split {
+            engine: None,
+            batched,
+            rest,
+        });
+    }
+    let planned: Vec<Planned> = batched
+        .iter()
+        .filter_map(|t| match (&t.check, &t.host) {
+            (Check::Icmp(echoes), Host::Ip(addr)) => Some(Planned {
+                addr: *addr,
+                echoes: *echoes,
+                timeout: t.timeout,
+            }),
+            _ => None,
+        })
+        .collect();
+    let order = interleave_networks((0..planned.len()).collect(), |&i| Some(planned[i].addr));
+    let plan = SweepPlan::new(&planned, order, window, SLOT_HOLD, pace, Instant::now())
+        .map_err(|e| anyhow!("{e}"))?;
+    match RawSweep::open(plan).context("opening raw ICMP sockets")? {
+        Some(raw) => Ok(Split {
+            engine: Some(raw),
+            batched,
+            rest,
+        }),
+        None => {
+            // Datagram ping sockets: the per-target path, whose engine opens them.
+            let mut all = batched;
+            all.extend(rest);
+            Ok(Split {
+                engine: None,
+                batched: Vec::new(),
+                rest: all,
+            })
+        }
+    }
+}
+
+/// The batch engine's next results; never, without one.
+async fn next_swept(raw: &mut Option<RawSweep>) -> std::io::Result<()> {
+    match raw {
+        Some(raw) => raw.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Writes JSON lines to standard output.
 #[derive(Debug)]
 struct Stdout;
 
 impl ResultWriter for Stdout {
     fn write_batch(&mut self, batch: &[Record]) -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
+        // Standard output flushes at every newline; one write for the batch instead.
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         for r in batch {
             if let Record::Result(r) = r {
                 serde_json::to_writer(&mut out, &r.line())?;
@@ -258,8 +339,15 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let kinds: std::collections::BTreeSet<_> =
-            settings.targets.iter().map(|t| t.kind()).collect();
+        let window = args.max_in_flight.max(1);
+        // ICMP echoes to addresses go through the batch engine (raw sockets); the rest, and
+        // everything when raw sockets are not permitted, one future per target.
+        let Split {
+            engine: mut batch_sweep,
+            batched,
+            rest: targets,
+        } = batch_engine(settings.targets, window, settings.pace)?;
+        let kinds: std::collections::BTreeSet<_> = targets.iter().map(|t| t.kind()).collect();
         let engine = Arc::new(
             ProbeEngine::open(
                 kinds,
@@ -275,7 +363,7 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
             .context("starting the probes")?,
         );
         let node = NodeName::new("sweep").expect("valid");
-        let total = settings.targets.len();
+        let total = targets.len() + batched.len();
         let bar = if std::io::stderr().is_terminal() {
             indicatif::ProgressBar::new(total as u64)
         } else {
@@ -297,10 +385,8 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
         // one queue and one timer serve them all.
         type Probe =
             std::pin::Pin<Box<dyn std::future::Future<Output = (usize, ProbeResult)> + Send>>;
-        let window = settings.max_in_flight.max(1);
         // SSH sessions are paced by max_concurrent_ssh and take long: they keep their slot.
-        let hold = if settings
-            .targets
+        let hold = if targets
             .iter()
             .any(|t| t.kind() == ringpoll_actors::model::ProbeKind::Ssh)
         {
@@ -312,13 +398,13 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
         };
         let (answered_tx, mut answered) = tokio::sync::mpsc::unbounded_channel::<usize>();
         let mut probes: FuturesUnordered<Probe> = FuturesUnordered::new();
-        let mut slots = Slots::new(total, window);
+        let mut slots = Slots::new(targets.len(), window);
         let aging = tokio::time::sleep(std::time::Duration::ZERO);
         tokio::pin!(aging);
         // One of each network in turn, so no /24 gets its targets in one burst; `i` stays the
         // target's place in the list (its ICMP sequence numbers).
         let order = interleave_networks(
-            settings.targets.iter().cloned().enumerate().collect(),
+            targets.into_iter().enumerate().collect(),
             |(_, t)| match t.host {
                 Host::Ip(ip) => Some(ip),
                 Host::Name(_) => None,
@@ -341,7 +427,13 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
             }
             Ok(())
         };
+        let mut swept = Vec::new();
         loop {
+            if let Some(raw) = &mut batch_sweep {
+                if raw.is_done() {
+                    batch_sweep = None;
+                }
+            }
             let now = tokio::time::Instant::now();
             slots.age(now, hold);
             while slots.free() {
@@ -383,7 +475,7 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
                     (i, r)
                 }));
             }
-            if probes.is_empty() {
+            if probes.is_empty() && batch_sweep.is_none() {
                 break;
             }
             // The timer matters only while targets wait for a slot.
@@ -404,6 +496,25 @@ fn sweep(args: &SweepArgs, settings: Settings) -> anyhow::Result<usize> {
                 }
                 Some(i) = answered.recv() => slots.done(i),
                 _ = &mut aging, if next_age.is_some() => {}
+                r = next_swept(&mut batch_sweep) => {
+                    r.context("sweeping")?;
+                    if let Some(raw) = &mut batch_sweep {
+                        raw.take_finished(&mut swept);
+                    }
+                    for done in swept.drain(..) {
+                        let r = ProbeResult {
+                            ts: SystemTime::now(),
+                            node: node.clone(),
+                            target: batched[done.index].clone(),
+                            epoch: 0,
+                            outcome: done.outcome,
+                            elapsed: done.elapsed,
+                            ssh: None,
+                            echo: Some(done.stats),
+                        };
+                        handle(r, &mut batch)?;
+                    }
+                }
             }
         }
         writer.write_batch(&batch)?;

@@ -27,6 +27,7 @@ pub mod icmp;
 pub mod pace;
 pub mod schedule;
 pub mod ssh;
+pub mod sweep;
 pub mod tcp;
 
 pub use actor::{ProbeActor, ProbeArgs, ProbeContext, ProbeMsg};

@@ -291,7 +291,7 @@ const KEPT_V4_TYPES: [u32; 4] = [0, 3, 11, 12];
 /// includes a copy of each echo request we send, which doubles the packets read (each one a
 /// wake-up, a `recvfrom` and surge-ping's `getsockname`). Linux's `ICMP_FILTER` drops the other
 /// types in the kernel, before they are queued.
-fn filter_v4(fd: RawFd) {
+pub(crate) fn filter_v4(fd: RawFd) {
     const ICMP_FILTER: libc::c_int = 1; // linux/icmp.h, option level SOL_RAW
     let blocked: u32 = !KEPT_V4_TYPES.iter().fold(0u32, |m, t| m | (1 << t));
     // SAFETY: as in `raise_recv_buffer`; the value is the kernel's `struct icmp_filter`, one u32.
@@ -311,7 +311,7 @@ fn filter_v4(fd: RawFd) {
 
 /// Best effort: `SO_RCVBUFFORCE` (needs CAP_NET_ADMIN), else `SO_RCVBUF` (capped by
 /// `net.core.rmem_max`).
-fn raise_recv_buffer(fd: RawFd) {
+pub(crate) fn raise_recv_buffer(fd: RawFd) {
     let size = RECV_BUFFER as libc::c_int;
     for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
         // SAFETY: `fd` is the open socket owned by the surge-ping client, alive for this call;

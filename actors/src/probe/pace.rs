@@ -54,11 +54,12 @@ pub fn network_of(addr: IpAddr) -> IpNet {
 /// How many reservations between sweeps of networks whose clocks have passed.
 const PRUNE_EVERY: u32 = 4096;
 
-/// The virtual clocks of the limits.
+/// The virtual clocks of the limits, one per network key `K` (the network itself, or an index
+/// a caller computed once per target, as the sweep does).
 #[derive(Debug)]
-pub struct Pacer {
+pub struct Pacer<K = IpNet> {
     limits: PaceLimits,
-    networks: HashMap<IpNet, Instant>,
+    networks: HashMap<K, Instant>,
     node: Option<Instant>,
     since_prune: u32,
 }
@@ -67,7 +68,7 @@ fn period(rate: u32) -> Duration {
     Duration::from_secs(1) / rate.max(1)
 }
 
-impl Pacer {
+impl<K: std::hash::Hash + Eq> Pacer<K> {
     /// A pacer with `limits`.
     pub fn new(limits: PaceLimits) -> Self {
         Pacer {
@@ -81,8 +82,15 @@ impl Pacer {
     /// One echo to `addr`, ready to go at `now`: how long it must wait for its network's and
     /// the node's clocks. Its slot is taken: call this when the echo is ready, not ahead of
     /// time (a slot taken ahead would hold every other echo of the network back until then).
-    pub fn reserve(&mut self, addr: IpAddr, now: Instant) -> Duration {
-        let net = network_of(addr);
+    pub fn reserve(&mut self, addr: IpAddr, now: Instant) -> Duration
+    where
+        K: From<IpNet>,
+    {
+        self.reserve_in(network_of(addr).into(), now)
+    }
+
+    /// Like [`Pacer::reserve`], for an echo into network `net`.
+    pub fn reserve_in(&mut self, net: K, now: Instant) -> Duration {
         let mut t = now;
         if self.limits.per_network.is_some() {
             if let Some(free) = self.networks.get(&net) {
@@ -153,7 +161,7 @@ mod tests {
 
     #[test]
     fn one_network_is_spaced_at_its_rate_and_another_does_not_wait() {
-        let mut p = Pacer::new(PaceLimits {
+        let mut p = Pacer::<IpNet>::new(PaceLimits {
             per_network: Some(100),
             node: None,
         });
@@ -171,7 +179,7 @@ mod tests {
 
     #[test]
     fn the_node_limit_holds_across_networks() {
-        let mut p = Pacer::new(PaceLimits {
+        let mut p = Pacer::<IpNet>::new(PaceLimits {
             per_network: None,
             node: Some(1000),
         });
@@ -185,7 +193,7 @@ mod tests {
 
     #[test]
     fn passed_clocks_are_forgotten() {
-        let mut p = Pacer::new(PaceLimits::default());
+        let mut p = Pacer::<IpNet>::new(PaceLimits::default());
         let t0 = Instant::now();
         for i in 0..PRUNE_EVERY * 2 {
             let addr = IpAddr::from([127, (i >> 8) as u8, i as u8, 1]);
@@ -232,7 +240,7 @@ mod tests {
             per_network in 50u32..2_000,
             node in 200u32..5_000,
         ) {
-            let mut p = Pacer::new(PaceLimits { per_network: Some(per_network), node: Some(node) });
+            let mut p = Pacer::<IpNet>::new(PaceLimits { per_network: Some(per_network), node: Some(node) });
             let t0 = Instant::now();
             let mut echoes = echoes;
             echoes.sort_by_key(|x| x.2);
