@@ -302,11 +302,7 @@ fn sweep_results(prefix: &[&str], args: &[&str]) -> (Option<i32>, BTreeMap<Strin
         }
         None => Command::new(bin()),
     };
-    let out = cmd
-        .arg("sweep")
-        .args(args)
-        .output()
-        .unwrap();
+    let out = cmd.arg("sweep").args(args).output().unwrap();
     let mut lines = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: Value = serde_json::from_str(line).unwrap();
@@ -397,4 +393,39 @@ fn without_raw_sockets_a_sweep_runs_on_datagram_ping_sockets() {
     assert!(lines
         .values()
         .all(|l| l["ok"] == true && l["sent"] == 2 && l["received"] == 2));
+}
+
+#[test]
+fn an_icmp_error_quoting_the_echo_is_unreachable_for_a_sweep_and_for_a_node() {
+    // A reject answers the echo request with "host unreachable" quoting it; the sweep's batch
+    // engine and the node's per-target sockets must both call that down, not up.
+    let ns = Netns::new("unreach");
+    ns.nft(
+        "table ip unreach {
+  chain in {
+    type filter hook input priority 0;
+    ip daddr 127.0.9.3 icmp type echo-request reject with icmp type host-unreachable
+  }
+}
+",
+    );
+    let (code, lines, err) = sweep_results(
+        &["ip", "netns", "exec", &ns.name],
+        &["--timeout", "500ms", "127.0.9.3", "127.0.9.4"],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(lines["127.0.9.3"]["error"], "unreachable", "{lines:?}");
+    assert_eq!(lines["127.0.9.4"]["ok"], true, "{lines:?}");
+
+    let config =
+        "[node]\nname = \"unreach\"\n[probe]\ninterval = \"1s\"\ntimeout = \"500ms\"\ncount = 1\n\
+                  [[targets]]\nhosts = [\"127.0.9.3\", \"127.0.9.4\"]\nprobe = \"icmp\"\n";
+    let node = Node::start_in_netns(&ns.name, config, &["--http", "off"], &[]);
+    let last = wait_until("a result for each", Duration::from_secs(10), || {
+        let results = node.results();
+        let of = |t: &str| results.iter().rev().find(|r| r["target"] == t).cloned();
+        Some((of("127.0.9.3")?, of("127.0.9.4")?))
+    });
+    assert_eq!(last.0["error"], "unreachable", "{}", last.0);
+    assert_eq!(last.1["ok"], true, "{}", last.1);
 }

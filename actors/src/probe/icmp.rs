@@ -160,6 +160,11 @@ impl IcmpEngine {
                     Poll::Pending => true,
                     Poll::Ready(reply) => {
                         match reply {
+                            // An ICMP error quoting the echo (unreachable, time exceeded) is
+                            // matched like a reply: it is no answer from the target.
+                            Ok((packet, _)) if !is_echo_reply(&packet) => {
+                                lost = Some(DownReason::Unreachable)
+                            }
                             // A reply later than the timeout is a lost echo, as if it had not come.
                             Ok((_, rtt)) if rtt <= timeout => rtts.push(rtt),
                             Ok(_) => lost = Some(DownReason::Timeout),
@@ -243,6 +248,18 @@ fn answered(i: u16, first: &mut Option<FirstAnswer>) {
     if i == 0 {
         if let Some(f) = first.take() {
             f();
+        }
+    }
+}
+
+/// True for an echo reply; false for an ICMP error that quotes the request.
+fn is_echo_reply(packet: &surge_ping::IcmpPacket) -> bool {
+    match packet {
+        surge_ping::IcmpPacket::V4(p) => {
+            p.get_icmp_type() == pnet_packet::icmp::IcmpTypes::EchoReply
+        }
+        surge_ping::IcmpPacket::V6(p) => {
+            p.get_icmpv6_type() == pnet_packet::icmpv6::Icmpv6Types::EchoReply
         }
     }
 }
