@@ -142,15 +142,22 @@ def icmp_sweep(d, reps, sizes):
             assert f"up {n}," in r["err"], r["err"]
             return r
 
+        def rp_file():
+            # The same addresses from the command line: a config sweep must not be slower
+            # (issue 28: it was 5-7x).
+            r = timed([RINGPOLL, "sweep", "-f", hf, "--timeout", "100ms", "--results", "/dev/null"])
+            assert f"up {n}," in r["err"], r["err"]
+            return r
+
         def fp():
             # Both tools report every target (fping's "is alive" lines, ringpoll's JSON lines)
             # to /dev/null.
             r = timed(["fping", "-i", "0", "-r", "0", "-t", "100", "-f", hf], stdout=subprocess.DEVNULL)
             return r
 
-        a, b = repeat(rp, reps), repeat(fp, reps)
+        a, f, b = repeat(rp, reps), repeat(rp_file, reps), repeat(fp, reps)
         rows = []
-        for label, runs in (("ringpoll sweep", a), ("fping -i 0 -r 0 -t 100", b)):
+        for label, runs in (("ringpoll sweep --config", a), ("ringpoll sweep -f", f), ("fping -i 0 -r 0 -t 100", b)):
             rows.append((label, {
                 "wall_s": stats([r["wall"] for r in runs]),
                 "targets_per_s": stats([n / r["wall"] for r in runs]),
@@ -159,7 +166,10 @@ def icmp_sweep(d, reps, sizes):
             }))
         ratio = statistics.median(r["wall"] for r in a) / statistics.median(r["wall"] for r in b)
         cpu_ratio = statistics.median(r["cpu"] for r in a) / statistics.median(r["cpu"] for r in b)
-        report(f"1. ICMP sweep, {n} loopback targets", rows, f"ringpoll/fping: wall {ratio:.2f}x, CPU {cpu_ratio:.2f}x (below 1 = ringpoll better)")
+        by_flag = statistics.median(r["wall"] for r in a) / statistics.median(r["wall"] for r in f)
+        report(f"1. ICMP sweep, {n} loopback targets", rows,
+               f"ringpoll/fping: wall {ratio:.2f}x, CPU {cpu_ratio:.2f}x (below 1 = ringpoll better); "
+               f"--config / -f: wall {by_flag:.2f}x")
 
 
 def unresponsive(d, reps, n=1024):
@@ -924,10 +934,37 @@ def echoes(d, reps, n_sweep, n_node, node_s=20):
     sweeps = repeat(lambda: timed([RINGPOLL, "sweep", "--file", hf, "--count", "3", "--packet-interval", "20ms",
                                    "--timeout", "100ms", "--results", "/dev/null"]), reps)
     sweep_us = statistics.median(r["cpu"] / (3 * n_node) * 1e6 for r in sweeps)
-    cfg = write(os.path.join(d, f"echo-node-{n_node}.toml"),
-                f'[node]\nname = "echoes"\n[http]\nlisten = "off"\n[probe]\ninterval = "10s"\ntimeout = "1s"\n'
-                f'count = 3\nmax_targets = 1048576\n[[targets]]\nfile = "{hf}"\nprobe = "icmp"\n')
-    res = os.path.join(d, f"echo-node-{n_node}.jsonl")
+    per_line, rss = node_cpu_per_probe(d, hf, n_node, count=3, reps=reps, node_s=node_s)
+    samples = [x / 3 for x in per_line]
+    node_us = statistics.median(samples)
+    rows = [
+        (f"node, {n_node} targets / 10 s, 3 echoes", {"cpu_us_per_echo": stats(samples), "rss_mb": round(rss / 1024, 1)}),
+        (f"sweep, {n_node} targets, 3 echoes", {"cpu_us_per_echo": stats([r["cpu"] / (3 * n_node) * 1e6 for r in sweeps])}),
+    ]
+    report(f"9b. Steady state, {n_node} targets, 3 echoes", rows,
+           f"node/sweep CPU per echo: {node_us / sweep_us:.2f}x (target: at most 2x)")
+
+    # One echo (issue 28): a node's CPU per probe beside the sweep's per target.
+    sweeps1 = repeat(lambda: timed([RINGPOLL, "sweep", "--file", hf, "--timeout", "100ms",
+                                    "--results", "/dev/null"]), reps)
+    sweep1_us = statistics.median(r["cpu"] / n_node * 1e6 for r in sweeps1)
+    samples1, rss1 = node_cpu_per_probe(d, hf, n_node, count=1, reps=reps, node_s=node_s)
+    node1_us = statistics.median(samples1)
+    rows = [
+        (f"node, {n_node} targets / 10 s, 1 echo", {"cpu_us_per_probe": stats(samples1), "rss_mb": round(rss1 / 1024, 1)}),
+        (f"sweep, {n_node} targets, 1 echo", {"cpu_us_per_target": stats([r["cpu"] / n_node * 1e6 for r in sweeps1])}),
+    ]
+    report(f"9c. Steady state, {n_node} targets, 1 echo", rows,
+           f"node/sweep CPU per probe: {node1_us / sweep1_us:.2f}x (target: at most 2x)")
+
+
+def node_cpu_per_probe(d, hf, n_node, count, reps, node_s):
+    """A node polling the targets of `hf` every 10 s with `count` echoes: its CPU per result
+    line over a few windows after a first round, and its RSS."""
+    cfg = write(os.path.join(d, f"node-{n_node}-{count}.toml"),
+                f'[node]\nname = "steady"\n[http]\nlisten = "off"\n[probe]\ninterval = "10s"\ntimeout = "1s"\n'
+                f'count = {count}\nmax_targets = 1048576\n[[targets]]\nfile = "{hf}"\nprobe = "icmp"\n')
+    res = os.path.join(d, f"node-{n_node}-{count}.jsonl")
     p = subprocess.Popen([RINGPOLL, "node", "--config", cfg, "--results", res], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
     samples = []
@@ -937,18 +974,12 @@ def echoes(d, reps, n_sweep, n_node, node_s=20):
             lines0, cpu0 = sum(1 for _ in open(res)), cpu_s(p.pid)
             time.sleep(node_s / max(reps, 3))
             lines1, cpu1 = sum(1 for _ in open(res)), cpu_s(p.pid)
-            samples.append((cpu1 - cpu0) / max(3 * (lines1 - lines0), 1) * 1e6)
+            samples.append((cpu1 - cpu0) / max(lines1 - lines0, 1) * 1e6)
         rss = rss_kb(p.pid)
     finally:
         p.terminate()
         p.wait()
-    node_us = statistics.median(samples)
-    rows = [
-        (f"node, {n_node} targets / 10 s, 3 echoes", {"cpu_us_per_echo": stats(samples), "rss_mb": round(rss / 1024, 1)}),
-        (f"sweep, {n_node} targets, 3 echoes", {"cpu_us_per_echo": stats([r["cpu"] / (3 * n_node) * 1e6 for r in sweeps])}),
-    ]
-    report(f"9b. Steady state, {n_node} targets, 3 echoes", rows,
-           f"node/sweep CPU per echo: {node_us / sweep_us:.2f}x (target: at most 2x)")
+    return samples, rss
 
 
 def ssh_sessions(d, n=1000, window_s=10):

@@ -39,5 +39,6 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null;
 fi
 
 # test-hooks compiles the fault-injection hooks (RINGPOLL_TEST_PANIC_PROBE) into the binary
-# the integration tests run; release builds never have them.
-cargo test --workspace --locked --features ringpoll/test-hooks
+# the integration tests run; release builds never have them. --no-fail-fast: one failing test
+# file does not hide the others' results.
+cargo test --workspace --locked --no-fail-fast --features ringpoll/test-hooks
